@@ -1,0 +1,23 @@
+/* log: leveled messages to stderr, one line each, for the host and the commands. */
+#pragma once
+
+#include <stdbool.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+void log_message(enum log_level level, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends ": strerror(-error)" to the message. error is a negative errno. */
+void log_errno(enum log_level level, int error, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_error(...) log_message(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_message(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_message(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_enabled(LOG_DEBUG))                                                        \
+			log_message(LOG_DEBUG, __VA_ARGS__);                                       \
+	} while (0)

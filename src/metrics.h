@@ -1,0 +1,87 @@
+/* metrics: capture a process tree (a pid and its descendants) from /proc into plain structs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* From /proc/PID/smaps_rollup, in bytes. */
+struct metrics_memory {
+	uint64_t resident_size;
+	uint64_t proportional_size;
+	uint64_t shared_clean_size;
+	uint64_t shared_dirty_size;
+	uint64_t private_clean_size;
+	uint64_t private_dirty_size;
+	uint64_t referenced_size;
+	uint64_t anonymous_size;
+	uint64_t swap_size;
+	uint64_t proportional_swap_size;
+	uint64_t unique_size; /* private_clean + private_dirty */
+};
+
+/* The fields of /proc/PID/stat that aerie uses, in the kernel's units (ticks, bytes, pages). */
+struct metrics_stat {
+	pid_t pid;
+	char comm[64]; /* the kernel caps it at 16; room for a longer one from a fixture */
+	char state;
+	pid_t ppid;
+	pid_t pgid;
+	uint64_t minor_faults;
+	uint64_t major_faults;
+	uint64_t utime_ticks;
+	uint64_t stime_ticks;
+	uint64_t num_threads;
+	uint64_t start_ticks; /* since boot */
+	uint64_t vsize_bytes;
+	uint64_t rss_pages;
+};
+
+struct metrics_process {
+	pid_t pid;
+	pid_t ppid;
+	pid_t pgid;
+	unsigned depth;               /* 0 for the root; for tree display */
+	double processor_utilization; /* percent, as `ps -o pcpu`: cpu time / elapsed */
+	uint64_t virtual_size;        /* bytes */
+	uint64_t resident_size;       /* bytes; smaps_rollup's Rss where readable */
+	double processor_time;        /* seconds, user + system */
+	double elapsed_time;          /* seconds since the process started */
+	uint64_t start_ticks;         /* identifies the process with its pid (pid reuse) */
+	char *command;                /* argv joined by spaces, or "[comm]" as ps shows it */
+	bool has_memory;              /* false where smaps_rollup can't be read */
+	struct metrics_memory memory;
+	uint64_t minor_faults;
+	uint64_t major_faults;
+};
+
+/* Processes in depth-first order, root first, so that a tree prints top to bottom. */
+struct metrics_tree {
+	struct metrics_process *processes;
+	size_t count;
+	size_t capacity;
+};
+
+enum metrics_walk {
+	/* Follow /proc/PID/task/TID/children: touches only the tree's own files. */
+	METRICS_WALK_CHILDREN,
+	/* Read every /proc/PID/stat to find parents: for kernels built without
+	 * CONFIG_PROC_CHILDREN. Chosen automatically when the children files are missing. */
+	METRICS_WALK_SCAN,
+};
+
+/* Captures root and every descendant. Processes that exit during the capture are left out.
+ * Returns 0, -ESRCH if root does not exist, or another -errno. */
+int metrics_capture(pid_t root, enum metrics_walk walk, struct metrics_tree *ret_tree);
+void metrics_tree_free(struct metrics_tree *tree);
+
+/* Pure parsers, exposed for tests and fuzzing. Each returns 0 or -EINVAL. */
+int metrics_parse_stat(const char *text, struct metrics_stat *ret_stat);
+int metrics_parse_smaps_rollup(const char *text, struct metrics_memory *ret_memory);
+/* Parses a whitespace separated list of pids; calls add for each. Returns the count or -EINVAL. */
+int metrics_parse_children(const char *text, int (*add)(pid_t pid, void *data), void *data);
+/* Turns the NUL separated argv of /proc/PID/cmdline into one malloc'd string joined by spaces;
+ * when empty (kernel threads, zombies) gives "[comm]" like ps, with " <defunct>" for zombies. */
+char *metrics_command_from_cmdline(const char *cmdline, size_t length, const char *comm,
+				   char state);
