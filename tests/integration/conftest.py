@@ -1,0 +1,36 @@
+"""Shared fixtures: where the binaries under test are.
+
+`make check` sets AERIE_BIN to the sanitized build, AERIE_PLAIN_BIN to the plain one (for
+valgrind) and AERIE_EXAMPLES to the built example programs; run by hand they default to build/.
+"""
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _path(variable, default):
+    return pathlib.Path(os.environ.get(variable, ROOT / default))
+
+
+@pytest.fixture(scope="session")
+def aerie_bin():
+    path = _path("AERIE_BIN", "build/aerie")
+    assert path.exists(), f"{path} is missing: run make first"
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def aerie_plain_bin():
+    path = _path("AERIE_PLAIN_BIN", "build/aerie")
+    assert path.exists(), f"{path} is missing: run make first"
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def examples_dir():
+    path = _path("AERIE_EXAMPLES", "build/examples")
+    assert path.is_dir(), f"{path} is missing: run make first"
+    return path
