@@ -9,4 +9,5 @@ enum {
 	EXIT_UNREACHABLE = 3, /* cannot reach the supervisor socket */
 };
 
+int cmd_host(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* config: an aerie.ini file → plain structs, with file:line:key errors and no side effects. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -16,41 +17,50 @@ enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
 #define CONFIG_DEFAULT_RESTART_DELAY 0.1
 #define CONFIG_DEFAULT_RESTART_DELAY_MAX 30.0
 #define CONFIG_DEFAULT_STOP_TIMEOUT 10.0
+#define CONFIG_DEFAULT_READY CONFIG_READY_NONE
+#define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
+#define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
 #define CONFIG_MAX_COUNT 10000
+#define CONFIG_MAX_LINE 4096	      /* characters on one line, without its newline */
+#define CONFIG_MAX_NAME 64	      /* characters in a service name */
+#define CONFIG_MAX_SECONDS 31536000.0 /* one year: any duration key */
 
 struct config_service {
-	char *name;     /* NAME of [service:NAME] */
-	unsigned line;  /* line of the section header, for messages */
-	char **argv;    /* command split like a shell would, NULL-terminated, argv[0] != NULL */
+	char *name;	/* NAME of [service:NAME] */
+	unsigned line;	/* line of the section header, for messages */
+	char **argv;	/* command split like a shell would, NULL-terminated, argv[0] != NULL */
 	unsigned count; /* 1..CONFIG_MAX_COUNT */
-	char **listen;  /* "tcp:HOST:PORT" | "tcp6:[ADDR]:PORT" | "unix:PATH", as written */
+	char **listen;	/* "tcp:HOST:PORT" | "tcp6:[ADDR]:PORT" | "unix:PATH", as written;
+			   also NULL-terminated */
 	size_t listen_count;
 	enum config_ready ready;
 	double ready_timeout; /* seconds, > 0 */
 	enum config_restart restart;
-	double restart_delay;     /* seconds, >= 0 */
+	double restart_delay;	  /* seconds, >= 0 */
 	double restart_delay_max; /* seconds, >= restart_delay */
-	int stop_signal;          /* signal number */
-	double stop_timeout;      /* seconds, >= 0 */
-	char *directory;          /* absolute, resolved against the config file's directory */
-	char **env;               /* "KEY=VALUE", in file order */
+	int stop_signal;	  /* signal number */
+	double stop_timeout;	  /* seconds, >= 0 */
+	char *directory;	  /* absolute, resolved against the config file's directory */
+	char **env;		  /* "KEY=VALUE", in file order, keys unique; NULL-terminated */
 	size_t env_count;
 };
 
 struct config {
-	char *path;            /* absolute path of the file */
+	char *path;	       /* absolute path of the file */
 	char *directory;       /* absolute directory of the file */
 	char *supervisor_path; /* absolute path of the control socket */
 	mode_t socket_mode;
-	char *socket_group; /* NULL when not set */
+	char *socket_group;		 /* NULL when not set */
 	struct config_service *services; /* in file order, names unique */
-	size_t service_count;            /* >= 1 */
+	size_t service_count;		 /* >= 1 */
 };
 
 /* Loads and validates path. On failure returns -errno (-EINVAL for content errors) and writes
  * one message into error, e.g.
  *   aerie.ini:12: unknown key "restat" in [service:web] (did you mean "restart"?)
- * ret_config is untouched on failure. */
+ * ret_config is untouched on failure. Messages without a line ("aerie.ini: Is a directory",
+ * "aerie.ini: no [service:NAME] section ...") concern the whole file. Not thread-safe: inih's
+ * options are process-wide globals, set for the call and restored after it. */
 int config_load(const char *path, struct config *ret_config, char *error, size_t error_size);
 void config_free(struct config *config);
 
@@ -58,6 +68,6 @@ void config_free(struct config *config);
  * quotes are literal, double quotes allow \" \\ \$ \`, a backslash outside quotes escapes the
  * next character. No expansion of any kind. Returns 0 and a malloc'd NULL-terminated vector
  * (free with config_free_argv), or -EINVAL with *ret_error set to a static message
- * ("unterminated quote", "empty command"). */
+ * ("unterminated quote", "trailing backslash", "empty command", "empty program name"). */
 int config_split_command(const char *text, char ***ret_argv, const char **ret_error);
 void config_free_argv(char **argv);

@@ -9,6 +9,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"host", cmd_host, "run the services of a config file in the foreground"},
 	{"metrics", cmd_metrics, "capture a process tree without a host (like process-metrics)"},
 };
 

@@ -4,5 +4,6 @@
 /* Accepts "HUP", "SIGHUP", "hup" and "1". Returns the signal number, or -EINVAL for anything
  * that is not a signal (0 is not one). */
 int signame_parse(const char *text);
-/* "HUP" for SIGHUP; "SIGRTMIN+3"-style for real-time signals; "?" for anything else. */
+/* "HUP" for SIGHUP; "RTMIN+3" or "RTMAX-2" for real-time signals (no SIG prefix, like the
+ * others; signame_parse takes them back); "?" for anything else. */
 const char *signame_name(int signal);

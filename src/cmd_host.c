@@ -1,0 +1,53 @@
+/* cmd_host: `aerie host CONFIG`, the host in the foreground. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "commands.h"
+#include "host.h"
+#include "log.h"
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: aerie host [--verbose] CONFIG\n"
+	      "\n"
+	      "Run the services of CONFIG (an INI file) in the foreground and keep them alive;\n"
+	      "logs go to stderr. Signals: INT/TERM stop gracefully (twice: at once), HUP\n"
+	      "re-reads CONFIG and restarts every service without downtime.\n"
+	      "\n"
+	      "  -v, --verbose   log every state change (debug level)\n"
+	      "  -h, --help      this text\n"
+	      "\n"
+	      "Exit codes: 0 stopped by a signal, 1 start-up failed, 2 bad usage or config.\n",
+	      out);
+}
+
+int
+cmd_host(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	for (int c; (c = getopt_long(argc, argv, "vh", options, NULL)) != -1;) {
+		switch (c) {
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "aerie host: %s\n\n",
+			optind == argc ? "missing CONFIG" : "too many arguments");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return host_main(argv[optind]);
+}

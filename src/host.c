@@ -1,0 +1,530 @@
+/* host: owns the config, the services and their generations; turns signals into stops and
+ * rolling restarts. */
+#include "host.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "service.h"
+#include "signame.h"
+
+/* After the workers, orphans they left (reparented to the host, the subreaper) get SIGTERM and
+ * this long before SIGKILL. */
+#define HOST_ORPHAN_STOP_TIMEOUT 5.0
+#define HOST_MAX_CONFIGS 8
+
+struct restart_request {
+	struct restart_request *next;
+	char *service; /* NULL: all */
+	bool reload;
+	host_restart_fn fn;
+	void *data;
+};
+
+struct host {
+	const char *config_path;
+	/* The config in force, and older ones that workers of an older generation still use. */
+	struct config *configs[HOST_MAX_CONFIGS];
+	size_t config_count;
+	struct loop *loop;
+	int signal_fd;
+	struct notify *notify;
+	struct service **services;
+	size_t service_count;
+	unsigned generation;
+	int exit_code;
+	/* Stopping */
+	unsigned stop_requests;
+	size_t services_stopped;
+	bool orphans_signalled;
+	bool stopped;
+	struct loop_timer orphan_timer;
+	/* Rolling restarts: the one running, and those waiting for it. */
+	struct restart_request *restart_running;
+	size_t restart_services_pending;
+	char restart_error[512];
+	struct restart_request *restart_queue;
+};
+
+static struct config *
+current_config(struct host *host)
+{
+	return host->configs[host->config_count - 1];
+}
+
+static void
+kill_orphans(int signal)
+{
+	/* The host is single-threaded: its children are all in its main task's list. */
+	char path[64], buffer[4096];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	FILE *file = fopen(path, "re");
+	if (!file)
+		return;
+	size_t n = fread(buffer, 1, sizeof(buffer) - 1, file);
+	fclose(file);
+	buffer[n] = '\0';
+	for (char *p = buffer, *end; *p; p = end) {
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0) {
+			log_info("stopping orphan %ld with SIG%s", pid, signame_name(signal));
+			(void)kill((pid_t)pid, signal);
+		}
+	}
+}
+
+static bool
+has_children(void)
+{
+	siginfo_t info = {0};
+	return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+static void
+on_orphan_deadline(struct loop *loop, void *data)
+{
+	(void)loop;
+	(void)data;
+	kill_orphans(SIGKILL);
+}
+
+/* When stopping, the host is done once every service has stopped and no child is left. */
+static void
+check_stopped(struct host *host)
+{
+	if (!host->stop_requests || host->services_stopped < host->service_count || host->stopped)
+		return;
+	if (!has_children()) {
+		log_info("all workers stopped");
+		host->stopped = true;
+		loop_quit(host->loop);
+		return;
+	}
+	if (!host->orphans_signalled) {
+		host->orphans_signalled = true;
+		kill_orphans(host->stop_requests > 1 ? SIGKILL : SIGTERM);
+		(void)loop_timer_start(host->loop, &host->orphan_timer, HOST_ORPHAN_STOP_TIMEOUT);
+	}
+}
+
+static void
+stop(struct host *host, int signal)
+{
+	host->stop_requests++;
+	if (host->stop_requests == 1) {
+		log_info("received SIG%s: stopping gracefully (again to stop at once)",
+			 signame_name(signal));
+		for (size_t i = 0; i < host->service_count; i++)
+			service_stop(host->services[i]);
+	} else {
+		log_warn("received SIG%s again: killing every worker", signame_name(signal));
+		for (size_t i = 0; i < host->service_count; i++)
+			service_kill(host->services[i]);
+		kill_orphans(SIGKILL);
+	}
+	check_stopped(host);
+}
+
+static void
+reap(struct host *host)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			break;
+		bool found = false;
+		for (size_t i = 0; i < host->service_count && !found; i++)
+			found = service_child_exited(host->services[i], pid, status);
+		if (!found)
+			log_debug("reaped orphan %d (wait status %#x)", (int)pid, (unsigned)status);
+	}
+	check_stopped(host);
+}
+
+/* Drops configs that no service uses any more. The newest is always kept. */
+static void
+release_configs(struct host *host)
+{
+	size_t kept = 0;
+	for (size_t c = 0; c < host->config_count; c++) {
+		struct config *config = host->configs[c];
+		bool used = c + 1 == host->config_count;
+		for (size_t i = 0; i < host->service_count && !used; i++) {
+			struct service *service = host->services[i];
+			for (size_t s = 0; s < config->service_count; s++)
+				if (service->config == &config->services[s] ||
+				    service->roll_config == &config->services[s])
+					used = true;
+		}
+		if (used) {
+			host->configs[kept++] = config;
+		} else {
+			config_free(config);
+			free(config);
+		}
+	}
+	host->config_count = kept;
+}
+
+static void restart_next(struct host *host);
+
+static void
+restart_finish(struct host *host)
+{
+	struct restart_request *request = host->restart_running;
+	host->restart_running = NULL;
+	const char *error = host->restart_error[0] ? host->restart_error : NULL;
+	if (error)
+		log_warn("rolling restart to generation %u failed: %s", host->generation, error);
+	else
+		log_info("rolling restart to generation %u done", host->generation);
+	release_configs(host);
+	if (request->fn)
+		request->fn(host, host->generation, error, request->data);
+	free(request->service);
+	free(request);
+	restart_next(host);
+}
+
+static struct service *
+find_service(struct host *host, const char *name)
+{
+	for (size_t i = 0; i < host->service_count; i++)
+		if (strcmp(host->services[i]->name, name) == 0)
+			return host->services[i];
+	return NULL;
+}
+
+static const struct config_service *
+find_config_service(const struct config *config, const char *name)
+{
+	for (size_t i = 0; i < config->service_count; i++)
+		if (strcmp(config->services[i].name, name) == 0)
+			return &config->services[i];
+	return NULL;
+}
+
+/* Reads the config file again. On success the new config becomes current. */
+static int
+reload_config(struct host *host)
+{
+	if (host->config_count == HOST_MAX_CONFIGS) {
+		snprintf(host->restart_error, sizeof(host->restart_error),
+			 "too many generations still stopping; try again later");
+		return -EBUSY;
+	}
+	struct config *config = calloc(1, sizeof(*config));
+	if (!config)
+		return -ENOMEM;
+	char error[400];
+	int r = config_load(host->config_path, config, error, sizeof(error));
+	if (r < 0) {
+		free(config);
+		snprintf(host->restart_error, sizeof(host->restart_error), "config not reloaded: %s",
+			 error);
+		return r;
+	}
+	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
+	for (size_t i = 0; i < host->service_count; i++)
+		if (!find_config_service(config, host->services[i]->name))
+			log_warn("service %s is gone from %s: it keeps running until the host "
+				 "restarts",
+				 host->services[i]->name, host->config_path);
+	for (size_t i = 0; i < config->service_count; i++)
+		if (!find_service(host, config->services[i].name))
+			log_warn("service %s is new in %s: it starts when the host restarts",
+				 config->services[i].name, host->config_path);
+	host->configs[host->config_count++] = config;
+	log_info("reloaded %s", host->config_path);
+	return 0;
+}
+
+static void
+restart_next(struct host *host)
+{
+	struct restart_request *request = host->restart_queue;
+	if (!request || host->restart_running || host->stop_requests)
+		return;
+	host->restart_queue = request->next;
+	host->restart_running = request;
+	host->restart_error[0] = '\0';
+	host->restart_services_pending = 0;
+
+	if (request->reload && reload_config(host) < 0) {
+		restart_finish(host);
+		return;
+	}
+	struct service *only = NULL;
+	if (request->service) {
+		only = find_service(host, request->service);
+		if (!only) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "no service named \"%s\"", request->service);
+			restart_finish(host);
+			return;
+		}
+	}
+	host->generation++;
+	for (size_t i = 0; i < host->service_count; i++) {
+		struct service *service = host->services[i];
+		const struct config_service *config =
+		    find_config_service(current_config(host), service->name);
+		if ((only && service != only) || !config)
+			continue;
+		host->restart_services_pending++;
+		/* Reports arrive through on_service_event, maybe before this returns. */
+		int r = service_roll(service, host->generation, config);
+		if (r < 0) {
+			host->restart_services_pending--;
+			snprintf(host->restart_error, sizeof(host->restart_error), "%s: %s",
+				 service->name, strerror(-r));
+		}
+	}
+	if (host->restart_services_pending == 0)
+		restart_finish(host);
+}
+
+void
+host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn, void *data)
+{
+	struct restart_request *request = calloc(1, sizeof(*request));
+	if (!request || (service && !(request->service = strdup(service)))) {
+		free(request);
+		if (fn)
+			fn(host, host->generation, "out of memory", data);
+		return;
+	}
+	request->reload = reload;
+	request->fn = fn;
+	request->data = data;
+	struct restart_request **tail = &host->restart_queue;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = request;
+	if (host->restart_running)
+		log_info("rolling restart queued behind the one under way");
+	restart_next(host);
+}
+
+static void
+on_service_event(struct service *service, enum service_event event, const char *message,
+		 void *data)
+{
+	struct host *host = data;
+	(void)service;
+	switch (event) {
+	case SERVICE_STOPPED:
+		host->services_stopped++;
+		check_stopped(host);
+		break;
+	case SERVICE_ROLL_FAILED:
+		if (message && !host->restart_error[0])
+			snprintf(host->restart_error, sizeof(host->restart_error), "%s", message);
+		/* fall through */
+	case SERVICE_ROLL_DONE:
+		if (host->restart_running && --host->restart_services_pending == 0)
+			restart_finish(host);
+		break;
+	}
+}
+
+static void
+on_notify(const struct notify_message *message, void *data)
+{
+	struct host *host = data;
+	/* The worker itself, or a process in its group (a wrapper's child, as systemd's
+	 * NotifyAccess=all allows). */
+	pid_t pgid = getpgid(message->pid);
+	for (size_t i = 0; i < host->service_count; i++) {
+		if (service_notified(host->services[i], message->pid, message->ready,
+				     message->status) ||
+		    (pgid > 0 && service_notified(host->services[i], pgid, message->ready,
+						  message->status)))
+			return;
+	}
+	log_debug("notify message from pid %d, not a worker: ignored", (int)message->pid);
+}
+
+static void
+on_signal(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct host *host = data;
+	(void)loop;
+	(void)events;
+	struct signalfd_siginfo info;
+	for (;;) {
+		ssize_t n = read(fd, &info, sizeof(info));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(info))
+			return;
+		switch (info.ssi_signo) {
+		case SIGCHLD:
+			reap(host);
+			break;
+		case SIGINT:
+		case SIGTERM:
+			stop(host, (int)info.ssi_signo);
+			break;
+		case SIGHUP:
+			if (host->stop_requests)
+				break;
+			log_info("received SIGHUP: reloading the config and restarting");
+			host_restart(host, NULL, true, NULL, NULL);
+			break;
+		case SIGUSR1:
+			log_info("received SIGUSR1: logs go to stderr, nothing to reopen");
+			break;
+		}
+	}
+}
+
+static int
+setup_signals(struct host *host, sigset_t *ret_old_mask)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &mask, ret_old_mask) < 0)
+		return -errno;
+	/* A worker's closed pipe must not kill the host; workers get SIGPIPE back at exec. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -errno;
+	host->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (host->signal_fd < 0)
+		return -errno;
+	return loop_add(host->loop, host->signal_fd, EPOLLIN, on_signal, host);
+}
+
+static void
+host_free(struct host *host)
+{
+	for (size_t i = 0; i < host->service_count; i++)
+		service_free(host->services[i]);
+	free(host->services);
+	for (struct restart_request *r = host->restart_queue, *next; r; r = next) {
+		next = r->next;
+		free(r->service);
+		free(r);
+	}
+	if (host->restart_running) {
+		free(host->restart_running->service);
+		free(host->restart_running);
+	}
+	notify_close(host->notify);
+	if (host->signal_fd >= 0) {
+		loop_remove(host->loop, host->signal_fd);
+		close(host->signal_fd);
+	}
+	loop_timer_stop(host->loop, &host->orphan_timer);
+	loop_free(host->loop);
+	for (size_t i = 0; i < host->config_count; i++) {
+		config_free(host->configs[i]);
+		free(host->configs[i]);
+	}
+}
+
+static void
+seed_jitter(void)
+{
+	unsigned seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (unsigned)getpid() ^ (unsigned)loop_now();
+	srandom(seed);
+}
+
+int
+host_main(const char *config_path)
+{
+	struct host host = {.config_path = config_path, .signal_fd = -1};
+	struct config *config = calloc(1, sizeof(*config));
+	if (!config) {
+		log_error("out of memory");
+		return 1;
+	}
+	char error[512];
+	int r = config_load(config_path, config, error, sizeof(error));
+	if (r < 0) {
+		fprintf(stderr, "aerie: %s\n", error);
+		free(config);
+		return 2;
+	}
+	host.configs[host.config_count++] = config;
+	seed_jitter();
+
+	sigset_t old_mask;
+	r = loop_new(&host.loop);
+	if (r < 0) {
+		log_errno(LOG_ERROR, r, "cannot create the event loop");
+		goto out;
+	}
+	loop_timer_init(&host.orphan_timer, on_orphan_deadline, &host);
+	r = setup_signals(&host, &old_mask);
+	if (r < 0) {
+		log_errno(LOG_ERROR, r, "cannot set up signal handling");
+		goto out;
+	}
+	/* Orphans of workers (double-forked daemons) come to the host, which reaps and stops
+	 * them, instead of going to init. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_errno(LOG_WARN, -errno, "cannot become a subreaper; orphans go to init");
+	r = notify_open(host.loop, on_notify, &host, &host.notify);
+	if (r < 0) {
+		log_errno(LOG_ERROR, r, "cannot open the notify socket");
+		goto out;
+	}
+	host.services = calloc(config->service_count, sizeof(*host.services));
+	if (!host.services) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < config->service_count; i++) {
+		r = service_new(&config->services[i], host.loop, notify_address(host.notify),
+				on_service_event, &host, &host.services[i]);
+		if (r < 0)
+			goto out;
+		host.service_count++;
+	}
+
+	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(),
+		 config->path, config->service_count, config->service_count == 1 ? "" : "s");
+	host.generation = 1;
+	for (size_t i = 0; i < host.service_count; i++) {
+		r = service_start(host.services[i], host.generation);
+		if (r < 0) {
+			log_errno(LOG_ERROR, r, "cannot start service %s", host.services[i]->name);
+			stop(&host, SIGTERM);
+			break;
+		}
+	}
+	r = loop_run(host.loop);
+	if (r < 0)
+		log_errno(LOG_ERROR, r, "event loop failed");
+	else
+		log_info("host %d exiting", (int)getpid());
+
+out:
+	host_free(&host);
+	return r < 0 ? 1 : host.exit_code;
+}

@@ -1,0 +1,526 @@
+/* service: the workers of one [service:NAME]: their life cycle, restarts and rolling restarts.
+ *
+ * Each worker is in one state (worker.h) with at most one deadline (its timer). Everything
+ * that happens to a worker arrives here as one of four events: spawned, ready, exited,
+ * deadline; each event's handler below decides the next state. */
+#include "service.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "signame.h"
+
+/* A worker that stayed up this long has its backoff forgotten: its next crash restarts it at
+ * once. */
+#define SERVICE_BACKOFF_RESET_SECONDS 10.0
+
+static void worker_deadline(struct loop *loop, void *data);
+
+static double
+realtime_now(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+const char *
+service_state_name(enum worker_state state)
+{
+	static const char *const names[] = {
+		[WORKER_STARTING] = "starting", [WORKER_READY] = "ready",
+		[WORKER_STOPPING] = "stopping", [WORKER_BACKOFF] = "backoff",
+		[WORKER_EXITED] = "exited",
+	};
+	return names[state];
+}
+
+static void
+set_state(struct worker *worker, enum worker_state state)
+{
+	if (worker->state != state)
+		log_debug("%s[%d] %s → %s", worker->label, (int)worker->pid,
+			  service_state_name(worker->state), service_state_name(state));
+	worker->state = state;
+	worker->since = realtime_now();
+}
+
+static struct worker *
+worker_new(struct service *service, unsigned index, unsigned generation)
+{
+	struct worker *worker = calloc(1, sizeof(*worker));
+	if (!worker)
+		return NULL;
+	worker->service = service;
+	snprintf(worker->label, sizeof(worker->label), "%s.%u", service->name, index);
+	worker->index = index;
+	worker->generation = generation;
+	worker->exit_status = -1;
+	worker->output_fd = -1;
+	worker->since = realtime_now();
+	loop_timer_init(&worker->timer, worker_deadline, worker);
+	return worker;
+}
+
+static void
+worker_free(struct service *service, struct worker *worker)
+{
+	loop_timer_stop(service->loop, &worker->timer);
+	worker_output_close(worker, service->loop);
+	free(worker->status_text);
+	free(worker);
+}
+
+static int
+add_worker(struct service *service, struct worker *worker)
+{
+	if (service->worker_count == service->worker_capacity) {
+		size_t capacity = service->worker_capacity ? service->worker_capacity * 2 : 8;
+		struct worker **workers =
+		    reallocarray(service->workers, capacity, sizeof(*workers));
+		if (!workers)
+			return -ENOMEM;
+		service->workers = workers;
+		service->worker_capacity = capacity;
+	}
+	service->workers[service->worker_count++] = worker;
+	return 0;
+}
+
+/* Keeps the order (status lists workers as they were started). */
+static void
+remove_worker(struct service *service, struct worker *worker)
+{
+	for (size_t i = 0; i < service->worker_count; i++) {
+		if (service->workers[i] != worker)
+			continue;
+		memmove(&service->workers[i], &service->workers[i + 1],
+			(service->worker_count - i - 1) * sizeof(*service->workers));
+		service->worker_count--;
+		break;
+	}
+	worker_free(service, worker);
+	if (service->stopping && service->worker_count == 0)
+		service->fn(service, SERVICE_STOPPED, NULL, service->data);
+}
+
+static void
+mark_ready(struct service *service, struct worker *worker);
+
+static void schedule_restart(struct service *service, struct worker *worker, bool failed,
+			     double uptime);
+
+static void
+spawn(struct service *service, struct worker *worker, const struct config_service *config)
+{
+	struct worker_exec exec = {
+	    .argv = config->argv,
+	    .directory = config->directory,
+	    .env = config->env,
+	    .env_count = config->env_count,
+	    .notify_socket = config->ready == CONFIG_READY_NOTIFY ? service->notify_socket : NULL,
+	    .service_name = service->name,
+	};
+	worker->stop_signal = config->stop_signal;
+	worker->stop_timeout = config->stop_timeout;
+	worker->ready_timed_out = false;
+	worker->started_at = loop_now_seconds();
+	int r = worker_spawn(worker, service->loop, &exec);
+	if (r < 0) {
+		/* fork failed (EAGAIN, ENOMEM): the machine is short, so back off like a crash. */
+		log_errno(LOG_ERROR, r, "%s: cannot start a worker", worker->label);
+		worker->pid = 0;
+		schedule_restart(service, worker, true, 0);
+		return;
+	}
+	set_state(worker, WORKER_STARTING);
+	log_info("%s[%d] started: generation %u", worker->label, (int)worker->pid,
+		 worker->generation);
+	if (config->ready == CONFIG_READY_NONE) {
+		mark_ready(service, worker);
+		return;
+	}
+	r = loop_timer_start(service->loop, &worker->timer, config->ready_timeout);
+	if (r < 0)
+		log_errno(LOG_ERROR, r, "%s[%d]: cannot arm its ready timeout", worker->label,
+			  (int)worker->pid);
+}
+
+static void
+stop_worker(struct service *service, struct worker *worker)
+{
+	switch (worker->state) {
+	case WORKER_STARTING:
+	case WORKER_READY:
+		log_info("%s[%d] stopping: sending SIG%s", worker->label, (int)worker->pid,
+			 signame_name(worker->stop_signal));
+		set_state(worker, WORKER_STOPPING);
+		worker_kill(worker, worker->stop_signal);
+		if (loop_timer_start(service->loop, &worker->timer, worker->stop_timeout) < 0)
+			worker_kill(worker, SIGKILL); /* no deadline to wait for */
+		break;
+	case WORKER_BACKOFF:
+	case WORKER_EXITED:
+		remove_worker(service, worker);
+		break;
+	case WORKER_STOPPING:
+		break;
+	}
+}
+
+/* Stops the workers of generation (of_generation) or of every other generation. Walks
+ * backwards: stopping may remove. */
+static void
+stop_workers(struct service *service, unsigned generation, bool of_generation)
+{
+	for (size_t i = service->worker_count; i > 0; i--) {
+		if (i > service->worker_count)
+			continue;
+		struct worker *worker = service->workers[i - 1];
+		if ((worker->generation == generation) == of_generation)
+			stop_worker(service, worker);
+	}
+}
+
+static void
+roll_finish(struct service *service, enum service_event event, const char *message)
+{
+	service->roll_generation = 0;
+	service->roll_config = NULL;
+	service->fn(service, event, message, service->data);
+}
+
+static void
+roll_abort(struct service *service, const char *message)
+{
+	unsigned generation = service->roll_generation;
+	log_warn("%s: rolling restart to generation %u failed (%s); generation %u keeps serving",
+		 service->name, generation, message, service->generation);
+	/* The new workers go to STOPPING (or away), so their exits are plain stops. */
+	stop_workers(service, generation, true);
+	char text[512];
+	snprintf(text, sizeof(text), "%s: %s", service->name, message);
+	roll_finish(service, SERVICE_ROLL_FAILED, text);
+}
+
+static void
+check_roll_done(struct service *service)
+{
+	unsigned generation = service->roll_generation, ready = 0;
+	for (size_t i = 0; i < service->worker_count; i++)
+		if (service->workers[i]->generation == generation &&
+		    service->workers[i]->state == WORKER_READY)
+			ready++;
+	if (ready < service->roll_config->count)
+		return;
+	unsigned old = service->generation;
+	log_info("%s: generation %u ready (%u workers); stopping generation %u", service->name,
+		 generation, ready, old);
+	service->generation = generation;
+	service->config = service->roll_config;
+	stop_workers(service, generation, false);
+	roll_finish(service, SERVICE_ROLL_DONE, NULL);
+}
+
+static void
+mark_ready(struct service *service, struct worker *worker)
+{
+	loop_timer_stop(service->loop, &worker->timer);
+	set_state(worker, WORKER_READY);
+	if (service->roll_generation && worker->generation == service->roll_generation)
+		check_roll_done(service);
+}
+
+static double
+backoff_delay(const struct config_service *config, struct worker *worker, double uptime)
+{
+	if (uptime >= SERVICE_BACKOFF_RESET_SECONDS)
+		worker->failures = 0;
+	worker->failures++;
+	if (worker->failures == 1 && uptime >= SERVICE_BACKOFF_RESET_SECONDS)
+		return 0; /* it had been up a while: back at once */
+	double delay = config->restart_delay * pow(2.0, (double)worker->failures - 1);
+	if (delay > config->restart_delay_max)
+		delay = config->restart_delay_max;
+	/* Jitter in [delay/2, delay], so that many workers crashing together don't come back in
+	 * lockstep; the lower bound still doubles each time. */
+	return delay / 2 + delay / 2 * ((double)random() / (double)RAND_MAX);
+}
+
+static void
+schedule_restart(struct service *service, struct worker *worker, bool failed, double uptime)
+{
+	const struct config_service *config = service->config;
+	bool restart = config->restart == CONFIG_RESTART_ALWAYS ||
+		       (config->restart == CONFIG_RESTART_ON_FAILURE && failed);
+	if (!restart || service->stopping) {
+		set_state(worker, WORKER_EXITED);
+		log_info("%s: not restarted (restart = %s)", worker->label,
+			 config->restart == CONFIG_RESTART_NEVER ? "never" : "on-failure");
+		return;
+	}
+	double delay = backoff_delay(config, worker, uptime);
+	worker->restarts++;
+	service->restarts++;
+	set_state(worker, WORKER_BACKOFF);
+	if (delay <= 0) {
+		spawn(service, worker, config);
+		return;
+	}
+	log_info("%s: restarting in %.3f s (failure %u in a row)", worker->label, delay,
+		 worker->failures);
+	if (loop_timer_start(service->loop, &worker->timer, delay) < 0)
+		spawn(service, worker, config);
+}
+
+static void
+describe_status(int status, char *text, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(text, size, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(text, size, "killed by SIG%s%s", signame_name(WTERMSIG(status)),
+			 WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(text, size, "ended with wait status %#x", (unsigned)status);
+}
+
+static void
+worker_exited(struct service *service, struct worker *worker, int status)
+{
+	pid_t pid = worker->pid;
+	double uptime = loop_now_seconds() - worker->started_at;
+	loop_timer_stop(service->loop, &worker->timer);
+	/* What the worker left in its process group goes with it (as systemd's KillMode does);
+	 * the group id can't be reused while any member lives, so this hits only them. */
+	(void)kill(-pid, SIGKILL);
+	worker_output_close(worker, service->loop);
+	worker->pid = 0;
+	worker->exit_status = status;
+
+	char text[96];
+	describe_status(status, text, sizeof(text));
+	bool failed = worker->ready_timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+
+	if (worker->state == WORKER_STOPPING || service->stopping) {
+		log_info("%s[%d] stopped: %s", worker->label, (int)pid, text);
+		remove_worker(service, worker);
+		return;
+	}
+	log_message(failed ? LOG_WARN : LOG_INFO, "%s[%d] %s after %.3f s%s", worker->label,
+		    (int)pid, text, uptime,
+		    worker->ready_timed_out ? " (killed: not ready in time)" : "");
+	if (service->roll_generation && worker->generation == service->roll_generation) {
+		char message[256];
+		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready",
+			 worker->label, (int)pid, text,
+			 worker->ready_timed_out ? " (ready_timeout)" : "");
+		remove_worker(service, worker);
+		roll_abort(service, message);
+		return;
+	}
+	schedule_restart(service, worker, failed, uptime);
+}
+
+static void
+worker_deadline(struct loop *loop, void *data)
+{
+	struct worker *worker = data;
+	struct service *service = worker->service;
+	(void)loop;
+	switch (worker->state) {
+	case WORKER_STARTING:
+		log_warn("%s[%d] not ready within ready_timeout: killing it", worker->label,
+			 (int)worker->pid);
+		worker->ready_timed_out = true;
+		worker_kill(worker, SIGKILL);
+		break;
+	case WORKER_STOPPING:
+		log_warn("%s[%d] still running %g s after SIG%s (stop_timeout): sending SIGKILL to "
+			 "its process group",
+			 worker->label, (int)worker->pid, worker->stop_timeout,
+			 signame_name(worker->stop_signal));
+		worker_kill(worker, SIGKILL);
+		break;
+	case WORKER_BACKOFF:
+		spawn(service, worker, service->config);
+		break;
+	case WORKER_READY:
+	case WORKER_EXITED:
+		break;
+	}
+}
+
+int
+service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
+	    service_fn fn, void *data, struct service **ret_service)
+{
+	struct service *service = calloc(1, sizeof(*service));
+	if (!service)
+		return -ENOMEM;
+	service->name = strdup(config->name);
+	if (!service->name) {
+		free(service);
+		return -ENOMEM;
+	}
+	service->config = config;
+	service->loop = loop;
+	service->notify_socket = notify_socket;
+	service->fn = fn;
+	service->data = data;
+	*ret_service = service;
+	return 0;
+}
+
+void
+service_free(struct service *service)
+{
+	if (!service)
+		return;
+	for (size_t i = 0; i < service->worker_count; i++)
+		worker_free(service, service->workers[i]);
+	free(service->workers);
+	free(service->name);
+	free(service);
+}
+
+static int
+start_generation(struct service *service, unsigned generation,
+		 const struct config_service *config)
+{
+	for (unsigned i = 0; i < config->count; i++) {
+		struct worker *worker = worker_new(service, i, generation);
+		if (!worker || add_worker(service, worker) < 0) {
+			free(worker);
+			return -ENOMEM;
+		}
+		spawn(service, worker, config);
+	}
+	return 0;
+}
+
+int
+service_start(struct service *service, unsigned generation)
+{
+	service->generation = generation;
+	return start_generation(service, generation, service->config);
+}
+
+int
+service_roll(struct service *service, unsigned generation, const struct config_service *config)
+{
+	if (service->roll_generation)
+		return -EBUSY;
+	if (service->stopping)
+		return -ESHUTDOWN;
+	log_info("%s: rolling restart: starting generation %u (%u workers) beside generation %u",
+		 service->name, generation, config->count, service->generation);
+	service->roll_generation = generation;
+	service->roll_config = config;
+	int r = start_generation(service, generation, config);
+	if (r < 0) {
+		roll_abort(service, strerror(-r));
+		return 0;
+	}
+	/* With ready = none every worker was ready at spawn. */
+	if (service->roll_generation == generation)
+		check_roll_done(service);
+	return 0;
+}
+
+void
+service_stop(struct service *service)
+{
+	if (service->roll_generation)
+		roll_abort(service, "the host is stopping");
+	service->stopping = true;
+	if (service->worker_count == 0) {
+		service->fn(service, SERVICE_STOPPED, NULL, service->data);
+		return;
+	}
+	for (size_t i = service->worker_count; i > 0; i--)
+		if (i <= service->worker_count)
+			stop_worker(service, service->workers[i - 1]);
+}
+
+void
+service_kill(struct service *service)
+{
+	service->stopping = true;
+	for (size_t i = service->worker_count; i > 0; i--) {
+		if (i > service->worker_count)
+			continue;
+		struct worker *worker = service->workers[i - 1];
+		if (worker->pid > 0) {
+			set_state(worker, WORKER_STOPPING);
+			worker_kill(worker, SIGKILL);
+		} else {
+			remove_worker(service, worker);
+		}
+	}
+}
+
+static struct worker *
+find_worker(const struct service *service, pid_t pid)
+{
+	for (size_t i = 0; i < service->worker_count; i++)
+		if (service->workers[i]->pid == pid)
+			return service->workers[i];
+	return NULL;
+}
+
+bool
+service_child_exited(struct service *service, pid_t pid, int status)
+{
+	struct worker *worker = find_worker(service, pid);
+	if (!worker)
+		return false;
+	worker_exited(service, worker, status);
+	return true;
+}
+
+bool
+service_notified(struct service *service, pid_t pid, bool ready, const char *status)
+{
+	struct worker *worker = find_worker(service, pid);
+	if (!worker)
+		return false;
+	if (status) {
+		char *copy = strdup(status);
+		if (copy) {
+			free(worker->status_text);
+			worker->status_text = copy;
+		}
+	}
+	if (ready && worker->state == WORKER_STARTING) {
+		log_info("%s[%d] ready after %.3f s", worker->label, (int)worker->pid,
+			 loop_now_seconds() - worker->started_at);
+		mark_ready(service, worker);
+	}
+	return true;
+}
+
+unsigned
+service_ready_count(const struct service *service)
+{
+	unsigned ready = 0;
+	for (size_t i = 0; i < service->worker_count; i++)
+		if (service->workers[i]->generation == service->generation &&
+		    service->workers[i]->state == WORKER_READY)
+			ready++;
+	return ready;
+}
+
+bool
+service_has_worker_pgid(const struct service *service, pid_t pgid)
+{
+	return find_worker(service, pgid) != NULL;
+}

@@ -1,0 +1,61 @@
+/* service: the workers of one [service:NAME]: their life cycle, restarts and rolling restarts. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "loop.h"
+#include "worker.h"
+
+enum service_event {
+	SERVICE_STOPPED,     /* stopping, and the last worker is gone */
+	SERVICE_ROLL_DONE,   /* every worker of the new generation is ready; the old ones stop */
+	SERVICE_ROLL_FAILED, /* a new worker failed; the new generation stops, the old serves */
+};
+
+struct service;
+typedef void (*service_fn)(struct service *service, enum service_event event,
+			   const char *message, void *data);
+
+struct service {
+	char *name;
+	const struct config_service *config; /* owned by the host; replaced by a rolling restart */
+	struct loop *loop;
+	const char *notify_socket;
+	service_fn fn;
+	void *data;
+	struct worker **workers; /* every generation, including workers being stopped */
+	size_t worker_count, worker_capacity;
+	unsigned generation;      /* the generation that serves */
+	unsigned roll_generation; /* the generation being started by a rolling restart, or 0 */
+	const struct config_service *roll_config;
+	bool stopping;
+	unsigned restarts; /* of all its workers, ever */
+};
+
+int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
+		service_fn fn, void *data, struct service **ret_service);
+void service_free(struct service *service);
+
+/* Starts config->count workers of generation. */
+int service_start(struct service *service, unsigned generation);
+/* Starts generation beside the current one with config (which may be new); reports
+ * SERVICE_ROLL_DONE or SERVICE_ROLL_FAILED. -EBUSY if a roll is under way. */
+int service_roll(struct service *service, unsigned generation,
+		 const struct config_service *config);
+/* Graceful stop of every worker; SERVICE_STOPPED once all are gone (at once if none run). */
+void service_stop(struct service *service);
+/* Immediate stop: SIGKILL to every worker's process group. */
+void service_kill(struct service *service);
+
+/* Events from the host: a child exited, a notify message. Return true if the pid was one of
+ * this service's workers. */
+bool service_child_exited(struct service *service, pid_t pid, int status);
+bool service_notified(struct service *service, pid_t pid, bool ready, const char *status);
+
+/* Counts for status: workers of the serving generation that are ready, and expected. */
+unsigned service_ready_count(const struct service *service);
+bool service_has_worker_pgid(const struct service *service, pid_t pgid);
+const char *service_state_name(enum worker_state state);

@@ -1,0 +1,346 @@
+/* worker: one worker process: its spawn (fds, env, process group) and its captured output. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h, not in every libc's headers */
+#endif
+
+extern char **environ;
+
+/* Keys the host sets for each worker; inherited values of them are dropped. */
+static const char *const own_keys[] = {
+	"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+	"AERIE_SERVICE", "AERIE_WORKER", "AERIE_GENERATION",
+};
+
+static bool
+key_matches(const char *entry, const char *key_value)
+{
+	const char *equals = strchr(key_value, '=');
+	size_t length = equals ? (size_t)(equals - key_value) : strlen(key_value);
+	return strncmp(entry, key_value, length) == 0 && entry[length] == '=';
+}
+
+static bool
+overridden(const char *entry, const struct worker_exec *exec)
+{
+	for (size_t i = 0; i < sizeof(own_keys) / sizeof(own_keys[0]); i++)
+		if (key_matches(entry, own_keys[i]))
+			return true;
+	for (size_t i = 0; i < exec->env_count; i++)
+		if (key_matches(entry, exec->env[i]))
+			return true;
+	return false;
+}
+
+/* The environment is built in the parent: after fork only async-signal-safe work is done. The
+ * LISTEN_PID slot is left for the child, which alone knows its pid before exec. */
+struct environment {
+	char **entries;
+	char *owned[8]; /* strings allocated here */
+	size_t owned_count;
+	char *listen_pid; /* points at a buffer of LISTEN_PID_SIZE in entries, or NULL */
+};
+
+#define LISTEN_PID_SIZE 32
+
+static void
+environment_free(struct environment *environment)
+{
+	for (size_t i = 0; i < environment->owned_count; i++)
+		free(environment->owned[i]);
+	free(environment->entries);
+}
+
+static int
+environment_own(struct environment *environment, size_t *count, char *entry)
+{
+	if (!entry)
+		return -ENOMEM;
+	environment->owned[environment->owned_count++] = entry;
+	environment->entries[(*count)++] = entry;
+	return 0;
+}
+
+static int
+environment_build(struct environment *environment, const struct worker *worker,
+		  const struct worker_exec *exec)
+{
+	size_t inherited = 0;
+	for (char **e = environ; *e; e++)
+		inherited++;
+	*environment = (struct environment){0};
+	environment->entries = calloc(inherited + exec->env_count + 8, sizeof(char *));
+	if (!environment->entries)
+		return -ENOMEM;
+
+	size_t count = 0;
+	for (char **e = environ; *e; e++)
+		if (!overridden(*e, exec))
+			environment->entries[count++] = *e;
+	for (size_t i = 0; i < exec->env_count; i++)
+		environment->entries[count++] = exec->env[i];
+
+	char *entry;
+	int r = 0;
+	if (asprintf(&entry, "AERIE_SERVICE=%s", exec->service_name) < 0)
+		entry = NULL;
+	r = r ?: environment_own(environment, &count, entry);
+	if (asprintf(&entry, "AERIE_WORKER=%u", worker->index) < 0)
+		entry = NULL;
+	r = r ?: environment_own(environment, &count, entry);
+	if (asprintf(&entry, "AERIE_GENERATION=%u", worker->generation) < 0)
+		entry = NULL;
+	r = r ?: environment_own(environment, &count, entry);
+	if (exec->notify_socket) {
+		if (asprintf(&entry, "NOTIFY_SOCKET=%s", exec->notify_socket) < 0)
+			entry = NULL;
+		r = r ?: environment_own(environment, &count, entry);
+	}
+	if (exec->listen_count > 0) {
+		if (asprintf(&entry, "LISTEN_FDS=%zu", exec->listen_count) < 0)
+			entry = NULL;
+		r = r ?: environment_own(environment, &count, entry);
+		if (exec->listen_names) {
+			if (asprintf(&entry, "LISTEN_FDNAMES=%s", exec->listen_names) < 0)
+				entry = NULL;
+			r = r ?: environment_own(environment, &count, entry);
+		}
+		entry = calloc(1, LISTEN_PID_SIZE);
+		r = r ?: environment_own(environment, &count, entry);
+		environment->listen_pid = entry;
+	}
+	if (r < 0)
+		environment_free(environment);
+	return r;
+}
+
+/* Only async-signal-safe calls from here on: the child of fork. */
+static void
+child_write(const char *text)
+{
+	size_t length = strlen(text);
+	while (length > 0) {
+		ssize_t n = write(STDERR_FILENO, text, length);
+		if (n <= 0)
+			return;
+		text += n;
+		length -= (size_t)n;
+	}
+}
+
+static _Noreturn void
+child_fail(const char *what, const char *argument, int error)
+{
+	child_write("aerie: ");
+	child_write(what);
+	child_write(" ");
+	child_write(argument);
+	child_write(": ");
+	child_write(strerror(error));
+	child_write("\n");
+	/* Shell convention: 127 command not found, 126 found but not executable. */
+	_exit(error == ENOENT ? 127 : 126);
+}
+
+static _Noreturn void
+child_exec(const struct worker_exec *exec, struct environment *environment, int output_fd)
+{
+	/* The host blocks its signals for signalfd and ignores SIGPIPE; a worker starts clean. */
+	struct sigaction default_action = {.sa_handler = SIG_DFL};
+	for (int s = 1; s < NSIG; s++)
+		(void)sigaction(s, &default_action, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if (setpgid(0, 0) < 0)
+		_exit(126);
+
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
+	    dup2(output_fd, STDERR_FILENO) < 0)
+		_exit(126);
+
+	/* Listening sockets go to 3…: first out of the way above the target range, so that
+	 * moving one cannot overwrite another, then into place (dup2 clears CLOEXEC). */
+	int first_free = 3 + (int)exec->listen_count;
+	int moved[64];
+	if (exec->listen_count > sizeof(moved) / sizeof(moved[0]))
+		_exit(126);
+	for (size_t i = 0; i < exec->listen_count; i++) {
+		moved[i] = fcntl(exec->listen_fds[i], F_DUPFD_CLOEXEC, first_free);
+		if (moved[i] < 0)
+			_exit(126);
+	}
+	for (size_t i = 0; i < exec->listen_count; i++)
+		if (dup2(moved[i], 3 + (int)i) < 0)
+			_exit(126);
+	/* The host's own fds are all O_CLOEXEC; this also covers any fd the host inherited
+	 * from whoever started it. Best effort: close_range is Linux 5.11+. */
+	(void)close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC);
+
+	if (environment->listen_pid) {
+		/* "LISTEN_PID=" and the pid, without stdio. */
+		char digits[16];
+		size_t n = 0;
+		for (unsigned pid = (unsigned)getpid(); pid; pid /= 10)
+			digits[n++] = (char)('0' + pid % 10);
+		char *p = stpcpy(environment->listen_pid, "LISTEN_PID=");
+		while (n > 0)
+			*p++ = digits[--n];
+		*p = '\0';
+	}
+
+	if (exec->directory && chdir(exec->directory) < 0)
+		child_fail("chdir", exec->directory, errno);
+	execvpe(exec->argv[0], exec->argv, environment->entries);
+	child_fail("exec", exec->argv[0], errno);
+}
+
+static void
+log_output_line(struct worker *worker, const char *line, size_t length)
+{
+	log_info("%s[%d] %.*s", worker->label, (int)worker->output_pid, (int)length, line);
+}
+
+/* Logs each complete line in the buffer and keeps the partial tail; a line that fills the
+ * whole buffer is logged as it is. */
+static void
+output_flush_lines(struct worker *worker, bool all)
+{
+	char *start = worker->output;
+	char *end = worker->output + worker->output_length;
+	for (char *newline; (newline = memchr(start, '\n', (size_t)(end - start)));) {
+		log_output_line(worker, start, (size_t)(newline - start));
+		start = newline + 1;
+	}
+	size_t rest = (size_t)(end - start);
+	if (rest > 0 && (all || rest == sizeof(worker->output))) {
+		log_output_line(worker, start, rest);
+		rest = 0;
+	}
+	memmove(worker->output, start, rest);
+	worker->output_length = rest;
+}
+
+static void
+on_output(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct worker *worker = data;
+	(void)events;
+	for (;;) {
+		ssize_t n = read(fd, worker->output + worker->output_length,
+				 sizeof(worker->output) - worker->output_length);
+		if (n > 0) {
+			worker->output_length += (size_t)n;
+			output_flush_lines(worker, false);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		/* EOF: every holder of the write end is gone. */
+		worker_output_close(worker, loop);
+		return;
+	}
+}
+
+void
+worker_output_close(struct worker *worker, struct loop *loop)
+{
+	if (worker->output_fd < 0)
+		return;
+	/* Take what is already written before closing. */
+	for (;;) {
+		ssize_t n = read(worker->output_fd, worker->output + worker->output_length,
+				 sizeof(worker->output) - worker->output_length);
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			break;
+		if (n > 0) {
+			worker->output_length += (size_t)n;
+			output_flush_lines(worker, false);
+		}
+	}
+	output_flush_lines(worker, true);
+	loop_remove(loop, worker->output_fd);
+	close(worker->output_fd);
+	worker->output_fd = -1;
+}
+
+int
+worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec)
+{
+	struct environment environment;
+	int r = environment_build(&environment, worker, exec);
+	if (r < 0)
+		return r;
+
+	int pipe_fds[2];
+	if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+		r = -errno;
+		environment_free(&environment);
+		return r;
+	}
+	if (fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		goto fail;
+	}
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (pid == 0)
+		child_exec(exec, &environment, pipe_fds[1]);
+
+	/* Also set from the parent, so that a signal to the group works even before the child
+	 * has run; EACCES means the child has exec'd already, and did it itself. */
+	if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+		log_errno(LOG_DEBUG, -errno, "setpgid %d", (int)pid);
+	close(pipe_fds[1]);
+	environment_free(&environment);
+
+	worker_output_close(worker, loop); /* a leftover pipe from the previous run */
+	worker->output_fd = pipe_fds[0];
+	worker->output_pid = pid;
+	worker->output_length = 0;
+	r = loop_add(loop, worker->output_fd, EPOLLIN, on_output, worker);
+	if (r < 0) {
+		/* The worker runs; its output is lost but it is supervised all the same. */
+		log_errno(LOG_WARN, r, "%s[%d]: cannot watch output", worker->label, (int)pid);
+		close(worker->output_fd);
+		worker->output_fd = -1;
+	}
+	worker->pid = pid;
+	return 0;
+
+fail:
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	environment_free(&environment);
+	return r;
+}
+
+void
+worker_kill(const struct worker *worker, int signal)
+{
+	if (worker->pid <= 0)
+		return;
+	if (kill(-worker->pid, signal) < 0 && errno == ESRCH)
+		(void)kill(worker->pid, signal); /* not a group leader (yet) */
+}
