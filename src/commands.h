@@ -11,3 +11,5 @@ enum {
 
 int cmd_host(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_supervisor(int argc, char **argv);
+int cmd_supervisor_process(int argc, char **argv);

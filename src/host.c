@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -41,6 +42,8 @@ struct host {
 	struct loop *loop;
 	int signal_fd;
 	struct notify *notify;
+	struct control *control;
+	double started_at; /* CLOCK_MONOTONIC seconds */
 	struct service **services;
 	size_t service_count;
 	unsigned generation;
@@ -108,6 +111,9 @@ check_stopped(struct host *host)
 {
 	if (!host->stop_requests || host->services_stopped < host->service_count || host->stopped)
 		return;
+	/* The supervisor answers until the workers are gone, so an operator can watch the stop. */
+	if (host->control && control_stop(host->control))
+		return;
 	if (!has_children()) {
 		log_info("all workers stopped");
 		host->stopped = true;
@@ -149,7 +155,7 @@ reap(struct host *host)
 			continue;
 		if (pid <= 0)
 			break;
-		bool found = false;
+		bool found = host->control && control_child_exited(host->control, pid, status);
 		for (size_t i = 0; i < host->service_count && !found; i++)
 			found = service_child_exited(host->services[i], pid, status);
 		if (!found)
@@ -432,6 +438,7 @@ host_free(struct host *host)
 		free(host->restart_running->service);
 		free(host->restart_running);
 	}
+	control_close(host->control);
 	notify_close(host->notify);
 	if (host->signal_fd >= 0) {
 		loop_remove(host->loop, host->signal_fd);
@@ -494,6 +501,11 @@ host_main(const char *config_path)
 		log_errno(LOG_ERROR, r, "cannot open the notify socket");
 		goto out;
 	}
+	r = control_open(&host, host.loop, config, &host.control, error, sizeof(error));
+	if (r < 0) {
+		log_error("%s", error);
+		goto out;
+	}
 	host.services = calloc(config->service_count, sizeof(*host.services));
 	if (!host.services) {
 		r = -ENOMEM;
@@ -510,6 +522,8 @@ host_main(const char *config_path)
 	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(),
 		 config->path, config->service_count, config->service_count == 1 ? "" : "s");
 	host.generation = 1;
+	host.started_at = loop_now_seconds();
+	control_start(host.control);
 	for (size_t i = 0; i < host.service_count; i++) {
 		r = service_start(host.services[i], host.generation);
 		if (r < 0) {
@@ -527,4 +541,67 @@ host_main(const char *config_path)
 out:
 	host_free(&host);
 	return r < 0 ? 1 : host.exit_code;
+}
+
+static json_t *
+worker_json(const struct worker *worker)
+{
+	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i}", "pid", (int)worker->pid, "index",
+				   (int)worker->index, "generation", (int)worker->generation, "state",
+				   service_state_name(worker->state), "since", worker->since,
+				   "restarts", (int)worker->restarts);
+	if (!object)
+		return NULL;
+	if (worker->exit_status >= 0) {
+		json_t *exit = WIFEXITED(worker->exit_status)
+				   ? json_pack("{s:i}", "code", WEXITSTATUS(worker->exit_status))
+				   : json_pack("{s:s}", "signal",
+					       signame_name(WTERMSIG(worker->exit_status)));
+		if (json_object_set_new(object, "last_exit", exit) < 0) {
+			json_decref(object);
+			return NULL;
+		}
+	}
+	if (worker->status_text &&
+	    json_object_set_new(object, "status", json_string(worker->status_text)) < 0) {
+		/* STATUS= text that is not UTF-8 is left out. */
+	}
+	return object;
+}
+
+static json_t *
+service_json(const struct service *service)
+{
+	json_t *workers = json_array();
+	json_t *object = json_pack("{s:i,s:i,s:i,s:i,s:o}", "count", (int)service->config->count,
+				   "ready", (int)service_ready_count(service), "restarts",
+				   (int)service->restarts, "generation", (int)service->generation,
+				   "workers", workers);
+	if (!object)
+		return NULL;
+	for (size_t i = 0; i < service->worker_count; i++)
+		if (json_array_append_new(workers, worker_json(service->workers[i])) < 0) {
+			json_decref(object);
+			return NULL;
+		}
+	return object;
+}
+
+json_t *
+host_status_json(struct host *host)
+{
+	json_t *services = json_object();
+	json_t *status = json_pack("{s:{s:i,s:f,s:i,s:b},s:o}", "host", "pid", (int)getpid(),
+				   "uptime", loop_now_seconds() - host->started_at, "generation",
+				   (int)host->generation, "stopping", host->stop_requests > 0,
+				   "services", services);
+	if (!status)
+		return NULL;
+	for (size_t i = 0; i < host->service_count; i++)
+		if (json_object_set_new(services, host->services[i]->name,
+					service_json(host->services[i])) < 0) {
+			json_decref(status);
+			return NULL;
+		}
+	return status;
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "config.h"
 
 struct host;
@@ -22,3 +24,6 @@ int host_main(const char *config_path);
  * while one runs waits for it and then runs. */
 void host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn,
 		  void *data);
+
+/* The SPEC's status object: {"host":{…},"services":{NAME:{…}}}; a new reference or NULL. */
+json_t *host_status_json(struct host *host);

@@ -10,7 +10,10 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{"host", cmd_host, "run the services of a config file in the foreground"},
+	{"supervisor", cmd_supervisor, "restart a running host, read its status and metrics"},
 	{"metrics", cmd_metrics, "capture a process tree without a host (like process-metrics)"},
+	/* Internal: the host's supervisor child. Not listed in --help. */
+	{"supervisor-process", cmd_supervisor_process, NULL},
 };
 
 static void
@@ -24,7 +27,8 @@ usage(FILE *out)
 	      "Commands:\n",
 	      out);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary)
+			fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n"
 	      "Run 'aerie COMMAND --help' for a command's options.\n"
 	      "Exit codes: 0 ok, 1 request failed, 2 usage or config error,\n"

@@ -1,0 +1,429 @@
+/* control: the host's side of the supervisor endpoint: binds the control socket, runs the
+ * supervisor process (which parses all client input) and answers its requests.
+ *
+ * The split is Falcon's (its supervisor is a child process) made strict, like OpenBSD's
+ * privilege separation: the host never reads a byte from a client. The supervisor process
+ * accepts on the socket the host bound, frames and parses requests, answers metrics itself and
+ * passes status/restart to the host as one small JSON datagram on a SOCK_SEQPACKET pair. If it
+ * crashes or hangs, the host restarts it; the listening socket stays open in the host, so the
+ * kernel queues new connections meanwhile. */
+#include "control.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "log.h"
+#include "loop.h"
+#include "protocol.h"
+#include "worker.h"
+
+/* The supervisor process is restarted at once if it had been up this long, else after
+ * CONTROL_RESTART_DELAY: a crash loop costs one spawn a second. */
+#define CONTROL_STABLE_SECONDS 10.0
+#define CONTROL_RESTART_DELAY 1.0
+#define CONTROL_LISTEN_BACKLOG 128
+
+struct control {
+	struct host *host;
+	struct loop *loop;
+	char *socket_path;
+	int listen_fd;
+	int channel_fd;      /* host's end of the pair shared with the running supervisor */
+	unsigned epoch;      /* counts supervisor spawns: replies for an older one are dropped */
+	bool stopping;
+	char executable[4096];
+	char host_pid_text[16];
+	char socket_gid_text[16];
+	struct worker process; /* the supervisor process, spawned like a worker */
+	struct loop_timer restart_timer;
+};
+
+struct pending_restart {
+	struct control *control;
+	unsigned epoch;
+	json_t *id;
+};
+
+static int
+socket_address(const char *path, struct sockaddr_un *ret_address)
+{
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(address.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(address.sun_path, path);
+	*ret_address = address;
+	return 0;
+}
+
+/* A socket file whose listener is gone refuses connections: only then is it removed. */
+static int
+claim_path(const char *path, char *error, size_t error_size)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(error, error_size, "%s exists and is not a socket; not replacing it", path);
+		return -EEXIST;
+	}
+	struct sockaddr_un address;
+	int r = socket_address(path, &address);
+	if (r < 0)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (struct sockaddr *)&address, sizeof(address));
+	int connect_errno = errno;
+	close(fd);
+	if (r == 0) {
+		snprintf(error, error_size,
+			 "%s: another host is answering on this socket; stop it first or set "
+			 "[host] supervisor to another path",
+			 path);
+		return -EADDRINUSE;
+	}
+	if (connect_errno != ECONNREFUSED) {
+		snprintf(error, error_size, "%s: cannot tell whether it is in use: %s", path,
+			 strerror(connect_errno));
+		return -connect_errno;
+	}
+	log_info("removing stale socket %s", path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int
+bind_socket(struct control *control, const struct config *config, char *error,
+	    size_t error_size)
+{
+	const char *path = config->supervisor_path;
+	struct sockaddr_un address;
+	int r = socket_address(path, &address);
+	if (r < 0) {
+		snprintf(error, error_size, "%s: path too long for a unix socket", path);
+		return r;
+	}
+	error[0] = '\0';
+	r = claim_path(path, error, error_size);
+	if (r < 0) {
+		if (!error[0])
+			snprintf(error, error_size, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	gid_t gid = (gid_t)-1;
+	if (config->socket_group) {
+		struct group *group = getgrnam(config->socket_group);
+		char *end;
+		unsigned long number = strtoul(config->socket_group, &end, 10);
+		if (group)
+			gid = group->gr_gid;
+		else if (*end == '\0' && end != config->socket_group)
+			gid = (gid_t)number;
+		else {
+			snprintf(error, error_size, "%s: socket_group: no group named \"%s\"",
+				 config->path, config->socket_group);
+			return -ENOENT;
+		}
+	}
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(error, error_size, "socket: %s", strerror(errno));
+		return r;
+	}
+	/* Created with no access for anyone but the owner, then opened up to socket_mode: no
+	 * moment where the socket is wider open than configured. */
+	mode_t old_umask = umask(0177);
+	r = bind(fd, (struct sockaddr *)&address, sizeof(address));
+	int bind_errno = errno;
+	umask(old_umask);
+	if (r < 0) {
+		snprintf(error, error_size, "bind %s: %s", path, strerror(bind_errno));
+		close(fd);
+		return -bind_errno;
+	}
+	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) ||
+	    chmod(path, config->socket_mode) < 0 || listen(fd, CONTROL_LISTEN_BACKLOG) < 0) {
+		r = -errno;
+		snprintf(error, error_size, "%s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	control->listen_fd = fd;
+	snprintf(control->socket_gid_text, sizeof(control->socket_gid_text), "%d",
+		 gid == (gid_t)-1 ? -1 : (int)gid);
+	return 0;
+}
+
+static void
+send_reply(struct control *control, json_t *id, json_t *reply)
+{
+	json_t *message = json_pack("{s:O,s:o}", "id", id, "reply", reply);
+	char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
+	json_decref(message);
+	if (!text) {
+		log_error("supervisor channel: out of memory encoding a reply");
+		return;
+	}
+	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
+	 * it is stuck, and the reply is dropped rather than blocking the host. */
+	if (control->channel_fd < 0 ||
+	    send(control->channel_fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		int error = control->channel_fd < 0 ? ENOTCONN : errno;
+		log_warn("supervisor channel: reply dropped: %s", strerror(error));
+		free(text);
+		/* Too large for one datagram: the client gets an error rather than nothing. */
+		if (error == EMSGSIZE) {
+			json_t *fallback = protocol_error("too_large", "reply too large to pass on");
+			if (fallback)
+				send_reply(control, id, fallback);
+		}
+		return;
+	}
+	free(text);
+}
+
+static void
+on_restart_done(struct host *host, unsigned generation, const char *message, void *data)
+{
+	struct pending_restart *pending = data;
+	struct control *control = pending->control;
+	(void)host;
+	if (pending->epoch == control->epoch && !control->stopping) {
+		json_t *reply = message ? protocol_error("restart_failed", message)
+					: json_pack("{s:b,s:i}", "ok", 1, "generation", (int)generation);
+		if (reply)
+			send_reply(control, pending->id, reply);
+	}
+	json_decref(pending->id);
+	free(pending);
+}
+
+static void
+handle_request(struct control *control, json_t *request)
+{
+	json_t *id = json_object_get(request, "id");
+	const char *please = json_string_value(json_object_get(request, "please"));
+	if (!id || !please) {
+		log_warn("supervisor channel: request without id or please ignored");
+		return;
+	}
+	if (strcmp(please, "status") == 0) {
+		json_t *status = host_status_json(control->host);
+		send_reply(control, id,
+			   status ? status : protocol_error("internal", "out of memory"));
+	} else if (strcmp(please, "restart") == 0) {
+		const char *service = json_string_value(json_object_get(request, "service"));
+		struct pending_restart *pending = calloc(1, sizeof(*pending));
+		if (!pending) {
+			send_reply(control, id, protocol_error("internal", "out of memory"));
+			return;
+		}
+		*pending = (struct pending_restart){control, control->epoch, json_incref(id)};
+		log_info("rolling restart of %s asked for by the supervisor",
+			 service ? service : "every service");
+		host_restart(control->host, service, false, on_restart_done, pending);
+	} else {
+		send_reply(control, id, protocol_error("unknown_command", "unknown command"));
+	}
+}
+
+static void
+on_channel(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct control *control = data;
+	(void)loop;
+	(void)events;
+	for (;;) {
+		char buffer[PROTOCOL_MAX_REQUEST + 1024];
+		ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			/* The supervisor process is gone; its exit is handled by the reaper. */
+			loop_remove(control->loop, fd);
+			return;
+		}
+		json_t *request = json_loadb(buffer, (size_t)n, 0, NULL);
+		if (json_is_object(request))
+			handle_request(control, request);
+		else
+			log_warn("supervisor channel: malformed message ignored");
+		json_decref(request);
+	}
+}
+
+static void
+close_channel(struct control *control)
+{
+	if (control->channel_fd < 0)
+		return;
+	loop_remove(control->loop, control->channel_fd);
+	close(control->channel_fd);
+	control->channel_fd = -1;
+}
+
+static void
+spawn_supervisor(struct control *control)
+{
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
+		log_errno(LOG_ERROR, -errno, "supervisor: socketpair");
+		(void)loop_timer_start(control->loop, &control->restart_timer,
+				       CONTROL_RESTART_DELAY);
+		return;
+	}
+	char *argv[] = {control->executable, "supervisor-process", "--host-pid",
+			control->host_pid_text, "--socket-gid", control->socket_gid_text, NULL};
+	int fds[] = {control->listen_fd, pair[1]};
+	struct worker_exec exec = {
+	    .argv = argv,
+	    .service_name = "supervisor",
+	    .listen_fds = fds,
+	    .listen_count = 2,
+	    .listen_names = "control:channel",
+	};
+	control->process.started_at = loop_now_seconds();
+	int r = worker_spawn(&control->process, control->loop, &exec);
+	close(pair[1]);
+	if (r < 0) {
+		close(pair[0]);
+		log_errno(LOG_ERROR, r, "cannot start the supervisor process");
+		(void)loop_timer_start(control->loop, &control->restart_timer,
+				       CONTROL_RESTART_DELAY);
+		return;
+	}
+	control->epoch++;
+	close_channel(control);
+	control->channel_fd = pair[0];
+	/* Status of thousands of workers is one datagram: allow it (capped by wmem_max). */
+	int size = 4 << 20;
+	(void)setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	r = loop_add(control->loop, control->channel_fd, EPOLLIN, on_channel, control);
+	if (r < 0)
+		log_errno(LOG_ERROR, r, "supervisor channel: cannot watch it");
+	log_info("supervisor[%d] started: listening on %s", (int)control->process.pid,
+		 control->socket_path);
+}
+
+static void
+on_restart_timer(struct loop *loop, void *data)
+{
+	struct control *control = data;
+	(void)loop;
+	if (!control->stopping && control->process.pid == 0)
+		spawn_supervisor(control);
+}
+
+int
+control_open(struct host *host, struct loop *loop, const struct config *config,
+	     struct control **ret_control, char *error, size_t error_size)
+{
+	struct control *control = calloc(1, sizeof(*control));
+	if (!control) {
+		snprintf(error, error_size, "out of memory");
+		return -ENOMEM;
+	}
+	control->host = host;
+	control->loop = loop;
+	control->listen_fd = -1;
+	control->channel_fd = -1;
+	control->process.output_fd = -1;
+	snprintf(control->process.label, sizeof(control->process.label), "supervisor");
+	loop_timer_init(&control->restart_timer, on_restart_timer, control);
+	snprintf(control->host_pid_text, sizeof(control->host_pid_text), "%d", (int)getpid());
+	/* The supervisor runs this same binary; /proc/self/exe still works if the file on disk
+	 * was replaced by an upgrade. */
+	ssize_t n = readlink("/proc/self/exe", control->executable, sizeof(control->executable) - 1);
+	if (n <= 0 || access(control->executable, X_OK) < 0)
+		n = (ssize_t)snprintf(control->executable, sizeof(control->executable), "%s",
+				      "/proc/self/exe");
+	else
+		control->executable[n] = '\0';
+	control->socket_path = strdup(config->supervisor_path);
+	int r = control->socket_path ? bind_socket(control, config, error, error_size) : -ENOMEM;
+	if (r < 0) {
+		free(control->socket_path);
+		free(control);
+		return r;
+	}
+	*ret_control = control;
+	return 0;
+}
+
+void
+control_start(struct control *control)
+{
+	spawn_supervisor(control);
+}
+
+bool
+control_stop(struct control *control)
+{
+	control->stopping = true;
+	loop_timer_stop(control->loop, &control->restart_timer);
+	if (control->process.pid > 0)
+		worker_kill(&control->process, SIGTERM);
+	return control->process.pid > 0;
+}
+
+bool
+control_child_exited(struct control *control, pid_t pid, int status)
+{
+	if (control->process.pid == 0 || pid != control->process.pid)
+		return false;
+	double uptime = loop_now_seconds() - control->process.started_at;
+	worker_output_close(&control->process, control->loop);
+	(void)kill(-pid, SIGKILL);
+	control->process.pid = 0;
+	close_channel(control);
+	if (control->stopping) {
+		log_info("supervisor[%d] stopped", (int)pid);
+		return true;
+	}
+	double delay = uptime >= CONTROL_STABLE_SECONDS ? 0 : CONTROL_RESTART_DELAY;
+	if (WIFSIGNALED(status))
+		log_warn("supervisor[%d] killed by signal %d; restarting in %.0f s", (int)pid,
+			 WTERMSIG(status), delay);
+	else
+		log_warn("supervisor[%d] exited with status %d; restarting in %.0f s", (int)pid,
+			 WEXITSTATUS(status), delay);
+	if (delay == 0)
+		spawn_supervisor(control);
+	else
+		(void)loop_timer_start(control->loop, &control->restart_timer, delay);
+	return true;
+}
+
+void
+control_close(struct control *control)
+{
+	if (!control)
+		return;
+	loop_timer_stop(control->loop, &control->restart_timer);
+	worker_output_close(&control->process, control->loop);
+	close_channel(control);
+	if (control->listen_fd >= 0) {
+		close(control->listen_fd);
+		(void)unlink(control->socket_path);
+	}
+	free(control->socket_path);
+	free(control);
+}

@@ -1,0 +1,38 @@
+/* protocol: the supervisor's requests and replies (Falcon-compatible NUL-terminated JSON):
+ * names, error codes and limits in one place; pure, so that it can be fuzzed. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PROTOCOL_MAX_REQUEST (64 * 1024)    /* bytes before the NUL; larger: too_large */
+#define PROTOCOL_MAX_CLIENTS 64             /* concurrent connections */
+#define PROTOCOL_MAX_OUTPUT (16 * 1024 * 1024) /* unread reply bytes before a client is dropped */
+#define PROTOCOL_MAX_DEPTH 32               /* JSON nesting accepted in a request */
+
+enum protocol_command {
+	PROTOCOL_METRICS,
+	PROTOCOL_RESTART,
+	PROTOCOL_STATUS,
+};
+
+struct protocol_request {
+	enum protocol_command command;
+	char service[128]; /* restart: "" for all */
+	int signal;        /* restart: 0, or the signal to deliver to the host */
+	char signal_name[16];
+	char format[16]; /* metrics: "" or "json" */
+};
+
+/* Parses one request (the bytes before its NUL). Returns 0, or -EINVAL with *ret_error set to
+ * an error reply (a new reference) to send instead. */
+int protocol_parse(const char *data, size_t length, struct protocol_request *ret_request,
+		   json_t **ret_error);
+
+/* {"error":{"code":code,"message":message}}; NULL only when out of memory. */
+json_t *protocol_error(const char *code, const char *message);
+
+/* Encodes a reply followed by its NUL into a malloc'd buffer. Returns the length or -ENOMEM. */
+ssize_t protocol_encode(const json_t *reply, char **ret_buffer);

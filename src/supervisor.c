@@ -1,0 +1,550 @@
+/* supervisor: the supervisor process: accepts clients on the control socket the host bound,
+ * frames NUL-terminated JSON, answers metrics itself and passes status/restart to the host.
+ *
+ * It runs as a child of the host (see control.c) with the listening socket at fd 3 and its
+ * channel to the host at fd 4. Everything here is bounded per client: input (one request of
+ * PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then the client is dropped), time
+ * (SUPERVISOR_IDLE_TIMEOUT without a request) and count (PROTOCOL_MAX_CLIENTS). */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "metrics_json.h"
+#include "protocol.h"
+
+#define SUPERVISOR_LISTEN_FD 3
+#define SUPERVISOR_CHANNEL_FD 4
+#define SUPERVISOR_IDLE_TIMEOUT 300.0 /* seconds a client may stay without a request */
+#define SUPERVISOR_ACCEPT_PAUSE 1.0   /* after EMFILE/ENFILE, as tmux does */
+
+struct client {
+	struct supervisor *supervisor;
+	struct client *next;
+	int fd;
+	uid_t uid;
+	bool eof;          /* the client shut its side: answer what it sent, then close */
+	bool close_after;  /* stop answering once the output is flushed (after too_large) */
+	bool draining;     /* reply sent and write side shut: discard input until EOF */
+	uint64_t awaiting; /* id of the request the host is answering, or 0 */
+	char *input;       /* PROTOCOL_MAX_REQUEST + 1 bytes */
+	size_t input_length;
+	char *output;
+	size_t output_length, output_sent;
+	struct loop_timer idle_timer;
+};
+
+struct supervisor {
+	struct loop *loop;
+	pid_t host_pid;
+	gid_t socket_gid; /* (gid_t)-1: none */
+	int signal_fd;
+	struct client *clients;
+	size_t client_count;
+	uint64_t next_id;
+	struct loop_timer accept_timer;
+	bool accept_paused;
+};
+
+static void client_close(struct client *client);
+static void client_process(struct client *client);
+
+static void
+client_update_events(struct client *client)
+{
+	uint32_t events = 0;
+	/* Stop reading while the input is full and waiting on an answer: the kernel's buffer
+	 * then pushes back on the client instead of this process's memory. */
+	if (!client->eof && !client->close_after && client->input_length <= PROTOCOL_MAX_REQUEST)
+		events |= EPOLLIN;
+	if (client->output_sent < client->output_length)
+		events |= EPOLLOUT;
+	(void)loop_modify(client->supervisor->loop, client->fd, events);
+}
+
+/* Writes what it can; false if the client is gone (and freed). */
+static bool
+client_flush(struct client *client)
+{
+	while (client->output_sent < client->output_length) {
+		ssize_t n = send(client->fd, client->output + client->output_sent,
+				 client->output_length - client->output_sent,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			/* EPIPE, ECONNRESET: it left without reading (Falcon's restart client
+			 * does exactly that). */
+			log_debug("client: %s", strerror(errno));
+			client_close(client);
+			return false;
+		}
+		client->output_sent += (size_t)n;
+	}
+	if (client->output_sent == client->output_length) {
+		client->output_sent = client->output_length = 0;
+		if (client->close_after && !client->eof) {
+			/* Closing with unread input would reset the connection and could lose
+			 * the error reply: shut our side and read to the end instead. */
+			client->draining = true;
+			(void)shutdown(client->fd, SHUT_WR);
+			(void)loop_modify(client->supervisor->loop, client->fd, EPOLLIN);
+			return true;
+		}
+		if (client->close_after || (client->eof && !client->awaiting &&
+					    !memchr(client->input, '\0', client->input_length))) {
+			client_close(client);
+			return false;
+		}
+	}
+	client_update_events(client);
+	return true;
+}
+
+/* Queues one reply (and its NUL); takes the reference. False if the client was dropped. */
+static bool
+client_reply(struct client *client, json_t *reply)
+{
+	char *text = NULL;
+	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
+	json_decref(reply);
+	if (length < 0) {
+		static const char fallback[] =
+		    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+		text = strdup(fallback);
+		length = text ? (ssize_t)sizeof(fallback) : -ENOMEM;
+	}
+	size_t pending = client->output_length - client->output_sent;
+	if (length < 0 || pending + (size_t)length > PROTOCOL_MAX_OUTPUT) {
+		log_warn("client uid %u: dropped, %zu reply bytes unread", (unsigned)client->uid,
+			 pending);
+		free(text);
+		client_close(client);
+		return false;
+	}
+	if (client->output_sent > 0) {
+		memmove(client->output, client->output + client->output_sent, pending);
+		client->output_length = pending;
+		client->output_sent = 0;
+	}
+	char *output = realloc(client->output, client->output_length + (size_t)length);
+	if (!output) {
+		free(text);
+		client_close(client);
+		return false;
+	}
+	memcpy(output + client->output_length, text, (size_t)length);
+	client->output = output;
+	client->output_length += (size_t)length;
+	free(text);
+	return client_flush(client);
+}
+
+static json_t *
+metrics_reply(struct supervisor *supervisor)
+{
+	struct metrics_tree tree;
+	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0) {
+		char message[128];
+		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
+			 strerror(-r));
+		return protocol_error("metrics_failed", message);
+	}
+	json_t *reply = metrics_json_tree(&tree);
+	metrics_tree_free(&tree);
+	return reply;
+}
+
+/* Falcon's form: the signal goes to the host, which is this process's parent. */
+static json_t *
+signal_reply(struct supervisor *supervisor, const struct protocol_request *request)
+{
+	if (getppid() != supervisor->host_pid)
+		return protocol_error("host_unavailable", "the host is gone");
+	if (kill(supervisor->host_pid, request->signal) < 0) {
+		char message[128];
+		snprintf(message, sizeof(message), "cannot signal the host: %s", strerror(errno));
+		return protocol_error("signal_failed", message);
+	}
+	return json_pack("{s:b,s:s}", "ok", 1, "signal", request->signal_name);
+}
+
+/* Passes a request to the host; the reply comes on the channel. */
+static json_t *
+forward(struct client *client, const struct protocol_request *request)
+{
+	struct supervisor *supervisor = client->supervisor;
+	uint64_t id = ++supervisor->next_id;
+	json_t *message =
+	    request->command == PROTOCOL_STATUS
+		? json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "status")
+		: json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "restart");
+	if (message && request->command == PROTOCOL_RESTART && request->service[0] &&
+	    json_object_set_new(message, "service", json_string(request->service)) < 0) {
+		json_decref(message);
+		message = NULL;
+	}
+	char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
+	json_decref(message);
+	if (!text)
+		return protocol_error("internal", "out of memory");
+	ssize_t n = send(SUPERVISOR_CHANNEL_FD, text, strlen(text), MSG_NOSIGNAL);
+	free(text);
+	if (n < 0)
+		return protocol_error("host_unavailable", "the host does not answer");
+	client->awaiting = id;
+	return NULL;
+}
+
+/* Answers every complete request in the input, in order, until one must wait for the host. */
+static void
+client_process(struct client *client)
+{
+	while (!client->awaiting && !client->close_after) {
+		char *end = memchr(client->input, '\0', client->input_length);
+		if (!end) {
+			if (client->input_length > PROTOCOL_MAX_REQUEST) {
+				/* No NUL in the first 64 KiB: the rest can't be framed. */
+				client->close_after = true;
+				client_reply(client, protocol_error("too_large",
+								    "request larger than 65536 "
+								    "bytes; closing the connection"));
+				return;
+			}
+			break;
+		}
+		size_t length = (size_t)(end - client->input);
+		struct protocol_request request;
+		json_t *reply = NULL;
+		if (protocol_parse(client->input, length, &request, &reply) == 0) {
+			if (request.command == PROTOCOL_METRICS)
+				reply = metrics_reply(client->supervisor);
+			else if (request.command == PROTOCOL_RESTART && request.signal)
+				reply = signal_reply(client->supervisor, &request);
+			else
+				reply = forward(client, &request);
+		}
+		memmove(client->input, end + 1, client->input_length - length - 1);
+		client->input_length -= length + 1;
+		if (reply && !client_reply(client, reply))
+			return;
+	}
+	if (!client->awaiting && client->eof && client->output_length == 0) {
+		client_close(client);
+		return;
+	}
+	client_update_events(client);
+}
+
+static void
+on_client(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct client *client = data;
+	(void)loop;
+	if (events & EPOLLOUT && !client_flush(client))
+		return;
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	if (client->draining) {
+		char discard[4096];
+		ssize_t n;
+		while ((n = recv(fd, discard, sizeof(discard), MSG_DONTWAIT)) > 0)
+			;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			client_close(client);
+		return;
+	}
+	while (!client->eof && client->input_length <= PROTOCOL_MAX_REQUEST) {
+		ssize_t n = recv(fd, client->input + client->input_length,
+				 PROTOCOL_MAX_REQUEST + 1 - client->input_length, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			client_close(client);
+			return;
+		}
+		if (n == 0) {
+			client->eof = true;
+			break;
+		}
+		client->input_length += (size_t)n;
+		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+	}
+	client_process(client);
+}
+
+static void
+on_idle(struct loop *loop, void *data)
+{
+	struct client *client = data;
+	(void)loop;
+	if (client->awaiting) {
+		/* The host is still working on it (a long rolling restart). */
+		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+		return;
+	}
+	log_debug("client uid %u: idle, closing", (unsigned)client->uid);
+	client_close(client);
+}
+
+static void
+client_close(struct client *client)
+{
+	struct supervisor *supervisor = client->supervisor;
+	for (struct client **p = &supervisor->clients; *p; p = &(*p)->next)
+		if (*p == client) {
+			*p = client->next;
+			break;
+		}
+	supervisor->client_count--;
+	loop_timer_stop(supervisor->loop, &client->idle_timer);
+	loop_remove(supervisor->loop, client->fd);
+	close(client->fd);
+	free(client->input);
+	free(client->output);
+	free(client);
+	if (supervisor->accept_paused && !loop_timer_armed(&supervisor->accept_timer)) {
+		supervisor->accept_paused = false;
+		(void)loop_modify(supervisor->loop, SUPERVISOR_LISTEN_FD, EPOLLIN);
+	}
+}
+
+/* Whether pid is in group gid, from the Groups: line of /proc/PID/status (SO_PEERCRED carries
+ * only the primary group). */
+static bool
+in_supplementary_group(pid_t pid, gid_t gid)
+{
+	char path[64], line[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *file = fopen(path, "re");
+	if (!file)
+		return false;
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), file)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (char *p = line + 7, *end;; p = end) {
+			unsigned long value = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			if ((gid_t)value == gid)
+				found = true;
+		}
+		break;
+	}
+	fclose(file);
+	return found;
+}
+
+/* The socket file's mode and group are the gate; this is the second lock: the host's user,
+ * root, or a member of socket_group. */
+static bool
+peer_allowed(const struct supervisor *supervisor, int fd, uid_t *ret_uid)
+{
+	struct ucred credentials;
+	socklen_t length = sizeof(credentials);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0)
+		return false;
+	*ret_uid = credentials.uid;
+	if (credentials.uid == 0 || credentials.uid == getuid())
+		return true;
+	if (supervisor->socket_gid == (gid_t)-1)
+		return false;
+	return credentials.gid == supervisor->socket_gid ||
+	       in_supplementary_group(credentials.pid, supervisor->socket_gid);
+}
+
+/* Best effort: the one reply a refused client gets before the close. */
+static void
+refuse(int fd, const char *code, const char *message)
+{
+	char *text = NULL;
+	json_t *reply = protocol_error(code, message);
+	ssize_t length = reply ? protocol_encode(reply, &text) : -1;
+	json_decref(reply);
+	if (length > 0)
+		(void)send(fd, text, (size_t)length, MSG_DONTWAIT | MSG_NOSIGNAL);
+	free(text);
+	close(fd);
+}
+
+static void
+on_accept_timer(struct loop *loop, void *data)
+{
+	struct supervisor *supervisor = data;
+	supervisor->accept_paused = false;
+	(void)loop_modify(loop, SUPERVISOR_LISTEN_FD, EPOLLIN);
+}
+
+static void
+on_accept(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct supervisor *supervisor = data;
+	(void)events;
+	for (;;) {
+		int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (client_fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of fds: stop accepting for a while rather than spin; the
+				 * kernel keeps queueing meanwhile. */
+				log_warn("accept: %s; pausing for %.0f s", strerror(errno),
+					 SUPERVISOR_ACCEPT_PAUSE);
+				supervisor->accept_paused = true;
+				(void)loop_modify(loop, fd, 0);
+				(void)loop_timer_start(loop, &supervisor->accept_timer,
+						       SUPERVISOR_ACCEPT_PAUSE);
+			} else if (errno != EAGAIN) {
+				log_errno(LOG_WARN, -errno, "accept");
+			}
+			return;
+		}
+		uid_t uid = (uid_t)-1;
+		if (!peer_allowed(supervisor, client_fd, &uid)) {
+			log_warn("client uid %d refused: not the host's user, root or in "
+				 "socket_group",
+				 (int)uid);
+			refuse(client_fd, "permission_denied",
+			       "not allowed: connect as the host's user, root or a member of its "
+			       "socket_group");
+			continue;
+		}
+		if (supervisor->client_count >= PROTOCOL_MAX_CLIENTS) {
+			refuse(client_fd, "too_many_clients",
+			       "too many clients connected (64); try again later");
+			continue;
+		}
+		struct client *client = calloc(1, sizeof(*client));
+		char *input = malloc(PROTOCOL_MAX_REQUEST + 1);
+		if (!client || !input ||
+		    loop_add(loop, client_fd, EPOLLIN, on_client, client) < 0) {
+			free(client);
+			free(input);
+			refuse(client_fd, "internal", "out of memory");
+			continue;
+		}
+		*client = (struct client){.supervisor = supervisor,
+					  .next = supervisor->clients,
+					  .fd = client_fd,
+					  .uid = uid,
+					  .input = input};
+		loop_timer_init(&client->idle_timer, on_idle, client);
+		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+		supervisor->clients = client;
+		supervisor->client_count++;
+	}
+}
+
+static struct client *
+find_awaiting(struct supervisor *supervisor, uint64_t id)
+{
+	for (struct client *client = supervisor->clients; client; client = client->next)
+		if (client->awaiting == id)
+			return client;
+	return NULL;
+}
+
+static void
+on_channel(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct supervisor *supervisor = data;
+	(void)events;
+	/* The host's replies are one datagram each; a status of thousands of workers is large. */
+	static char buffer[1 << 20];
+	for (;;) {
+		ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			log_info("the host closed the channel; exiting");
+			loop_quit(loop);
+			return;
+		}
+		json_t *message = json_loadb(buffer, (size_t)n, 0, NULL);
+		json_t *id = json_object_get(message, "id");
+		json_t *reply = json_object_get(message, "reply");
+		struct client *client =
+		    json_is_integer(id) && json_integer_value(id) > 0
+			? find_awaiting(supervisor, (uint64_t)json_integer_value(id))
+			: NULL;
+		if (client && reply) {
+			client->awaiting = 0;
+			if (client_reply(client, json_incref(reply)))
+				client_process(client);
+		}
+		json_decref(message);
+	}
+}
+
+static void
+on_signal(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct signalfd_siginfo info;
+	(void)events;
+	(void)data;
+	while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info))
+		if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
+			loop_quit(loop);
+}
+
+int
+supervisor_main(pid_t host_pid, gid_t socket_gid)
+{
+	struct supervisor supervisor = {
+	    .host_pid = host_pid, .socket_gid = socket_gid, .signal_fd = -1};
+	/* Dies with the host; and if the host is already gone, there is nobody to serve. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != host_pid) {
+		fprintf(stderr, "aerie supervisor-process: the host %d is not its parent\n",
+			(int)host_pid);
+		return 1;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return 1;
+	int r = loop_new(&supervisor.loop);
+	if (r < 0)
+		return 1;
+	loop_timer_init(&supervisor.accept_timer, on_accept_timer, &supervisor);
+	supervisor.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (supervisor.signal_fd < 0 ||
+	    loop_add(supervisor.loop, supervisor.signal_fd, EPOLLIN, on_signal, NULL) < 0 ||
+	    loop_add(supervisor.loop, SUPERVISOR_LISTEN_FD, EPOLLIN, on_accept, &supervisor) < 0 ||
+	    loop_add(supervisor.loop, SUPERVISOR_CHANNEL_FD, EPOLLIN, on_channel, &supervisor) <
+		0) {
+		log_errno(LOG_ERROR, -errno, "supervisor: cannot watch its sockets");
+		r = -1;
+	} else {
+		r = loop_run(supervisor.loop);
+	}
+	while (supervisor.clients)
+		client_close(supervisor.clients);
+	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
+	if (supervisor.signal_fd >= 0)
+		close(supervisor.signal_fd);
+	loop_free(supervisor.loop);
+	return r < 0 ? 1 : 0;
+}

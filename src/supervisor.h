@@ -1,0 +1,10 @@
+/* supervisor: the supervisor process: accepts clients on the control socket the host bound,
+ * frames NUL-terminated JSON, answers metrics itself and passes status/restart to the host. */
+#pragma once
+
+#include <sys/types.h>
+
+/* Serves on fd 3 (listening socket) and fd 4 (channel to the host) until SIGTERM or the host
+ * goes away. socket_gid: members may connect besides the host's user and root; (gid_t)-1 for
+ * none. Returns the exit code. */
+int supervisor_main(pid_t host_pid, gid_t socket_gid);
