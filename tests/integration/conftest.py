@@ -8,6 +8,8 @@ import pathlib
 
 import pytest
 
+from hostlib import Host
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -34,3 +36,23 @@ def examples_dir():
     path = _path("AERIE_EXAMPLES", "build/examples")
     assert path.is_dir(), f"{path} is missing: run make first"
     return path
+
+
+@pytest.fixture
+def start_host(aerie_bin, tmp_path):
+    """start_host(config_text, args=(), wrapper=()) → a running Host in tmp_path; every host
+    still running at the end of the test is stopped (and killed if it won't stop)."""
+    hosts = []
+
+    def start(config, args=(), wrapper=(), binary=None, directory=None):
+        host = Host(binary or aerie_bin, directory or tmp_path, config, args, wrapper)
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        if host.process.poll() is None:
+            try:
+                host.stop(timeout=20)
+            except AssertionError:
+                host.kill()
