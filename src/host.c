@@ -198,7 +198,7 @@ restart_finish(struct host *host)
 	host->restart_running = NULL;
 	const char *error = host->restart_error[0] ? host->restart_error : NULL;
 	if (error)
-		log_warn("rolling restart to generation %u failed: %s", host->generation, error);
+		log_warn("rolling restart failed: %s", error);
 	else
 		log_info("rolling restart to generation %u done", host->generation);
 	release_configs(host);
