@@ -1,7 +1,6 @@
 /* cmd_metrics: `aerie metrics [--pid PID] [--json]`, a capture without a host. */
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -91,10 +90,13 @@ cmd_metrics(int argc, char **argv)
 
 	int status = EXIT_OK;
 	if (json) {
-		json_t *object = metrics_json_tree(&tree);
-		if (!object || json_dumpf(object, stdout, JSON_COMPACT) < 0 || putchar('\n') == EOF)
+		char *text;
+		ssize_t length = metrics_json_encode(&tree, &text);
+		if (length < 0 || fwrite(text, 1, (size_t)length, stdout) != (size_t)length ||
+		    putchar('\n') == EOF)
 			status = EXIT_FAILED;
-		json_decref(object);
+		if (length >= 0)
+			free(text);
 	} else {
 		metrics_table_print(stdout, &tree);
 	}

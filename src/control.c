@@ -26,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "protocol.h"
+#include "unixsock.h"
 #include "worker.h"
 
 /* The supervisor process is restarted at once if it had been up this long, else after
@@ -56,68 +57,18 @@ struct pending_restart {
 };
 
 static int
-socket_address(const char *path, struct sockaddr_un *ret_address)
-{
-	struct sockaddr_un address = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(address.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(address.sun_path, path);
-	*ret_address = address;
-	return 0;
-}
-
-/* A socket file whose listener is gone refuses connections: only then is it removed. */
-static int
-claim_path(const char *path, char *error, size_t error_size)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(error, error_size, "%s exists and is not a socket; not replacing it", path);
-		return -EEXIST;
-	}
-	struct sockaddr_un address;
-	int r = socket_address(path, &address);
-	if (r < 0)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (struct sockaddr *)&address, sizeof(address));
-	int connect_errno = errno;
-	close(fd);
-	if (r == 0) {
-		snprintf(error, error_size,
-			 "%s: another host is answering on this socket; stop it first or set "
-			 "[host] supervisor to another path",
-			 path);
-		return -EADDRINUSE;
-	}
-	if (connect_errno != ECONNREFUSED) {
-		snprintf(error, error_size, "%s: cannot tell whether it is in use: %s", path,
-			 strerror(connect_errno));
-		return -connect_errno;
-	}
-	log_info("removing stale socket %s", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static int
 bind_socket(struct control *control, const struct config *config, char *error,
 	    size_t error_size)
 {
 	const char *path = config->supervisor_path;
 	struct sockaddr_un address;
-	int r = socket_address(path, &address);
+	int r = unixsock_address(path, &address);
 	if (r < 0) {
 		snprintf(error, error_size, "%s: path too long for a unix socket", path);
 		return r;
 	}
 	error[0] = '\0';
-	r = claim_path(path, error, error_size);
+	r = unixsock_claim(path, error, error_size);
 	if (r < 0) {
 		if (!error[0])
 			snprintf(error, error_size, "%s: %s", path, strerror(-r));

@@ -253,6 +253,17 @@ reload_config(struct host *host)
 			log_warn("service %s is gone from %s: it keeps running until the host "
 				 "restarts",
 				 host->services[i]->name, host->config_path);
+	for (size_t i = 0; i < host->service_count; i++) {
+		const struct config_service *next =
+		    find_config_service(config, host->services[i]->name);
+		bool same = next && next->listen_count == host->services[i]->listen_count;
+		for (size_t l = 0; same && l < next->listen_count; l++)
+			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
+		if (next && !same)
+			log_warn("service %s: listen changed in %s: the sockets bound at start stay "
+				 "until the host restarts",
+				 host->services[i]->name, host->config_path);
+	}
 	for (size_t i = 0; i < config->service_count; i++)
 		if (!find_service(host, config->services[i].name))
 			log_warn("service %s is new in %s: it starts when the host restarts",
@@ -517,6 +528,12 @@ host_main(const char *config_path)
 		if (r < 0)
 			goto out;
 		host.service_count++;
+		/* Bound before any worker runs, so that the first generation inherits them. */
+		r = service_open_sockets(host.services[i], config->directory, error, sizeof(error));
+		if (r < 0) {
+			log_error("%s", error);
+			goto out;
+		}
 	}
 
 	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(),

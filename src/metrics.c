@@ -54,9 +54,12 @@ grow(void **array, size_t *capacity, size_t needed, size_t element_size)
 	return 0;
 }
 
-/* Reads a whole /proc file into capture->buffer, NUL-terminated. Returns its length or -errno. */
+/* Reads a whole /proc file into capture->buffer, NUL-terminated. Returns its length or -errno.
+ * one_record: the file is produced in one piece (stat, cmdline, smaps_rollup), so a short read
+ * is its end; the children list is a sequence of records that the kernel may hand out a page
+ * at a time, so it is read to EOF. */
 static ssize_t
-read_proc_file(struct capture *capture, const char *path)
+read_proc_file(struct capture *capture, const char *path, bool one_record)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -84,6 +87,10 @@ read_proc_file(struct capture *capture, const char *path)
 		if (n == 0)
 			break;
 		length += (size_t)n;
+		/* /proc hands out a file in one read when the buffer has room: a short read is
+		 * the end (as procps assumes), which saves a second read per file. */
+		if (one_record && (size_t)n < capture->buffer_size - (length - (size_t)n) - 1)
+			break;
 	}
 	close(fd);
 	capture->buffer[length] = '\0';
@@ -190,21 +197,24 @@ metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 int
 metrics_parse_smaps_rollup(const char *text, struct metrics_memory *ret_memory)
 {
+#define MEMORY_KEY(text, field) {text, sizeof(text) - 1, offsetof(struct metrics_memory, field)}
 	static const struct {
 		const char *key;
+		size_t length;
 		size_t offset;
 	} keys[] = {
-		{"Rss:", offsetof(struct metrics_memory, resident_size)},
-		{"Pss:", offsetof(struct metrics_memory, proportional_size)},
-		{"Shared_Clean:", offsetof(struct metrics_memory, shared_clean_size)},
-		{"Shared_Dirty:", offsetof(struct metrics_memory, shared_dirty_size)},
-		{"Private_Clean:", offsetof(struct metrics_memory, private_clean_size)},
-		{"Private_Dirty:", offsetof(struct metrics_memory, private_dirty_size)},
-		{"Referenced:", offsetof(struct metrics_memory, referenced_size)},
-		{"Anonymous:", offsetof(struct metrics_memory, anonymous_size)},
-		{"Swap:", offsetof(struct metrics_memory, swap_size)},
-		{"SwapPss:", offsetof(struct metrics_memory, proportional_swap_size)},
+		MEMORY_KEY("Rss:", resident_size),
+		MEMORY_KEY("Pss:", proportional_size),
+		MEMORY_KEY("Shared_Clean:", shared_clean_size),
+		MEMORY_KEY("Shared_Dirty:", shared_dirty_size),
+		MEMORY_KEY("Private_Clean:", private_clean_size),
+		MEMORY_KEY("Private_Dirty:", private_dirty_size),
+		MEMORY_KEY("Referenced:", referenced_size),
+		MEMORY_KEY("Anonymous:", anonymous_size),
+		MEMORY_KEY("Swap:", swap_size),
+		MEMORY_KEY("SwapPss:", proportional_swap_size),
 	};
+#undef MEMORY_KEY
 	struct metrics_memory memory = {0};
 	unsigned found = 0;
 
@@ -212,8 +222,9 @@ metrics_parse_smaps_rollup(const char *text, struct metrics_memory *ret_memory)
 		const char *end = strchr(line, '\n');
 		size_t line_length = end ? (size_t)(end - line) : strlen(line);
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			size_t key_length = strlen(keys[i].key);
-			if (line_length < key_length || memcmp(line, keys[i].key, key_length) != 0)
+			size_t key_length = keys[i].length;
+			if (line[0] != keys[i].key[0] || line_length < key_length ||
+			    memcmp(line, keys[i].key, key_length) != 0)
 				continue;
 			const char *p = line + key_length;
 			uint64_t kib;
@@ -306,7 +317,7 @@ push_task_children(struct capture *capture, pid_t pid, const char *tid, unsigned
 {
 	char path[300];
 	snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, tid);
-	ssize_t n = read_proc_file(capture, path);
+	ssize_t n = read_proc_file(capture, path, false);
 	if (n == -ENOENT || n == -ESRCH)
 		return 0;
 	if (n < 0)
@@ -365,7 +376,7 @@ scan_all_parents(struct capture *capture)
 		char path[sizeof(entry->d_name) + 16];
 		snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
 		struct metrics_stat stat;
-		if (read_proc_file(capture, path) < 0 ||
+		if (read_proc_file(capture, path, true) < 0 ||
 		    metrics_parse_stat(capture->buffer, &stat) < 0)
 			continue; /* gone meanwhile */
 		r = grow((void **)&capture->edges, &capacity, capture->edge_count + 1,
@@ -414,7 +425,7 @@ read_process(struct capture *capture, pid_t pid, unsigned depth, struct metrics_
 	char path[64];
 	struct metrics_stat stat;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	ssize_t n = read_proc_file(capture, path);
+	ssize_t n = read_proc_file(capture, path, true);
 	if (n == -ENOENT || n == -ESRCH)
 		return -ESRCH;
 	if (n < 0)
@@ -423,7 +434,7 @@ read_process(struct capture *capture, pid_t pid, unsigned depth, struct metrics_
 		return -EIO;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	n = read_proc_file(capture, path);
+	n = read_proc_file(capture, path, true);
 	if (n == -ENOENT || n == -ESRCH)
 		return -ESRCH;
 	if (n < 0)
@@ -464,7 +475,7 @@ read_process(struct capture *capture, pid_t pid, unsigned depth, struct metrics_
 	/* Another user's process (EACCES) or one that became a zombie has no rollup: memory is
 	 * null, and resident_size keeps stat's figure. */
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	if (read_proc_file(capture, path) > 0 &&
+	if (read_proc_file(capture, path, true) > 0 &&
 	    metrics_parse_smaps_rollup(capture->buffer, &process.memory) == 0) {
 		process.has_memory = true;
 		process.resident_size = process.memory.resident_size;

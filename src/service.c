@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 #include "signame.h"
 
@@ -128,6 +129,9 @@ spawn(struct service *service, struct worker *worker, const struct config_servic
 	    .env_count = config->env_count,
 	    .notify_socket = config->ready == CONFIG_READY_NOTIFY ? service->notify_socket : NULL,
 	    .service_name = service->name,
+	    .listen_fds = service->listen_fds,
+	    .listen_count = service->listen_count,
+	    .listen_names = service->listen_names,
 	};
 	worker->stop_signal = config->stop_signal;
 	worker->stop_timeout = config->stop_timeout;
@@ -380,11 +384,68 @@ service_new(const struct config_service *config, struct loop *loop, const char *
 	return 0;
 }
 
+static void
+close_sockets(struct service *service)
+{
+	for (size_t i = 0; i < service->listen_count; i++) {
+		listen_close(service->listen_specs[i], service->listen_directory,
+			     service->listen_fds[i]);
+		free(service->listen_specs[i]);
+	}
+	free(service->listen_fds);
+	free(service->listen_specs);
+	service->listen_specs = NULL;
+	free(service->listen_names);
+	free(service->listen_directory);
+	service->listen_fds = NULL;
+	service->listen_names = service->listen_directory = NULL;
+	service->listen_count = 0;
+}
+
+int
+service_open_sockets(struct service *service, const char *directory, char *error,
+		     size_t error_size)
+{
+	const struct config_service *config = service->config;
+	if (config->listen_count == 0)
+		return 0;
+	size_t name_length = strlen(service->name) + 1;
+	service->listen_fds = calloc(config->listen_count, sizeof(int));
+	service->listen_specs = calloc(config->listen_count, sizeof(char *));
+	service->listen_names = calloc(config->listen_count, name_length);
+	service->listen_directory = strdup(directory);
+	if (!service->listen_fds || !service->listen_specs || !service->listen_names ||
+	    !service->listen_directory) {
+		close_sockets(service);
+		snprintf(error, error_size, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < config->listen_count; i++) {
+		char *spec = strdup(config->listen[i]);
+		int r = spec ? listen_open(spec, directory, &service->listen_fds[i], error,
+					   error_size)
+			     : -ENOMEM;
+		if (r < 0) {
+			free(spec);
+			close_sockets(service);
+			return r;
+		}
+		service->listen_specs[service->listen_count++] = spec;
+		/* systemd's FileDescriptorName: here, the service's name for each socket. */
+		if (i > 0)
+			strcat(service->listen_names, ":");
+		strcat(service->listen_names, service->name);
+		log_info("%s: listening on %s", service->name, config->listen[i]);
+	}
+	return 0;
+}
+
 void
 service_free(struct service *service)
 {
 	if (!service)
 		return;
+	close_sockets(service);
 	for (size_t i = 0; i < service->worker_count; i++)
 		worker_free(service, service->workers[i]);
 	free(service->workers);

@@ -33,11 +33,22 @@ struct service {
 	const struct config_service *roll_config;
 	bool stopping;
 	unsigned restarts; /* of all its workers, ever */
+	/* Listening sockets, bound once (from the first config) and passed to every worker. */
+	int *listen_fds;
+	char **listen_specs; /* as written, for closing */
+	size_t listen_count;
+	char *listen_names;     /* "web:web:…" for LISTEN_FDNAMES */
+	char *listen_directory; /* what relative unix: paths are relative to */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
 		service_fn fn, void *data, struct service **ret_service);
 void service_free(struct service *service);
+
+/* Binds the sockets of config->listen (relative unix paths against directory). On failure
+ * error says which and why; nothing stays bound. */
+int service_open_sockets(struct service *service, const char *directory, char *error,
+			 size_t error_size);
 
 /* Starts config->count workers of generation. */
 int service_start(struct service *service, unsigned generation);

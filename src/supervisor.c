@@ -115,21 +115,13 @@ client_flush(struct client *client)
 	return true;
 }
 
-/* Queues one reply (and its NUL); takes the reference. False if the client was dropped. */
+/* Queues length bytes of text (a reply and its NUL) and frees text. False if the client was
+ * dropped. */
 static bool
-client_reply(struct client *client, json_t *reply)
+client_queue(struct client *client, char *text, size_t length)
 {
-	char *text = NULL;
-	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
-	json_decref(reply);
-	if (length < 0) {
-		static const char fallback[] =
-		    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-		text = strdup(fallback);
-		length = text ? (ssize_t)sizeof(fallback) : -ENOMEM;
-	}
 	size_t pending = client->output_length - client->output_sent;
-	if (length < 0 || pending + (size_t)length > PROTOCOL_MAX_OUTPUT) {
+	if (pending + length > PROTOCOL_MAX_OUTPUT) {
 		log_warn("client uid %u: dropped, %zu reply bytes unread", (unsigned)client->uid,
 			 pending);
 		free(text);
@@ -141,33 +133,57 @@ client_reply(struct client *client, json_t *reply)
 		client->output_length = pending;
 		client->output_sent = 0;
 	}
-	char *output = realloc(client->output, client->output_length + (size_t)length);
+	char *output = realloc(client->output, client->output_length + length);
 	if (!output) {
 		free(text);
 		client_close(client);
 		return false;
 	}
-	memcpy(output + client->output_length, text, (size_t)length);
+	memcpy(output + client->output_length, text, length);
 	client->output = output;
-	client->output_length += (size_t)length;
+	client->output_length += length;
 	free(text);
 	return client_flush(client);
 }
 
-static json_t *
-metrics_reply(struct supervisor *supervisor)
+/* Queues one reply (and its NUL); takes the reference. False if the client was dropped. */
+static bool
+client_reply(struct client *client, json_t *reply)
+{
+	char *text = NULL;
+	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
+	json_decref(reply);
+	if (length < 0) {
+		static const char fallback[] =
+		    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+		text = strdup(fallback);
+		if (!text) {
+			client_close(client);
+			return false;
+		}
+		length = (ssize_t)sizeof(fallback);
+	}
+	return client_queue(client, text, (size_t)length);
+}
+
+/* The host's tree, encoded straight into the reply (see metrics_json.c for why). */
+static bool
+client_reply_metrics(struct client *client)
 {
 	struct metrics_tree tree;
-	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	int r = metrics_capture(client->supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
 	if (r < 0) {
 		char message[128];
 		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
 			 strerror(-r));
-		return protocol_error("metrics_failed", message);
+		return client_reply(client, protocol_error("metrics_failed", message));
 	}
-	json_t *reply = metrics_json_tree(&tree);
+	char *text;
+	ssize_t length = metrics_json_encode(&tree, &text);
 	metrics_tree_free(&tree);
-	return reply;
+	if (length < 0)
+		return client_reply(client, NULL);
+	return client_queue(client, text, (size_t)length + 1); /* with its NUL */
 }
 
 /* Falcon's form: the signal goes to the host, which is this process's parent. */
@@ -231,9 +247,10 @@ client_process(struct client *client)
 		size_t length = (size_t)(end - client->input);
 		struct protocol_request request;
 		json_t *reply = NULL;
+		bool metrics = false;
 		if (protocol_parse(client->input, length, &request, &reply) == 0) {
 			if (request.command == PROTOCOL_METRICS)
-				reply = metrics_reply(client->supervisor);
+				metrics = true;
 			else if (request.command == PROTOCOL_RESTART && request.signal)
 				reply = signal_reply(client->supervisor, &request);
 			else
@@ -241,6 +258,8 @@ client_process(struct client *client)
 		}
 		memmove(client->input, end + 1, client->input_length - length - 1);
 		client->input_length -= length + 1;
+		if (metrics && !client_reply_metrics(client))
+			return;
 		if (reply && !client_reply(client, reply))
 			return;
 	}
