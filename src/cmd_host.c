@@ -26,9 +26,9 @@ int
 cmd_host(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	for (int c; (c = getopt_long(argc, argv, "vh", options, NULL)) != -1;) {
 		switch (c) {

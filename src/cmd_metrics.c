@@ -22,7 +22,8 @@ usage(FILE *out)
 	      "(pid, ppid, pgid, %cpu, vsz, rss, time, elapsed, command) plus PSS/USS memory\n"
 	      "from smaps_rollup.\n"
 	      "\n"
-	      "  -p, --pid PID    root of the tree (default: this command's parent, e.g. your shell)\n"
+	      "  -p, --pid PID    root of the tree (default: this command's parent, e.g. your "
+	      "shell)\n"
 	      "  -j, --json       the supervisor's pid-keyed JSON object instead of a table\n"
 	      "      --scan-proc  find children by reading every /proc/PID/stat (what aerie does\n"
 	      "                   by itself on kernels without /proc/PID/task/TID/children)\n"
@@ -34,11 +35,11 @@ int
 cmd_metrics(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"pid", required_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'j'},
-		{"scan-proc", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"scan-proc", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	pid_t pid = getppid();
 	bool json = false;
@@ -84,7 +85,8 @@ cmd_metrics(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	if (r < 0) {
-		fprintf(stderr, "aerie metrics: reading /proc for %d: %s\n", (int)pid, strerror(-r));
+		fprintf(stderr, "aerie metrics: reading /proc for %d: %s\n", (int)pid,
+			strerror(-r));
 		return EXIT_FAILED;
 	}
 

@@ -149,7 +149,8 @@ round_trip(const struct client_options *options, const char *request, json_t **r
 	for (;;) {
 		if (reply_length == capacity) {
 			capacity = capacity ? capacity * 2 : 64 * 1024;
-			char *bigger = capacity <= CLIENT_MAX_REPLY ? realloc(reply, capacity) : NULL;
+			char *bigger =
+			    capacity <= CLIENT_MAX_REPLY ? realloc(reply, capacity) : NULL;
 			if (!bigger) {
 				fprintf(stderr, "aerie supervisor: reply too large\n");
 				free(reply);
@@ -216,8 +217,7 @@ report_error(const json_t *reply)
 	if (!error)
 		return false;
 	fprintf(stderr, "aerie supervisor: %s (%s)\n",
-		json_string_value(json_object_get(error, "message"))
-		    ?: "the request failed",
+		json_string_value(json_object_get(error, "message")) ?: "the request failed",
 		json_string_value(json_object_get(error, "code")) ?: "error");
 	return true;
 }
@@ -253,8 +253,9 @@ print_status(const json_t *reply)
 				snprintf(detail, sizeof(detail), "%s",
 					 json_string_value(json_object_get(worker, "status")));
 			else if (json_object_get(exit, "code"))
-				snprintf(detail, sizeof(detail), "last exit: status %lld",
-					 (long long)json_integer_value(json_object_get(exit, "code")));
+				snprintf(
+				    detail, sizeof(detail), "last exit: status %lld",
+				    (long long)json_integer_value(json_object_get(exit, "code")));
 			else if (json_object_get(exit, "signal"))
 				snprintf(detail, sizeof(detail), "last exit: SIG%s",
 					 json_string_value(json_object_get(exit, "signal")));
@@ -263,8 +264,9 @@ print_status(const json_t *reply)
 			       (long long)json_integer_value(json_object_get(worker, "generation")),
 			       json_string_value(json_object_get(worker, "state")) ?: "?",
 			       (long long)json_integer_value(json_object_get(worker, "restarts")),
-			       format_duration(now - json_number_value(json_object_get(worker, "since")),
-					       since, sizeof(since)),
+			       format_duration(
+				   now - json_number_value(json_object_get(worker, "since")), since,
+				   sizeof(since)),
 			       detail);
 		}
 		printf("%s: %lld/%lld ready, %lld restarts\n", name,
@@ -287,7 +289,8 @@ run_command(const char *command, const struct client_options *options)
 		if (request && options->signal)
 			json_object_set_new(request, "signal", json_string(options->signal));
 	} else {
-		fprintf(stderr, "aerie supervisor: unknown command '%s' (restart, metrics, status)\n",
+		fprintf(stderr,
+			"aerie supervisor: unknown command '%s' (restart, metrics, status)\n",
 			command);
 		return EXIT_USAGE;
 	}
@@ -334,16 +337,16 @@ int
 cmd_supervisor(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"timeout", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"service", required_argument, NULL, 'S'},
-		{"signal", required_argument, NULL, 'g'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"service", required_argument, NULL, 'S'},
+	    {"signal", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct client_options client = {.socket = "supervisor.ipc",
-					 .timeout = CLIENT_DEFAULT_TIMEOUT};
+					.timeout = CLIENT_DEFAULT_TIMEOUT};
 	/* Options may come before or after the command word (GNU getopt permutes). */
 	for (int c; (c = getopt_long(argc, argv, "s:t:jh", options, NULL)) != -1;) {
 		switch (c) {
@@ -354,7 +357,8 @@ cmd_supervisor(int argc, char **argv)
 			char *end;
 			client.timeout = strtod(optarg, &end);
 			if (*end || end == optarg || !(client.timeout > 0)) {
-				fprintf(stderr, "aerie supervisor: --timeout: '%s' is not seconds\n",
+				fprintf(stderr,
+					"aerie supervisor: --timeout: '%s' is not seconds\n",
 					optarg);
 				return EXIT_USAGE;
 			}
@@ -396,9 +400,9 @@ int
 cmd_supervisor_process(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"host-pid", required_argument, NULL, 'p'},
-		{"socket-gid", required_argument, NULL, 'g'},
-		{0},
+	    {"host-pid", required_argument, NULL, 'p'},
+	    {"socket-gid", required_argument, NULL, 'g'},
+	    {0},
 	};
 	long host_pid = 0, socket_gid = -1;
 	for (int c; (c = getopt_long(argc, argv, "", options, NULL)) != -1;) {
@@ -413,7 +417,8 @@ cmd_supervisor_process(int argc, char **argv)
 			return EXIT_USAGE;
 	}
 	if (host_pid <= 0 || host_pid > INT_MAX) {
-		fprintf(stderr, "aerie supervisor-process is started by 'aerie host', not by hand\n");
+		fprintf(stderr,
+			"aerie supervisor-process is started by 'aerie host', not by hand\n");
 		return EXIT_USAGE;
 	}
 	return supervisor_main((pid_t)host_pid, socket_gid < 0 ? (gid_t)-1 : (gid_t)socket_gid);

@@ -40,8 +40,8 @@ struct control {
 	struct loop *loop;
 	char *socket_path;
 	int listen_fd;
-	int channel_fd;      /* host's end of the pair shared with the running supervisor */
-	unsigned epoch;      /* counts supervisor spawns: replies for an older one are dropped */
+	int channel_fd; /* host's end of the pair shared with the running supervisor */
+	unsigned epoch; /* counts supervisor spawns: replies for an older one are dropped */
 	bool stopping;
 	char executable[4096];
 	char host_pid_text[16];
@@ -57,8 +57,7 @@ struct pending_restart {
 };
 
 static int
-bind_socket(struct control *control, const struct config *config, char *error,
-	    size_t error_size)
+bind_socket(struct control *control, const struct config *config, char *error, size_t error_size)
 {
 	const char *path = config->supervisor_path;
 	struct sockaddr_un address;
@@ -140,7 +139,8 @@ send_reply(struct control *control, json_t *id, json_t *reply)
 		free(text);
 		/* Too large for one datagram: the client gets an error rather than nothing. */
 		if (error == EMSGSIZE) {
-			json_t *fallback = protocol_error("too_large", "reply too large to pass on");
+			json_t *fallback =
+			    protocol_error("too_large", "reply too large to pass on");
 			if (fallback)
 				send_reply(control, id, fallback);
 		}
@@ -156,8 +156,9 @@ on_restart_done(struct host *host, unsigned generation, const char *message, voi
 	struct control *control = pending->control;
 	(void)host;
 	if (pending->epoch == control->epoch && !control->stopping) {
-		json_t *reply = message ? protocol_error("restart_failed", message)
-					: json_pack("{s:b,s:i}", "ok", 1, "generation", (int)generation);
+		json_t *reply =
+		    message ? protocol_error("restart_failed", message)
+			    : json_pack("{s:b,s:i}", "ok", 1, "generation", (int)generation);
 		if (reply)
 			send_reply(control, pending->id, reply);
 	}
@@ -241,8 +242,9 @@ spawn_supervisor(struct control *control)
 				       CONTROL_RESTART_DELAY);
 		return;
 	}
-	char *argv[] = {control->executable, "supervisor-process", "--host-pid",
-			control->host_pid_text, "--socket-gid", control->socket_gid_text, NULL};
+	char *argv[] = {
+	    control->executable, "supervisor-process",	   "--host-pid", control->host_pid_text,
+	    "--socket-gid",	 control->socket_gid_text, NULL};
 	int fds[] = {control->listen_fd, pair[1]};
 	struct worker_exec exec = {
 	    .argv = argv,
@@ -302,7 +304,8 @@ control_open(struct host *host, struct loop *loop, const struct config *config,
 	snprintf(control->host_pid_text, sizeof(control->host_pid_text), "%d", (int)getpid());
 	/* The supervisor runs this same binary; /proc/self/exe still works if the file on disk
 	 * was replaced by an upgrade. */
-	ssize_t n = readlink("/proc/self/exe", control->executable, sizeof(control->executable) - 1);
+	ssize_t n =
+	    readlink("/proc/self/exe", control->executable, sizeof(control->executable) - 1);
 	if (n <= 0 || access(control->executable, X_OK) < 0)
 		n = (ssize_t)snprintf(control->executable, sizeof(control->executable), "%s",
 				      "/proc/self/exe");

@@ -17,7 +17,10 @@ format_size(uint64_t bytes, char *buffer, size_t size)
 		value /= 1024.0;
 		unit++;
 	}
-	snprintf(buffer, size, value < 10 ? "%.2f %s" : value < 100 ? "%.1f %s" : "%.0f %s",
+	snprintf(buffer, size,
+		 value < 10    ? "%.2f %s"
+		 : value < 100 ? "%.1f %s"
+			       : "%.0f %s",
 		 value, units[unit]);
 	return buffer;
 }

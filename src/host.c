@@ -243,8 +243,8 @@ reload_config(struct host *host)
 	int r = config_load(host->config_path, config, error, sizeof(error));
 	if (r < 0) {
 		free(config);
-		snprintf(host->restart_error, sizeof(host->restart_error), "config not reloaded: %s",
-			 error);
+		snprintf(host->restart_error, sizeof(host->restart_error),
+			 "config not reloaded: %s", error);
 		return r;
 	}
 	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
@@ -260,9 +260,10 @@ reload_config(struct host *host)
 		for (size_t l = 0; same && l < next->listen_count; l++)
 			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
 		if (next && !same)
-			log_warn("service %s: listen changed in %s: the sockets bound at start stay "
-				 "until the host restarts",
-				 host->services[i]->name, host->config_path);
+			log_warn(
+			    "service %s: listen changed in %s: the sockets bound at start stay "
+			    "until the host restarts",
+			    host->services[i]->name, host->config_path);
 	}
 	for (size_t i = 0; i < config->service_count; i++)
 		if (!find_service(host, config->services[i].name))
@@ -341,8 +342,7 @@ host_restart(struct host *host, const char *service, bool reload, host_restart_f
 }
 
 static void
-on_service_event(struct service *service, enum service_event event, const char *message,
-		 void *data)
+on_service_event(struct service *service, enum service_event event, const char *message, void *data)
 {
 	struct host *host = data;
 	(void)service;
@@ -372,8 +372,8 @@ on_notify(const struct notify_message *message, void *data)
 	for (size_t i = 0; i < host->service_count; i++) {
 		if (service_notified(host->services[i], message->pid, message->ready,
 				     message->status) ||
-		    (pgid > 0 && service_notified(host->services[i], pgid, message->ready,
-						  message->status)))
+		    (pgid > 0 &&
+		     service_notified(host->services[i], pgid, message->ready, message->status)))
 			return;
 	}
 	log_debug("notify message from pid %d, not a worker: ignored", (int)message->pid);
@@ -536,8 +536,8 @@ host_main(const char *config_path)
 		}
 	}
 
-	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(),
-		 config->path, config->service_count, config->service_count == 1 ? "" : "s");
+	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(), config->path,
+		 config->service_count, config->service_count == 1 ? "" : "s");
 	host.generation = 1;
 	host.started_at = loop_now_seconds();
 	control_start(host.control);
@@ -564,16 +564,16 @@ static json_t *
 worker_json(const struct worker *worker)
 {
 	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i}", "pid", (int)worker->pid, "index",
-				   (int)worker->index, "generation", (int)worker->generation, "state",
-				   service_state_name(worker->state), "since", worker->since,
-				   "restarts", (int)worker->restarts);
+				   (int)worker->index, "generation", (int)worker->generation,
+				   "state", service_state_name(worker->state), "since",
+				   worker->since, "restarts", (int)worker->restarts);
 	if (!object)
 		return NULL;
 	if (worker->exit_status >= 0) {
-		json_t *exit = WIFEXITED(worker->exit_status)
-				   ? json_pack("{s:i}", "code", WEXITSTATUS(worker->exit_status))
-				   : json_pack("{s:s}", "signal",
-					       signame_name(WTERMSIG(worker->exit_status)));
+		json_t *exit =
+		    WIFEXITED(worker->exit_status)
+			? json_pack("{s:i}", "code", WEXITSTATUS(worker->exit_status))
+			: json_pack("{s:s}", "signal", signame_name(WTERMSIG(worker->exit_status)));
 		if (json_object_set_new(object, "last_exit", exit) < 0) {
 			json_decref(object);
 			return NULL;
@@ -590,10 +590,10 @@ static json_t *
 service_json(const struct service *service)
 {
 	json_t *workers = json_array();
-	json_t *object = json_pack("{s:i,s:i,s:i,s:i,s:o}", "count", (int)service->config->count,
-				   "ready", (int)service_ready_count(service), "restarts",
-				   (int)service->restarts, "generation", (int)service->generation,
-				   "workers", workers);
+	json_t *object =
+	    json_pack("{s:i,s:i,s:i,s:i,s:o}", "count", (int)service->config->count, "ready",
+		      (int)service_ready_count(service), "restarts", (int)service->restarts,
+		      "generation", (int)service->generation, "workers", workers);
 	if (!object)
 		return NULL;
 	for (size_t i = 0; i < service->worker_count; i++)
@@ -608,10 +608,10 @@ json_t *
 host_status_json(struct host *host)
 {
 	json_t *services = json_object();
-	json_t *status = json_pack("{s:{s:i,s:f,s:i,s:b},s:o}", "host", "pid", (int)getpid(),
-				   "uptime", loop_now_seconds() - host->started_at, "generation",
-				   (int)host->generation, "stopping", host->stop_requests > 0,
-				   "services", services);
+	json_t *status =
+	    json_pack("{s:{s:i,s:f,s:i,s:b},s:o}", "host", "pid", (int)getpid(), "uptime",
+		      loop_now_seconds() - host->started_at, "generation", (int)host->generation,
+		      "stopping", host->stop_requests > 0, "services", services);
 	if (!status)
 		return NULL;
 	for (size_t i = 0; i < host->service_count; i++)

@@ -3,9 +3,9 @@
 #include "listen.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +32,9 @@ bind_and_listen(int fd, const struct sockaddr *address, socklen_t length, const 
 	if (bind(fd, address, length) < 0) {
 		int r = -errno;
 		snprintf(error, error_size, "listen %s: %s%s", spec, strerror(errno),
-			 errno == EADDRINUSE  ? " (another process has it)"
+			 errno == EADDRINUSE ? " (another process has it)"
 			 : errno == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-					    : "");
+					   : "");
 		return r;
 	}
 	if (listen(fd, LISTEN_BACKLOG) < 0) {
@@ -140,8 +140,7 @@ open_inet(const char *spec, bool six, int *ret_fd, char *error, size_t error_siz
 }
 
 int
-listen_open(const char *spec, const char *directory, int *ret_fd, char *error,
-	    size_t error_size)
+listen_open(const char *spec, const char *directory, int *ret_fd, char *error, size_t error_size)
 {
 	if (strncmp(spec, "unix:", 5) == 0)
 		return open_unix(spec, directory, ret_fd, error, error_size);

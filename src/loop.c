@@ -240,7 +240,8 @@ loop_run(struct loop *loop)
 	struct epoll_event events[LOOP_EVENTS_PER_WAIT];
 	loop->quit = false;
 	while (!loop->quit) {
-		int n = epoll_wait(loop->epoll_fd, events, LOOP_EVENTS_PER_WAIT, wait_timeout(loop));
+		int n =
+		    epoll_wait(loop->epoll_fd, events, LOOP_EVENTS_PER_WAIT, wait_timeout(loop));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

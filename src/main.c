@@ -9,11 +9,11 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"host", cmd_host, "run the services of a config file in the foreground"},
-	{"supervisor", cmd_supervisor, "restart a running host, read its status and metrics"},
-	{"metrics", cmd_metrics, "capture a process tree without a host (like process-metrics)"},
-	/* Internal: the host's supervisor child. Not listed in --help. */
-	{"supervisor-process", cmd_supervisor_process, NULL},
+    {"host", cmd_host, "run the services of a config file in the foreground"},
+    {"supervisor", cmd_supervisor, "restart a running host, read its status and metrics"},
+    {"metrics", cmd_metrics, "capture a process tree without a host (like process-metrics)"},
+    /* Internal: the host's supervisor child. Not listed in --help. */
+    {"supervisor-process", cmd_supervisor_process, NULL},
 };
 
 static void

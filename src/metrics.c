@@ -28,13 +28,13 @@ struct capture {
 	struct pending {
 		pid_t pid;
 		unsigned depth;
-	} *stack;
+	} * stack;
 	size_t stack_count, stack_capacity;
 	/* Only for METRICS_WALK_SCAN: every (ppid, pid) on the system, sorted by ppid. */
 	struct edge {
 		pid_t ppid;
 		pid_t pid;
-	} *edges;
+	} * edges;
 	size_t edge_count;
 };
 
@@ -176,15 +176,15 @@ metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 	/* Fields 4..24 of proc(5); the ones we keep are named, the rest skipped in order. */
 	uint64_t ignored;
 	if (next_pid(&p, &stat.ppid) < 0 || next_pid(&p, &stat.pgid) < 0 ||
-	    next_u64(&p, &ignored) < 0 ||     /* session */
-	    skip_field(&p) < 0 ||             /* tty_nr */
-	    skip_field(&p) < 0 ||             /* tpgid, -1 without a terminal */
-	    next_u64(&p, &ignored) < 0 ||     /* flags */
+	    next_u64(&p, &ignored) < 0 || /* session */
+	    skip_field(&p) < 0 ||	  /* tty_nr */
+	    skip_field(&p) < 0 ||	  /* tpgid, -1 without a terminal */
+	    next_u64(&p, &ignored) < 0 || /* flags */
 	    next_u64(&p, &stat.minor_faults) < 0 || next_u64(&p, &ignored) < 0 || /* cminflt */
 	    next_u64(&p, &stat.major_faults) < 0 || next_u64(&p, &ignored) < 0 || /* cmajflt */
 	    next_u64(&p, &stat.utime_ticks) < 0 || next_u64(&p, &stat.stime_ticks) < 0 ||
-	    skip_field(&p) < 0 || skip_field(&p) < 0 || /* cutime, cstime */
-	    skip_field(&p) < 0 || skip_field(&p) < 0 || /* priority, nice */
+	    skip_field(&p) < 0 || skip_field(&p) < 0 ||			 /* cutime, cstime */
+	    skip_field(&p) < 0 || skip_field(&p) < 0 ||			 /* priority, nice */
 	    next_u64(&p, &stat.num_threads) < 0 || skip_field(&p) < 0 || /* itrealvalue */
 	    next_u64(&p, &stat.start_ticks) < 0 || next_u64(&p, &stat.vsize_bytes) < 0 ||
 	    next_u64(&p, &stat.rss_pages) < 0)
@@ -197,22 +197,25 @@ metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 int
 metrics_parse_smaps_rollup(const char *text, struct metrics_memory *ret_memory)
 {
-#define MEMORY_KEY(text, field) {text, sizeof(text) - 1, offsetof(struct metrics_memory, field)}
+#define MEMORY_KEY(text, field)                                                                    \
+	{                                                                                          \
+		text, sizeof(text) - 1, offsetof(struct metrics_memory, field)                     \
+	}
 	static const struct {
 		const char *key;
 		size_t length;
 		size_t offset;
 	} keys[] = {
-		MEMORY_KEY("Rss:", resident_size),
-		MEMORY_KEY("Pss:", proportional_size),
-		MEMORY_KEY("Shared_Clean:", shared_clean_size),
-		MEMORY_KEY("Shared_Dirty:", shared_dirty_size),
-		MEMORY_KEY("Private_Clean:", private_clean_size),
-		MEMORY_KEY("Private_Dirty:", private_dirty_size),
-		MEMORY_KEY("Referenced:", referenced_size),
-		MEMORY_KEY("Anonymous:", anonymous_size),
-		MEMORY_KEY("Swap:", swap_size),
-		MEMORY_KEY("SwapPss:", proportional_swap_size),
+	    MEMORY_KEY("Rss:", resident_size),
+	    MEMORY_KEY("Pss:", proportional_size),
+	    MEMORY_KEY("Shared_Clean:", shared_clean_size),
+	    MEMORY_KEY("Shared_Dirty:", shared_dirty_size),
+	    MEMORY_KEY("Private_Clean:", private_clean_size),
+	    MEMORY_KEY("Private_Dirty:", private_dirty_size),
+	    MEMORY_KEY("Referenced:", referenced_size),
+	    MEMORY_KEY("Anonymous:", anonymous_size),
+	    MEMORY_KEY("Swap:", swap_size),
+	    MEMORY_KEY("SwapPss:", proportional_swap_size),
 	};
 #undef MEMORY_KEY
 	struct metrics_memory memory = {0};
@@ -451,9 +454,10 @@ read_process(struct capture *capture, pid_t pid, unsigned depth, struct metrics_
 		return r;
 	}
 
-	double processor_time = (double)(stat.utime_ticks + stat.stime_ticks) /
-				capture->ticks_per_second;
-	double elapsed = capture->now_seconds - (double)stat.start_ticks / capture->ticks_per_second;
+	double processor_time =
+	    (double)(stat.utime_ticks + stat.stime_ticks) / capture->ticks_per_second;
+	double elapsed =
+	    capture->now_seconds - (double)stat.start_ticks / capture->ticks_per_second;
 	if (elapsed < 0)
 		elapsed = 0;
 	struct metrics_process process = {

@@ -36,8 +36,8 @@ out_reserve(struct out *out, size_t more)
 	out->capacity = capacity;
 }
 
-static void
-out_printf(struct out *out, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void out_printf(struct out *out, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 out_printf(struct out *out, const char *format, ...)

@@ -7,7 +7,8 @@ void
 metrics_table_print(FILE *out, const struct metrics_tree *tree)
 {
 	uint64_t rss = 0, pss = 0, uss = 0;
-	char vsz_text[16], rss_text[16], pss_text[16], uss_text[16], time_text[32], elapsed_text[32];
+	char vsz_text[16], rss_text[16], pss_text[16], uss_text[16], time_text[32],
+	    elapsed_text[32];
 
 	fprintf(out, "%7s %7s %7s %5s %10s %10s %10s %10s %9s %11s  %s\n", "PID", "PPID", "PGID",
 		"%CPU", "VSZ", "RSS", "PSS", "USS", "TIME", "ELAPSED", "COMMAND");
@@ -22,12 +23,12 @@ metrics_table_print(FILE *out, const struct metrics_tree *tree)
 			(int)p->ppid, (int)p->pgid, p->processor_utilization,
 			format_size(p->virtual_size, vsz_text, sizeof(vsz_text)),
 			format_size(p->resident_size, rss_text, sizeof(rss_text)),
-			p->has_memory ? format_size(p->memory.proportional_size, pss_text,
-						    sizeof(pss_text))
-				      : "-",
-			p->has_memory ? format_size(p->memory.unique_size, uss_text,
-						    sizeof(uss_text))
-				      : "-",
+			p->has_memory
+			    ? format_size(p->memory.proportional_size, pss_text, sizeof(pss_text))
+			    : "-",
+			p->has_memory
+			    ? format_size(p->memory.unique_size, uss_text, sizeof(uss_text))
+			    : "-",
 			format_duration(p->processor_time, time_text, sizeof(time_text)),
 			format_duration(p->elapsed_time, elapsed_text, sizeof(elapsed_text)));
 		/* Indented like `ps f`, so the tree reads top to bottom. */

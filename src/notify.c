@@ -74,7 +74,8 @@ on_readable(struct loop *loop, int fd, uint32_t events, void *data)
 		char text[NOTIFY_MAX_DATAGRAM + 1];
 		union {
 			struct cmsghdr align;
-			char buffer[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+			char
+			    buffer[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
 		} control;
 		struct iovec iov = {text, NOTIFY_MAX_DATAGRAM};
 		struct msghdr header = {

@@ -106,8 +106,8 @@ protocol_parse(const char *data, size_t length, struct protocol_request *ret_req
 	if (strcmp(command, "metrics") == 0) {
 		request.command = PROTOCOL_METRICS;
 		json_t *format = json_object_get(root, "format");
-		if (format && (!json_is_string(format) ||
-			       strcmp(json_string_value(format), "json") != 0)) {
+		if (format &&
+		    (!json_is_string(format) || strcmp(json_string_value(format), "json") != 0)) {
 			r = fail(ret_error, "invalid_request",
 				 "unknown \"format\": expected \"json\"");
 			goto out;
@@ -134,9 +134,10 @@ protocol_parse(const char *data, size_t length, struct protocol_request *ret_req
 		}
 	} else {
 		char message[200];
-		snprintf(message, sizeof(message),
-			 "unknown command \"%.64s\": expected \"metrics\", \"restart\" or \"status\"",
-			 command);
+		snprintf(
+		    message, sizeof(message),
+		    "unknown command \"%.64s\": expected \"metrics\", \"restart\" or \"status\"",
+		    command);
 		r = fail(ret_error, "unknown_command", message);
 		goto out;
 	}

@@ -37,9 +37,9 @@ const char *
 service_state_name(enum worker_state state)
 {
 	static const char *const names[] = {
-		[WORKER_STARTING] = "starting", [WORKER_READY] = "ready",
-		[WORKER_STOPPING] = "stopping", [WORKER_BACKOFF] = "backoff",
-		[WORKER_EXITED] = "exited",
+	    [WORKER_STARTING] = "starting", [WORKER_READY] = "ready",
+	    [WORKER_STOPPING] = "stopping", [WORKER_BACKOFF] = "backoff",
+	    [WORKER_EXITED] = "exited",
 	};
 	return names[state];
 }
@@ -113,8 +113,7 @@ remove_worker(struct service *service, struct worker *worker)
 		service->fn(service, SERVICE_STOPPED, NULL, service->data);
 }
 
-static void
-mark_ready(struct service *service, struct worker *worker);
+static void mark_ready(struct service *service, struct worker *worker);
 
 static void schedule_restart(struct service *service, struct worker *worker, bool failed,
 			     double uptime);
@@ -324,9 +323,8 @@ worker_exited(struct service *service, struct worker *worker, int status)
 		    worker->ready_timed_out ? " (killed: not ready in time)" : "");
 	if (service->roll_generation && worker->generation == service->roll_generation) {
 		char message[256];
-		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready",
-			 worker->label, (int)pid, text,
-			 worker->ready_timed_out ? " (ready_timeout)" : "");
+		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready", worker->label,
+			 (int)pid, text, worker->ready_timed_out ? " (ready_timeout)" : "");
 		remove_worker(service, worker);
 		roll_abort(service, message);
 		return;
@@ -403,8 +401,7 @@ close_sockets(struct service *service)
 }
 
 int
-service_open_sockets(struct service *service, const char *directory, char *error,
-		     size_t error_size)
+service_open_sockets(struct service *service, const char *directory, char *error, size_t error_size)
 {
 	const struct config_service *config = service->config;
 	if (config->listen_count == 0)
@@ -422,9 +419,9 @@ service_open_sockets(struct service *service, const char *directory, char *error
 	}
 	for (size_t i = 0; i < config->listen_count; i++) {
 		char *spec = strdup(config->listen[i]);
-		int r = spec ? listen_open(spec, directory, &service->listen_fds[i], error,
-					   error_size)
-			     : -ENOMEM;
+		int r =
+		    spec ? listen_open(spec, directory, &service->listen_fds[i], error, error_size)
+			 : -ENOMEM;
 		if (r < 0) {
 			free(spec);
 			close_sockets(service);
@@ -454,8 +451,7 @@ service_free(struct service *service)
 }
 
 static int
-start_generation(struct service *service, unsigned generation,
-		 const struct config_service *config)
+start_generation(struct service *service, unsigned generation, const struct config_service *config)
 {
 	for (unsigned i = 0; i < config->count; i++) {
 		struct worker *worker = worker_new(service, i, generation);

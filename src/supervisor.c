@@ -35,11 +35,11 @@ struct client {
 	struct client *next;
 	int fd;
 	uid_t uid;
-	bool eof;          /* the client shut its side: answer what it sent, then close */
+	bool eof;	   /* the client shut its side: answer what it sent, then close */
 	bool close_after;  /* stop answering once the output is flushed (after too_large) */
-	bool draining;     /* reply sent and write side shut: discard input until EOF */
+	bool draining;	   /* reply sent and write side shut: discard input until EOF */
 	uint64_t awaiting; /* id of the request the host is answering, or 0 */
-	char *input;       /* PROTOCOL_MAX_REQUEST + 1 bytes */
+	char *input;	   /* PROTOCOL_MAX_REQUEST + 1 bytes */
 	size_t input_length;
 	char *output;
 	size_t output_length, output_sent;
@@ -79,9 +79,9 @@ static bool
 client_flush(struct client *client)
 {
 	while (client->output_sent < client->output_length) {
-		ssize_t n = send(client->fd, client->output + client->output_sent,
-				 client->output_length - client->output_sent,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n =
+		    send(client->fd, client->output + client->output_sent,
+			 client->output_length - client->output_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -206,10 +206,9 @@ forward(struct client *client, const struct protocol_request *request)
 {
 	struct supervisor *supervisor = client->supervisor;
 	uint64_t id = ++supervisor->next_id;
-	json_t *message =
-	    request->command == PROTOCOL_STATUS
-		? json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "status")
-		: json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "restart");
+	json_t *message = request->command == PROTOCOL_STATUS
+			      ? json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "status")
+			      : json_pack("{s:I,s:s}", "id", (json_int_t)id, "please", "restart");
 	if (message && request->command == PROTOCOL_RESTART && request->service[0] &&
 	    json_object_set_new(message, "service", json_string(request->service)) < 0) {
 		json_decref(message);
@@ -237,9 +236,10 @@ client_process(struct client *client)
 			if (client->input_length > PROTOCOL_MAX_REQUEST) {
 				/* No NUL in the first 64 KiB: the rest can't be framed. */
 				client->close_after = true;
-				client_reply(client, protocol_error("too_large",
-								    "request larger than 65536 "
-								    "bytes; closing the connection"));
+				client_reply(client,
+					     protocol_error("too_large",
+							    "request larger than 65536 "
+							    "bytes; closing the connection"));
 				return;
 			}
 			break;

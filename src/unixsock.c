@@ -29,7 +29,8 @@ unixsock_claim(const char *path, char *error, size_t error_size)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(error, error_size, "%s exists and is not a socket; not replacing it", path);
+		snprintf(error, error_size, "%s exists and is not a socket; not replacing it",
+			 path);
 		return -EEXIST;
 	}
 	struct sockaddr_un address;

@@ -1,0 +1,177 @@
+/* Unit tests of protocol.c: request parsing and error replies. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <signal.h>
+
+#include "protocol.h"
+
+/* Parses text; returns the error code string, or NULL if it parsed. */
+static const char *
+error_code(const char *text, size_t length, struct protocol_request *request)
+{
+	static char code[64];
+	json_t *error = NULL;
+	int r = protocol_parse(text, length, request, &error);
+	if (r == 0) {
+		assert_null(error);
+		return NULL;
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(error);
+	const char *value =
+	    json_string_value(json_object_get(json_object_get(error, "error"), "code"));
+	const char *message =
+	    json_string_value(json_object_get(json_object_get(error, "error"), "message"));
+	assert_non_null(value);
+	assert_non_null(message);
+	assert_true(strlen(message) > 0);
+	snprintf(code, sizeof(code), "%s", value);
+	json_decref(error);
+	return code;
+}
+
+#define PARSE(text, request) error_code(text, strlen(text), request)
+
+static void
+test_commands(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	assert_null(PARSE("{\"please\":\"metrics\"}", &request));
+	assert_int_equal(request.command, PROTOCOL_METRICS);
+	assert_null(PARSE("{\"please\":\"status\"}", &request));
+	assert_int_equal(request.command, PROTOCOL_STATUS);
+	assert_null(PARSE(" {\"please\" : \"restart\"} ", &request));
+	assert_int_equal(request.command, PROTOCOL_RESTART);
+	assert_string_equal(request.service, "");
+	assert_int_equal(request.signal, 0);
+	assert_null(PARSE("{\"please\":\"restart\",\"service\":\"web\"}", &request));
+	assert_string_equal(request.service, "web");
+	assert_null(PARSE("{\"please\":\"metrics\",\"format\":\"json\"}", &request));
+	/* Unknown extra keys are tolerated, as Falcon's clients may add some. */
+	assert_null(PARSE("{\"please\":\"status\",\"extra\":[1,{\"a\":2}]}", &request));
+}
+
+static void
+test_signals(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	assert_null(PARSE("{\"please\":\"restart\",\"signal\":\"HUP\"}", &request));
+	assert_int_equal(request.signal, SIGHUP);
+	assert_string_equal(request.signal_name, "HUP");
+	assert_null(PARSE("{\"please\":\"restart\",\"signal\":\"SIGINT\"}", &request));
+	assert_int_equal(request.signal, SIGINT);
+	assert_null(PARSE("{\"please\":\"restart\",\"signal\":15}", &request));
+	assert_int_equal(request.signal, SIGTERM);
+	assert_null(PARSE("{\"please\":\"restart\",\"signal\":null}", &request));
+	assert_int_equal(request.signal, 0);
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":\"FOO\"}", &request),
+			    "unknown_signal");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":0}", &request),
+			    "unknown_signal");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":[1]}", &request),
+			    "unknown_signal");
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	assert_string_equal(PARSE("{\"please\":\"explode\"}", &request), "unknown_command");
+	assert_string_equal(PARSE("not json", &request), "malformed");
+	assert_string_equal(PARSE("", &request), "malformed");
+	assert_string_equal(PARSE("{\"please\":\"metrics\"} trailing", &request), "malformed");
+	assert_string_equal(PARSE("{\"please\":\"\xff\"}", &request), "malformed");
+	assert_string_equal(PARSE("{\"please\":\"metrics\",\"please\":\"status\"}", &request),
+			    "malformed");
+	assert_string_equal(PARSE("[1]", &request), "invalid_request");
+	assert_string_equal(PARSE("\"metrics\"", &request), "invalid_request");
+	assert_string_equal(PARSE("3", &request), "invalid_request");
+	assert_string_equal(PARSE("{}", &request), "invalid_request");
+	assert_string_equal(PARSE("{\"please\":1}", &request), "invalid_request");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"service\":\"\"}", &request),
+			    "invalid_request");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"service\":5}", &request),
+			    "invalid_request");
+	assert_string_equal(PARSE("{\"please\":\"metrics\",\"format\":\"xml\"}", &request),
+			    "invalid_request");
+}
+
+static void
+test_nesting(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	size_t depth = 5000;
+	char *text = malloc(depth * 2 + 32);
+	assert_non_null(text);
+	char *p = stpcpy(text, "{\"please\":\"status\",\"x\":");
+	for (size_t i = 0; i < depth; i++)
+		*p++ = '[';
+	for (size_t i = 0; i < depth; i++)
+		*p++ = ']';
+	strcpy(p, "}");
+	assert_string_equal(PARSE(text, &request), "malformed");
+	/* Brackets inside strings are not nesting. */
+	assert_null(PARSE("{\"please\":\"status\",\"x\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}",
+			  &request));
+	free(text);
+}
+
+static void
+test_size_limit(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	size_t length = PROTOCOL_MAX_REQUEST;
+	char *text = malloc(length + 2);
+	assert_non_null(text);
+	memset(text, ' ', length + 1);
+	memcpy(text, "{\"please\":\"status\"}", 19);
+	assert_null(error_code(text, length, &request)); /* exactly the limit: accepted */
+	assert_string_equal(error_code(text, length + 1, &request), "too_large");
+	free(text);
+}
+
+static void
+test_encode(void **state)
+{
+	(void)state;
+	json_t *reply = protocol_error("unknown_command", "unknown command \"x\"");
+	char *text;
+	ssize_t length = protocol_encode(reply, &text);
+	json_decref(reply);
+	assert_true(length > 0);
+	assert_int_equal(text[length - 1], '\0'); /* the frame's NUL */
+	assert_string_equal(text, "{\"error\":{\"code\":\"unknown_command\",\"message\":\"unknown "
+				  "command \\\"x\\\"\"}}");
+	free(text);
+	/* A message that is not UTF-8 still gives a reply with its code. */
+	reply = protocol_error("malformed", "bad \xff");
+	assert_non_null(reply);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
+	    "malformed");
+	json_decref(reply);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_commands),   cmocka_unit_test(test_signals),
+	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_nesting),
+	    cmocka_unit_test(test_size_limit), cmocka_unit_test(test_encode),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
