@@ -4,7 +4,7 @@ SAN_BUILD ?= build-san
 PYTEST    := /usr/bin/python3 -m pytest
 CONFIG    ?= examples/aerie.ini
 
-.PHONY: all setup build build-san run check unit integration bench clean
+.PHONY: all setup build build-san run check fuzz bench clean
 
 all: build
 
@@ -33,6 +33,12 @@ check: build build-san
 	AERIE_BIN=$(CURDIR)/$(SAN_BUILD)/aerie AERIE_PLAIN_BIN=$(CURDIR)/$(BUILD)/aerie \
 	AERIE_EXAMPLES=$(CURDIR)/$(BUILD)/examples \
 		$(PYTEST) -q -p no:cacheprovider tests/integration
+	fuzz/run $(FUZZ_SECONDS)
+
+# libFuzzer targets (protocol, config, /proc parsers); `make fuzz FUZZ_SECONDS=3600` for long runs.
+FUZZ_SECONDS ?= 10
+fuzz: setup
+	fuzz/run $(FUZZ_SECONDS)
 
 bench: build
 	@sh scripts/setup.sh python3-psutil

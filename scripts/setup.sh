@@ -4,7 +4,7 @@
 set -eu
 
 packages="gcc make meson ninja-build pkg-config libjansson-dev libinih-dev libcmocka-dev
-python3 python3-pytest procps valgrind strace $*"
+python3 python3-pytest procps valgrind strace clang libclang-rt-14-dev $*"
 
 missing=""
 for p in $packages; do

@@ -322,6 +322,11 @@ restart_next(struct host *host)
 void
 host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn, void *data)
 {
+	if (host->stop_requests) {
+		if (fn)
+			fn(host, host->generation, "the host is stopping", data);
+		return;
+	}
 	struct restart_request *request = calloc(1, sizeof(*request));
 	if (!request || (service && !(request->service = strdup(service)))) {
 		free(request);
