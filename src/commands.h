@@ -5,7 +5,7 @@
 enum {
 	EXIT_OK = 0,
 	EXIT_FAILED = 1,      /* the request failed: error reply, host refused, pid not found */
-	EXIT_USAGE = 2,       /* bad arguments or config */
+	EXIT_USAGE = 2,	      /* bad arguments or config */
 	EXIT_UNREACHABLE = 3, /* cannot reach the supervisor socket */
 };
 

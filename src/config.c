@@ -6,8 +6,10 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +334,11 @@ parse_socket_group(struct parser *p, const struct key_info *key, const char *val
 {
 	if (*value == '\0')
 		return fail_invalid(p, key, value, "expected a group name or number");
+	/* Checked here rather than when the socket is made, so that it is a config error with
+	 * its line like any other. */
+	unsigned long gid;
+	if (!getgrnam(value) && parse_unsigned(value, 10, UINT32_MAX - 1, &gid) < 0)
+		return fail_invalid(p, key, value, "no such group");
 	if (!(p->config.socket_group = strdup(value)))
 		return fail_errno(p, -ENOMEM);
 	return 0;

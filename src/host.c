@@ -84,7 +84,7 @@ kill_orphans(int signal)
 		if (end == p)
 			break;
 		if (pid > 0) {
-			log_info("stopping orphan %ld with SIG%s", pid, signame_name(signal));
+			log_info("sending SIG%s to child %ld", signame_name(signal), pid);
 			(void)kill((pid_t)pid, signal);
 		}
 	}

@@ -42,15 +42,15 @@ struct metrics_process {
 	pid_t pid;
 	pid_t ppid;
 	pid_t pgid;
-	unsigned depth;               /* 0 for the root; for tree display */
+	unsigned depth;		      /* 0 for the root; for tree display */
 	double processor_utilization; /* percent, as `ps -o pcpu`: cpu time / elapsed */
-	uint64_t virtual_size;        /* bytes */
-	uint64_t resident_size;       /* bytes; smaps_rollup's Rss where readable */
-	double processor_time;        /* seconds, user + system */
-	double elapsed_time;          /* seconds since the process started */
-	uint64_t start_ticks;         /* identifies the process with its pid (pid reuse) */
-	char *command;                /* argv joined by spaces, or "[comm]" as ps shows it */
-	bool has_memory;              /* false where smaps_rollup can't be read */
+	uint64_t virtual_size;	      /* bytes */
+	uint64_t resident_size;	      /* bytes; smaps_rollup's Rss where readable */
+	double processor_time;	      /* seconds, user + system */
+	double elapsed_time;	      /* seconds since the process started */
+	uint64_t start_ticks;	      /* identifies the process with its pid (pid reuse) */
+	char *command;		      /* argv joined by spaces, or "[comm]" as ps shows it */
+	bool has_memory;	      /* false where smaps_rollup can't be read */
 	struct metrics_memory memory;
 	uint64_t minor_faults;
 	uint64_t major_faults;

@@ -7,10 +7,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PROTOCOL_MAX_REQUEST (64 * 1024)    /* bytes before the NUL; larger: too_large */
-#define PROTOCOL_MAX_CLIENTS 64             /* concurrent connections */
+#define PROTOCOL_MAX_REQUEST (64 * 1024)       /* bytes before the NUL; larger: too_large */
+#define PROTOCOL_MAX_CLIENTS 64		       /* concurrent connections */
 #define PROTOCOL_MAX_OUTPUT (16 * 1024 * 1024) /* unread reply bytes before a client is dropped */
-#define PROTOCOL_MAX_DEPTH 32               /* JSON nesting accepted in a request */
+#define PROTOCOL_MAX_DEPTH 32		       /* JSON nesting accepted in a request */
 
 enum protocol_command {
 	PROTOCOL_METRICS,
@@ -21,7 +21,7 @@ enum protocol_command {
 struct protocol_request {
 	enum protocol_command command;
 	char service[128]; /* restart: "" for all */
-	int signal;        /* restart: 0, or the signal to deliver to the host */
+	int signal;	   /* restart: 0, or the signal to deliver to the host */
 	char signal_name[16];
 	char format[16]; /* metrics: "" or "json" */
 };

@@ -22,6 +22,8 @@
 /* A worker that stayed up this long has its backoff forgotten: its next crash restarts it at
  * once. */
 #define SERVICE_BACKOFF_RESET_SECONDS 10.0
+/* After a failed fork: the machine is out of processes or memory. */
+#define SERVICE_SPAWN_RETRY_DELAY 1.0
 
 static void worker_deadline(struct loop *loop, void *data);
 
@@ -115,8 +117,8 @@ remove_worker(struct service *service, struct worker *worker)
 
 static void mark_ready(struct service *service, struct worker *worker);
 
-static void schedule_restart(struct service *service, struct worker *worker, bool failed,
-			     double uptime);
+static double backoff_delay(const struct config_service *config, struct worker *worker,
+			    double uptime);
 
 static void
 spawn(struct service *service, struct worker *worker, const struct config_service *config)
@@ -138,10 +140,16 @@ spawn(struct service *service, struct worker *worker, const struct config_servic
 	worker->started_at = loop_now_seconds();
 	int r = worker_spawn(worker, service->loop, &exec);
 	if (r < 0) {
-		/* fork failed (EAGAIN, ENOMEM): the machine is short, so back off like a crash. */
-		log_errno(LOG_ERROR, r, "%s: cannot start a worker", worker->label);
+		/* fork failed (EAGAIN, ENOMEM): the machine is short. Always through the timer, at
+		 * least SERVICE_SPAWN_RETRY_DELAY later: retrying at once would only fail again. */
 		worker->pid = 0;
-		schedule_restart(service, worker, true, 0);
+		set_state(worker, WORKER_BACKOFF);
+		double delay = backoff_delay(config, worker, 0);
+		if (delay < SERVICE_SPAWN_RETRY_DELAY)
+			delay = SERVICE_SPAWN_RETRY_DELAY;
+		log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
+			  worker->label, delay);
+		(void)loop_timer_start(service->loop, &worker->timer, delay);
 		return;
 	}
 	set_state(worker, WORKER_STARTING);
@@ -250,7 +258,9 @@ backoff_delay(const struct config_service *config, struct worker *worker, double
 	worker->failures++;
 	if (worker->failures == 1 && uptime >= SERVICE_BACKOFF_RESET_SECONDS)
 		return 0; /* it had been up a while: back at once */
-	double delay = config->restart_delay * pow(2.0, (double)worker->failures - 1);
+	/* The exponent stops growing long before the cap matters, and 0 * 2^n stays 0. */
+	unsigned doublings = worker->failures - 1 < 60 ? worker->failures - 1 : 60;
+	double delay = config->restart_delay * ldexp(1.0, (int)doublings);
 	if (delay > config->restart_delay_max)
 		delay = config->restart_delay_max;
 	/* Jitter in [delay/2, delay], so that many workers crashing together don't come back in

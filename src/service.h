@@ -16,8 +16,8 @@ enum service_event {
 };
 
 struct service;
-typedef void (*service_fn)(struct service *service, enum service_event event,
-			   const char *message, void *data);
+typedef void (*service_fn)(struct service *service, enum service_event event, const char *message,
+			   void *data);
 
 struct service {
 	char *name;
@@ -28,7 +28,7 @@ struct service {
 	void *data;
 	struct worker **workers; /* every generation, including workers being stopped */
 	size_t worker_count, worker_capacity;
-	unsigned generation;      /* the generation that serves */
+	unsigned generation;	  /* the generation that serves */
 	unsigned roll_generation; /* the generation being started by a rolling restart, or 0 */
 	const struct config_service *roll_config;
 	bool stopping;
@@ -37,7 +37,7 @@ struct service {
 	int *listen_fds;
 	char **listen_specs; /* as written, for closing */
 	size_t listen_count;
-	char *listen_names;     /* "web:web:…" for LISTEN_FDNAMES */
+	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */
 };
 
@@ -54,8 +54,7 @@ int service_open_sockets(struct service *service, const char *directory, char *e
 int service_start(struct service *service, unsigned generation);
 /* Starts generation beside the current one with config (which may be new); reports
  * SERVICE_ROLL_DONE or SERVICE_ROLL_FAILED. -EBUSY if a roll is under way. */
-int service_roll(struct service *service, unsigned generation,
-		 const struct config_service *config);
+int service_roll(struct service *service, unsigned generation, const struct config_service *config);
 /* Graceful stop of every worker; SERVICE_STOPPED once all are gone (at once if none run). */
 void service_stop(struct service *service);
 /* Immediate stop: SIGKILL to every worker's process group. */

@@ -13,6 +13,8 @@
 
 #include "log.h"
 
+#define WORKER_OUTPUT_READS_PER_WAKEUP 16
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h, not in every libc's headers */
 #endif
@@ -241,7 +243,9 @@ on_output(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct worker *worker = data;
 	(void)events;
-	for (;;) {
+	/* A bounded number of reads per wake-up: a worker writing without pause (yes) would
+	 * otherwise keep the host here forever; epoll is level-triggered and calls back. */
+	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
 		ssize_t n = read(fd, worker->output + worker->output_length,
 				 sizeof(worker->output) - worker->output_length);
 		if (n > 0) {
@@ -264,8 +268,8 @@ worker_output_close(struct worker *worker, struct loop *loop)
 {
 	if (worker->output_fd < 0)
 		return;
-	/* Take what is already written before closing. */
-	for (;;) {
+	/* Take what is already written before closing (bounded: a grandchild may still write). */
+	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
 		ssize_t n = read(worker->output_fd, worker->output + worker->output_length,
 				 sizeof(worker->output) - worker->output_length);
 		if (n <= 0 && !(n < 0 && errno == EINTR))

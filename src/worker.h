@@ -14,8 +14,8 @@ enum worker_state {
 	WORKER_STARTING, /* spawned, not ready yet */
 	WORKER_READY,
 	WORKER_STOPPING, /* stop_signal sent, waiting for the exit */
-	WORKER_BACKOFF,  /* exited, waiting for its restart deadline */
-	WORKER_EXITED,   /* exited and will not be restarted */
+	WORKER_BACKOFF,	 /* exited, waiting for its restart deadline */
+	WORKER_EXITED,	 /* exited and will not be restarted */
 };
 
 struct service;
@@ -26,15 +26,16 @@ struct worker {
 	unsigned index;
 	unsigned generation;
 	enum worker_state state;
-	pid_t pid;            /* 0 while not running */
-	double started_at;    /* CLOCK_MONOTONIC seconds of the last spawn */
-	double since;         /* CLOCK_REALTIME seconds of the last state change, for status */
-	unsigned restarts;    /* times restarted after an exit */
-	unsigned failures;    /* consecutive short-lived exits, for the backoff */
-	int exit_status;      /* last wait status; -1 before the first exit */
-	bool ready_timed_out; /* killed for not being ready in time: a failure whatever the status */
-	char *status_text;    /* last STATUS= */
-	int stop_signal;      /* from the config it was started with */
+	pid_t pid;	   /* 0 while not running */
+	double started_at; /* CLOCK_MONOTONIC seconds of the last spawn */
+	double since;	   /* CLOCK_REALTIME seconds of the last state change, for status */
+	unsigned restarts; /* times restarted after an exit */
+	unsigned failures; /* consecutive short-lived exits, for the backoff */
+	int exit_status;   /* last wait status; -1 before the first exit */
+	bool
+	    ready_timed_out; /* killed for not being ready in time: a failure whatever the status */
+	char *status_text;   /* last STATUS= */
+	int stop_signal;     /* from the config it was started with */
 	double stop_timeout;
 	struct loop_timer timer; /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
