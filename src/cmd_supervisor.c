@@ -137,6 +137,8 @@ round_trip(const struct client_options *options, const char *request, json_t **r
 		ssize_t n = send(fd, request + sent, length - sent, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break; /* refused at accept: its reason is waiting to be read */
 		if (n < 0) {
 			fprintf(stderr, "aerie supervisor: sending: %s\n", strerror(errno));
 			close(fd);
@@ -203,7 +205,7 @@ timeout:
 static int
 print_json(const json_t *reply)
 {
-	if (json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
+	if (json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) < 0 ||
 	    putchar('\n') == EOF)
 		return EXIT_FAILED;
 	return EXIT_OK;

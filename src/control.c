@@ -266,9 +266,11 @@ spawn_supervisor(struct control *control)
 	control->epoch++;
 	close_channel(control);
 	control->channel_fd = pair[0];
-	/* Status of thousands of workers is one datagram: allow it (capped by wmem_max). */
+	/* Status of thousands of workers is one datagram: allow it (past wmem_max where the host
+	 * may, as root). */
 	int size = 4 << 20;
-	(void)setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	r = loop_add(control->loop, control->channel_fd, EPOLLIN, on_channel, control);
 	if (r < 0)
 		log_errno(LOG_ERROR, r, "supervisor channel: cannot watch it");
@@ -364,6 +366,12 @@ control_child_exited(struct control *control, pid_t pid, int status)
 	else
 		(void)loop_timer_start(control->loop, &control->restart_timer, delay);
 	return true;
+}
+
+pid_t
+control_pid(const struct control *control)
+{
+	return control->process.pid;
 }
 
 void

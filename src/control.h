@@ -21,5 +21,7 @@ void control_start(struct control *control);
 bool control_stop(struct control *control);
 /* A child exited: true if it was the supervisor process. */
 bool control_child_exited(struct control *control, pid_t pid, int status);
+/* The supervisor process, or 0 when none runs. */
+pid_t control_pid(const struct control *control);
 /* Closes everything and removes the socket file. */
 void control_close(struct control *control);

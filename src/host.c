@@ -67,27 +67,45 @@ current_config(struct host *host)
 	return host->configs[host->config_count - 1];
 }
 
-static void
-kill_orphans(int signal)
+static bool
+is_known_child(struct host *host, pid_t pid)
 {
-	/* The host is single-threaded: its children are all in its main task's list. */
-	char path[64], buffer[4096];
+	if (host->control && control_pid(host->control) == pid)
+		return true;
+	for (size_t i = 0; i < host->service_count; i++)
+		if (service_has_worker(host->services[i], pid))
+			return true;
+	return false;
+}
+
+/* Signals every child of the host that is not a worker nor the supervisor process: orphans
+ * of workers, reparented to the host (the subreaper). With all, every child. */
+static void
+kill_orphans(struct host *host, int signal, bool all)
+{
+	/* The host is single-threaded: its children are all in its main task's list. Read one
+	 * pid at a time: the list of 1000 children is longer than any fixed buffer. */
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
 	FILE *file = fopen(path, "re");
 	if (!file)
 		return;
-	size_t n = fread(buffer, 1, sizeof(buffer) - 1, file);
-	fclose(file);
-	buffer[n] = '\0';
-	for (char *p = buffer, *end; *p; p = end) {
-		long pid = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (pid > 0) {
-			log_info("sending SIG%s to child %ld", signame_name(signal), pid);
-			(void)kill((pid_t)pid, signal);
-		}
+	char *word = NULL;
+	size_t size = 0;
+	while (getdelim(&word, &size, ' ', file) > 0) {
+		char *end;
+		long pid = strtol(word, &end, 10);
+		if (end == word || pid <= 0)
+			continue;
+		bool orphan = !is_known_child(host, (pid_t)pid);
+		if (!orphan && !all)
+			continue;
+		if (orphan)
+			log_info("stopping orphan %ld with SIG%s", pid, signame_name(signal));
+		(void)kill((pid_t)pid, signal);
 	}
+	free(word);
+	fclose(file);
 }
 
 static bool
@@ -101,8 +119,7 @@ static void
 on_orphan_deadline(struct loop *loop, void *data)
 {
 	(void)loop;
-	(void)data;
-	kill_orphans(SIGKILL);
+	kill_orphans(data, SIGKILL, false);
 }
 
 /* When stopping, the host is done once every service has stopped and no child is left. */
@@ -122,7 +139,7 @@ check_stopped(struct host *host)
 	}
 	if (!host->orphans_signalled) {
 		host->orphans_signalled = true;
-		kill_orphans(host->stop_requests > 1 ? SIGKILL : SIGTERM);
+		kill_orphans(host, host->stop_requests > 1 ? SIGKILL : SIGTERM, false);
 		(void)loop_timer_start(host->loop, &host->orphan_timer, HOST_ORPHAN_STOP_TIMEOUT);
 	}
 }
@@ -131,6 +148,15 @@ static void
 stop(struct host *host, int signal)
 {
 	host->stop_requests++;
+	/* Restarts still waiting will not run: their askers get an answer, not silence. */
+	while (host->restart_queue) {
+		struct restart_request *request = host->restart_queue;
+		host->restart_queue = request->next;
+		if (request->fn)
+			request->fn(host, host->generation, "the host is stopping", request->data);
+		free(request->service);
+		free(request);
+	}
 	if (host->stop_requests == 1) {
 		log_info("received SIG%s: stopping gracefully (again to stop at once)",
 			 signame_name(signal));
@@ -140,7 +166,8 @@ stop(struct host *host, int signal)
 		log_warn("received SIG%s again: killing every worker", signame_name(signal));
 		for (size_t i = 0; i < host->service_count; i++)
 			service_kill(host->services[i]);
-		kill_orphans(SIGKILL);
+		/* Everything else: the supervisor process and any orphan. */
+		kill_orphans(host, SIGKILL, true);
 	}
 	check_stopped(host);
 }
@@ -445,14 +472,18 @@ host_free(struct host *host)
 	for (size_t i = 0; i < host->service_count; i++)
 		service_free(host->services[i]);
 	free(host->services);
+	/* Each request's fn owns what it was given (control.c's pending replies). */
+	if (host->restart_running) {
+		host->restart_running->next = host->restart_queue;
+		host->restart_queue = host->restart_running;
+		host->restart_running = NULL;
+	}
 	for (struct restart_request *r = host->restart_queue, *next; r; r = next) {
 		next = r->next;
+		if (r->fn)
+			r->fn(host, host->generation, "the host is stopping", r->data);
 		free(r->service);
 		free(r);
-	}
-	if (host->restart_running) {
-		free(host->restart_running->service);
-		free(host->restart_running);
 	}
 	control_close(host->control);
 	notify_close(host->notify);

@@ -587,7 +587,7 @@ service_ready_count(const struct service *service)
 }
 
 bool
-service_has_worker_pgid(const struct service *service, pid_t pgid)
+service_has_worker(const struct service *service, pid_t pid)
 {
-	return find_worker(service, pgid) != NULL;
+	return pid > 0 && find_worker(service, pid) != NULL;
 }

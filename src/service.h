@@ -67,5 +67,6 @@ bool service_notified(struct service *service, pid_t pid, bool ready, const char
 
 /* Counts for status: workers of the serving generation that are ready, and expected. */
 unsigned service_ready_count(const struct service *service);
-bool service_has_worker_pgid(const struct service *service, pid_t pgid);
+/* Whether pid is one of its workers (running). */
+bool service_has_worker(const struct service *service, pid_t pid);
 const char *service_state_name(enum worker_state state);

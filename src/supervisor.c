@@ -27,8 +27,9 @@
 
 #define SUPERVISOR_LISTEN_FD 3
 #define SUPERVISOR_CHANNEL_FD 4
-#define SUPERVISOR_IDLE_TIMEOUT 300.0 /* seconds a client may stay without a request */
-#define SUPERVISOR_ACCEPT_PAUSE 1.0   /* after EMFILE/ENFILE, as tmux does */
+#define SUPERVISOR_IDLE_TIMEOUT 300.0  /* seconds a client may stay without a request */
+#define SUPERVISOR_ACCEPT_PAUSE 1.0    /* after EMFILE/ENFILE, as tmux does */
+#define SUPERVISOR_REQUESTS_PER_TURN 8 /* then other clients get their turn */
 
 struct client {
 	struct supervisor *supervisor;
@@ -38,8 +39,11 @@ struct client {
 	bool eof;	   /* the client shut its side: answer what it sent, then close */
 	bool close_after;  /* stop answering once the output is flushed (after too_large) */
 	bool draining;	   /* reply sent and write side shut: discard input until EOF */
+	bool watched;	   /* in the loop's epoll set */
 	uint64_t awaiting; /* id of the request the host is answering, or 0 */
-	char *input;	   /* PROTOCOL_MAX_REQUEST + 1 bytes */
+	size_t output_capacity;
+	struct loop_timer resume_timer; /* more requests are waiting: answer them next turn */
+	char *input;			/* PROTOCOL_MAX_REQUEST + 1 bytes */
 	size_t input_length;
 	char *output;
 	size_t output_length, output_sent;
@@ -60,6 +64,7 @@ struct supervisor {
 
 static void client_close(struct client *client);
 static void client_process(struct client *client);
+static void on_client(struct loop *loop, int fd, uint32_t events, void *data);
 
 static void
 client_update_events(struct client *client)
@@ -71,7 +76,19 @@ client_update_events(struct client *client)
 		events |= EPOLLIN;
 	if (client->output_sent < client->output_length)
 		events |= EPOLLOUT;
-	(void)loop_modify(client->supervisor->loop, client->fd, events);
+	struct loop *loop = client->supervisor->loop;
+	/* epoll reports a hang-up even for an empty mask: a client that left while the host
+	 * works on its request would wake this process in a loop. Out of the set it waits
+	 * quietly for the host's answer (or its idle deadline). */
+	if (events == 0) {
+		if (client->watched)
+			loop_remove(loop, client->fd);
+		client->watched = false;
+	} else if (client->watched) {
+		(void)loop_modify(loop, client->fd, events);
+	} else {
+		client->watched = loop_add(loop, client->fd, events, on_client, client) == 0;
+	}
 }
 
 /* Writes what it can; false if the client is gone (and freed). */
@@ -133,14 +150,21 @@ client_queue(struct client *client, char *text, size_t length)
 		client->output_length = pending;
 		client->output_sent = 0;
 	}
-	char *output = realloc(client->output, client->output_length + length);
-	if (!output) {
-		free(text);
-		client_close(client);
-		return false;
+	if (client->output_length + length > client->output_capacity) {
+		/* Doubling: a burst of replies costs linear copying, not quadratic. */
+		size_t capacity = client->output_capacity ? client->output_capacity : 4096;
+		while (capacity < client->output_length + length)
+			capacity *= 2;
+		char *output = realloc(client->output, capacity);
+		if (!output) {
+			free(text);
+			client_close(client);
+			return false;
+		}
+		client->output = output;
+		client->output_capacity = capacity;
 	}
-	memcpy(output + client->output_length, text, length);
-	client->output = output;
+	memcpy(client->output + client->output_length, text, length);
 	client->output_length += length;
 	free(text);
 	return client_flush(client);
@@ -230,7 +254,13 @@ forward(struct client *client, const struct protocol_request *request)
 static void
 client_process(struct client *client)
 {
-	while (!client->awaiting && !client->close_after) {
+	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
+		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
+			/* Fairness: a client that pipelined thousands of requests gets the rest
+			 * on the next turns of the loop, after the other clients' events. */
+			(void)loop_timer_start(client->supervisor->loop, &client->resume_timer, 0);
+			break;
+		}
 		char *end = memchr(client->input, '\0', client->input_length);
 		if (!end) {
 			if (client->input_length > PROTOCOL_MAX_REQUEST) {
@@ -310,6 +340,13 @@ on_client(struct loop *loop, int fd, uint32_t events, void *data)
 }
 
 static void
+on_resume(struct loop *loop, void *data)
+{
+	(void)loop;
+	client_process(data);
+}
+
+static void
 on_idle(struct loop *loop, void *data)
 {
 	struct client *client = data;
@@ -334,7 +371,9 @@ client_close(struct client *client)
 		}
 	supervisor->client_count--;
 	loop_timer_stop(supervisor->loop, &client->idle_timer);
-	loop_remove(supervisor->loop, client->fd);
+	loop_timer_stop(supervisor->loop, &client->resume_timer);
+	if (client->watched)
+		loop_remove(supervisor->loop, client->fd);
 	close(client->fd);
 	free(client->input);
 	free(client->output);
@@ -465,7 +504,9 @@ on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 					  .next = supervisor->clients,
 					  .fd = client_fd,
 					  .uid = uid,
+					  .watched = true,
 					  .input = input};
+		loop_timer_init(&client->resume_timer, on_resume, client);
 		loop_timer_init(&client->idle_timer, on_idle, client);
 		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
 		supervisor->clients = client;
@@ -487,20 +528,29 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct supervisor *supervisor = data;
 	(void)events;
-	/* The host's replies are one datagram each; a status of thousands of workers is large. */
-	static char buffer[1 << 20];
 	for (;;) {
-		ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
+		/* One datagram per reply, as large as the host made it (a status of thousands of
+		 * workers): its size first, then a buffer that fits. */
+		ssize_t size = recv(fd, NULL, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+		if (size < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (size < 0 && errno == EAGAIN)
 			return;
+		char *buffer = size > 0 ? malloc((size_t)size) : NULL;
+		if (size > 0 && !buffer) {
+			(void)recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); /* drop it */
+			log_error("channel: no memory for a %zd byte reply", size);
+			continue;
+		}
+		ssize_t n = size > 0 ? recv(fd, buffer, (size_t)size, MSG_DONTWAIT) : size;
 		if (n <= 0) {
+			free(buffer);
 			log_info("the host closed the channel; exiting");
 			loop_quit(loop);
 			return;
 		}
 		json_t *message = json_loadb(buffer, (size_t)n, 0, NULL);
+		free(buffer);
 		json_t *id = json_object_get(message, "id");
 		json_t *reply = json_object_get(message, "reply");
 		struct client *client =
