@@ -40,9 +40,12 @@ FUZZ_SECONDS ?= 10
 fuzz: setup
 	fuzz/run $(FUZZ_SECONDS)
 
+# Each benchmark measures aerie against a peer in the same run and writes bench/*.md.
 bench: build
 	@sh scripts/setup.sh python3-psutil
 	bench/metrics
+	bench/respawn
+	bench/restart
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
