@@ -33,8 +33,8 @@ usage(FILE *out)
 	      "\n"
 	      "Commands:\n"
 	      "  status [--json]                    services, workers, readiness, restarts\n"
-	      "  metrics [--json]                   CPU and memory of the host and every\n"
-	      "                                     descendant, as a tree\n"
+	      "  metrics [--json | --prometheus]    CPU and memory of the host and every\n"
+	      "                                     descendant, as a tree (or for Prometheus)\n"
 	      "  restart [--service NAME]           rolling restart: new workers first, the\n"
 	      "                                     old ones stop once the new are ready\n"
 	      "  restart --signal SIG               deliver SIG to the host instead (Falcon's\n"
@@ -52,6 +52,7 @@ struct client_options {
 	const char *socket;
 	double timeout;
 	bool json;
+	bool prometheus;
 	const char *service;
 	const char *signal;
 };
@@ -282,7 +283,9 @@ static int
 run_command(const char *command, const struct client_options *options)
 {
 	json_t *request;
-	if (strcmp(command, "metrics") == 0 || strcmp(command, "status") == 0) {
+	if (strcmp(command, "metrics") == 0 && options->prometheus) {
+		request = json_pack("{s:s,s:s}", "please", "metrics", "format", "prometheus");
+	} else if (strcmp(command, "metrics") == 0 || strcmp(command, "status") == 0) {
 		request = json_pack("{s:s}", "please", command);
 	} else if (strcmp(command, "restart") == 0) {
 		request = json_pack("{s:s}", "please", "restart");
@@ -310,6 +313,8 @@ run_command(const char *command, const struct client_options *options)
 
 	if (report_error(reply)) {
 		code = EXIT_FAILED;
+	} else if (options->prometheus && json_is_string(reply)) {
+		fputs(json_string_value(reply), stdout);
 	} else if (options->json) {
 		code = print_json(reply);
 	} else if (strcmp(command, "metrics") == 0) {
@@ -339,13 +344,10 @@ int
 cmd_supervisor(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"service", required_argument, NULL, 'S'},
-	    {"signal", required_argument, NULL, 'g'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
+	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct client_options client = {.socket = "supervisor.ipc",
 					.timeout = CLIENT_DEFAULT_TIMEOUT};
@@ -368,6 +370,9 @@ cmd_supervisor(int argc, char **argv)
 		}
 		case 'j':
 			client.json = true;
+			break;
+		case 'P':
+			client.prometheus = true;
 			break;
 		case 'S':
 			client.service = optarg;
@@ -392,6 +397,11 @@ cmd_supervisor(int argc, char **argv)
 	const char *command = argv[optind];
 	if ((client.service || client.signal) && strcmp(command, "restart") != 0) {
 		fprintf(stderr, "aerie supervisor: --service and --signal go with restart\n");
+		return EXIT_USAGE;
+	}
+	if (client.prometheus && (strcmp(command, "metrics") != 0 || client.json)) {
+		fprintf(stderr,
+			"aerie supervisor: --prometheus goes with metrics, without --json\n");
 		return EXIT_USAGE;
 	}
 	return run_command(command, &client);

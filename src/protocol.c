@@ -106,12 +106,14 @@ protocol_parse(const char *data, size_t length, struct protocol_request *ret_req
 	if (strcmp(command, "metrics") == 0) {
 		request.command = PROTOCOL_METRICS;
 		json_t *format = json_object_get(root, "format");
+		const char *name = json_string_value(format);
 		if (format &&
-		    (!json_is_string(format) || strcmp(json_string_value(format), "json") != 0)) {
+		    (!name || (strcmp(name, "json") != 0 && strcmp(name, "prometheus") != 0))) {
 			r = fail(ret_error, "invalid_request",
-				 "unknown \"format\": expected \"json\"");
+				 "unknown \"format\": expected \"json\" or \"prometheus\"");
 			goto out;
 		}
+		request.prometheus = name && strcmp(name, "prometheus") == 0;
 	} else if (strcmp(command, "status") == 0) {
 		request.command = PROTOCOL_STATUS;
 	} else if (strcmp(command, "restart") == 0) {
@@ -150,7 +152,7 @@ out:
 ssize_t
 protocol_encode(const json_t *reply, char **ret_buffer)
 {
-	char *text = json_dumps(reply, JSON_COMPACT);
+	char *text = json_dumps(reply, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!text)
 		return -ENOMEM;
 	/* json_dumps ends the text with a NUL already: that NUL is the frame's terminator. */

@@ -23,7 +23,7 @@ struct protocol_request {
 	char service[128]; /* restart: "" for all */
 	int signal;	   /* restart: 0, or the signal to deliver to the host */
 	char signal_name[16];
-	char format[16]; /* metrics: "" or "json" */
+	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
 };
 
 /* Parses one request (the bytes before its NUL). Returns 0, or -EINVAL with *ret_error set to

@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "metrics_json.h"
+#include "metrics_prometheus.h"
 #include "protocol.h"
 
 #define SUPERVISOR_LISTEN_FD 3
@@ -36,11 +37,12 @@ struct client {
 	struct client *next;
 	int fd;
 	uid_t uid;
-	bool eof;	   /* the client shut its side: answer what it sent, then close */
-	bool close_after;  /* stop answering once the output is flushed (after too_large) */
-	bool draining;	   /* reply sent and write side shut: discard input until EOF */
-	bool watched;	   /* in the loop's epoll set */
-	uint64_t awaiting; /* id of the request the host is answering, or 0 */
+	bool eof;		  /* the client shut its side: answer what it sent, then close */
+	bool close_after;	  /* stop answering once the output is flushed (after too_large) */
+	bool draining;		  /* reply sent and write side shut: discard input until EOF */
+	bool watched;		  /* in the loop's epoll set */
+	uint64_t awaiting;	  /* id of the request the host is answering, or 0 */
+	bool awaiting_prometheus; /* the host's status is for a Prometheus metrics reply */
 	size_t output_capacity;
 	struct loop_timer resume_timer; /* more requests are waiting: answer them next turn */
 	char *input;			/* PROTOCOL_MAX_REQUEST + 1 bytes */
@@ -210,6 +212,28 @@ client_reply_metrics(struct client *client)
 	return client_queue(client, text, (size_t)length + 1); /* with its NUL */
 }
 
+/* The host's tree in Prometheus' text format, labelled from the host's status; sent as one JSON
+ * string so that the framing stays the same. */
+static json_t *
+prometheus_reply(struct supervisor *supervisor, const json_t *status)
+{
+	if (json_object_get(status, "error"))
+		return json_incref((json_t *)status);
+	struct metrics_tree tree;
+	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0)
+		return protocol_error("metrics_failed", "cannot read /proc for the host");
+	char *text;
+	ssize_t length =
+	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), &text);
+	metrics_tree_free(&tree);
+	if (length < 0)
+		return NULL;
+	json_t *reply = json_stringn(text, (size_t)length);
+	free(text);
+	return reply;
+}
+
 /* Falcon's form: the signal goes to the host, which is this process's parent. */
 static json_t *
 signal_reply(struct supervisor *supervisor, const struct protocol_request *request)
@@ -279,7 +303,12 @@ client_process(struct client *client)
 		json_t *reply = NULL;
 		bool metrics = false;
 		if (protocol_parse(client->input, length, &request, &reply) == 0) {
-			if (request.command == PROTOCOL_METRICS)
+			if (request.command == PROTOCOL_METRICS && request.prometheus) {
+				/* Labels come from the host's status: ask for it first. */
+				request.command = PROTOCOL_STATUS;
+				reply = forward(client, &request);
+				client->awaiting_prometheus = !reply;
+			} else if (request.command == PROTOCOL_METRICS)
 				metrics = true;
 			else if (request.command == PROTOCOL_RESTART && request.signal)
 				reply = signal_reply(client->supervisor, &request);
@@ -559,7 +588,13 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 			: NULL;
 		if (client && reply) {
 			client->awaiting = 0;
-			if (client_reply(client, json_incref(reply)))
+			json_t *answer = json_incref(reply);
+			if (client->awaiting_prometheus) {
+				client->awaiting_prometheus = false;
+				json_decref(answer);
+				answer = prometheus_reply(supervisor, reply);
+			}
+			if (client_reply(client, answer))
 				client_process(client);
 		}
 		json_decref(message);

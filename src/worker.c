@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,6 +189,18 @@ child_exec(const struct worker_exec *exec, struct environment *environment, int 
 	for (int s = 1; s < NSIG; s++)
 		if (sigismember(ignored, s) == 1)
 			(void)sigaction(s, &default_action, NULL);
+	/* The kernel's first real-time signals (32, 33) are glibc's own: its sigaction refuses
+	 * them, but an ignore inherited from whoever started the host survives exec all the
+	 * same. Reset them with the system call itself (handler and flags lead the kernel's
+	 * struct on every Linux architecture; nothing else needs filling for SIG_DFL). */
+	struct {
+		void (*handler)(int);
+		unsigned long flags;
+		void (*restorer)(void);
+		uint64_t mask;
+	} kernel_default = {.handler = SIG_DFL};
+	for (int s = 32; s < SIGRTMIN; s++)
+		(void)syscall(SYS_rt_sigaction, s, &kernel_default, NULL, sizeof(uint64_t));
 	sigset_t none;
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);

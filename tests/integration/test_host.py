@@ -1,11 +1,13 @@
 """aerie host: the real binary running the example worker: start and stop, crashes and
 backoff, timeouts, process trees, output, environment, idle cost, valgrind."""
+import ctypes
 import os
 import pathlib
 import re
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -916,3 +918,28 @@ ready = notify
     assert host.stop(timeout=60) == 0
     text = host.log_text()
     assert "ERROR SUMMARY: 0 errors" in text, text
+
+
+def test_worker_starts_without_inherited_ignored_realtime_signals(aerie_bin, examples_dir, tmp_path):
+    """An ignore of signal 32 (glibc's own, which its sigaction can't touch) inherited by the
+    host must not reach workers: CI launchers have been seen to leave it set."""
+    def ignore_signal_32():
+        libc = ctypes.CDLL(None, use_errno=True)
+        action = struct.pack("QQQQ", 1, 0, 0, 0)  # SIG_IGN, no flags, no restorer, no mask
+        assert libc.syscall(13, 32, ctypes.c_char_p(action), None, 8) == 0  # rt_sigaction
+
+    (tmp_path / "env.ini").write_text(
+        f"[service:w]\ncommand = {examples_dir}/worker --print-env\nrestart = never\n")
+    host = subprocess.Popen([aerie_bin, "host", "env.ini"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, preexec_fn=ignore_signal_32)
+    lines = []
+    try:
+        for raw in host.stderr:
+            lines.append(raw.decode())
+            if "sigign=" in lines[-1]:
+                break
+    finally:
+        host.terminate()
+        host.communicate(timeout=15)
+    sigign = [line for line in lines if "sigign=" in line]
+    assert sigign and sigign[0].rstrip().endswith("sigign=0000000000000000"), lines

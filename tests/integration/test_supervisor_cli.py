@@ -176,17 +176,71 @@ def test_metrics_json(cli, host):
     assert metrics[str(host.pid)]["memory"]["resident_size"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="MISSING: SPEC.md Commands lists `aerie supervisor metrics "
-                   "[--json | --prometheus]`, but cmd_supervisor.c has no --prometheus (usage "
-                   "error, exit 2)")
+def parse_exposition(text):
+    """A strict reader of Prometheus' text format 0.0.4: every sample belongs to a family
+    declared by # HELP and # TYPE before it, names and labels are well formed, values are
+    numbers, and no series appears twice. Returns {(name, labels): value}."""
+    name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+    label_re = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+    sample_re = re.compile(rf"^({name_re})(?:\{{((?:{label_re})(?:,{label_re})*)?\}})? (\S+)$")
+    types, helps, samples = {}, set(), {}
+    assert text.endswith("\n"), "the exposition ends with a newline"
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split(" ", 3)[2]
+            assert re.fullmatch(name_re, name), line
+            assert name not in helps, f"HELP twice: {line}"
+            helps.add(name)
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert kind in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            assert name not in types, f"TYPE twice: {line}"
+            types[name] = kind
+        else:
+            match = sample_re.match(line)
+            assert match, f"not a sample line: {line!r}"
+            name, labels, value = match.groups()
+            assert name in types and name in helps, f"sample before its TYPE/HELP: {line}"
+            float(value)
+            key = (name, labels or "")
+            assert key not in samples, f"series twice: {line}"
+            samples[key] = float(value)
+    return samples
+
+
 def test_metrics_prometheus(cli, host):
+    pids = host.wait_ready("web", 2)
     result = cli("-s", host.socket, "metrics", "--prometheus")
     assert result.returncode == 0, result.stderr
-    samples = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
-    assert any(line.startswith("# TYPE ") for line in result.stdout.splitlines())
-    for line in samples:
-        assert re.match(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.eE+-]+$', line), line
-    assert any(f'"{host.pid}"' in line for line in samples)
+    samples = parse_exposition(result.stdout)
+    host_cpu = [k for k in samples
+                if k[0] == "aerie_process_cpu_seconds_total" and f'pid="{host.pid}"' in k[1]]
+    assert host_cpu == [("aerie_process_cpu_seconds_total", f'pid="{host.pid}",role="host"')]
+    for index, pid in enumerate(sorted(pids)):
+        worker = [k for k in samples
+                  if k[0] == "aerie_process_resident_bytes" and f'pid="{pid}"' in k[1]]
+        assert len(worker) == 1 and 'role="worker",service="web"' in worker[0][1], worker
+        assert samples[worker[0]] > 100 * 1024
+        ready = [v for k, v in samples.items()
+                 if k[0] == "aerie_worker_ready" and f'pid="{pid}"' in k[1]]
+        assert ready == [1.0]
+    assert samples[("aerie_service_workers", 'service="web"')] == 2
+    assert samples[("aerie_service_ready_workers", 'service="web"')] == 2
+    assert samples[("aerie_host_generation", "")] == 1
+    promtool = shutil.which("promtool")
+    if promtool:  # Prometheus' own checker, where Debian's prometheus package is installed
+        check = subprocess.run([promtool, "check", "metrics"], input=result.stdout,
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    # The same over the socket, as a JSON string.
+    reply = host.request({"please": "metrics", "format": "prometheus"})
+    assert isinstance(reply, str) and parse_exposition(reply)
+
+
+def test_prometheus_goes_with_metrics_only(cli, host):
+    for args in (["status", "--prometheus"], ["metrics", "--prometheus", "--json"]):
+        result = cli("-s", host.socket, *args)
+        assert result.returncode == 2, (args, result.stderr)
 
 
 # restart ----------------------------------------------------------------------------------

@@ -56,6 +56,9 @@ test_commands(void **state)
 	assert_null(PARSE("{\"please\":\"restart\",\"service\":\"web\"}", &request));
 	assert_string_equal(request.service, "web");
 	assert_null(PARSE("{\"please\":\"metrics\",\"format\":\"json\"}", &request));
+	assert_false(request.prometheus);
+	assert_null(PARSE("{\"please\":\"metrics\",\"format\":\"prometheus\"}", &request));
+	assert_true(request.prometheus);
 	/* Unknown extra keys are tolerated, as Falcon's clients may add some. */
 	assert_null(PARSE("{\"please\":\"status\",\"extra\":[1,{\"a\":2}]}", &request));
 }
