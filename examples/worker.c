@@ -38,6 +38,8 @@ struct options {
 	bool print_env;	    /* print what the host gave us */
 	const char *env_keys[MAX_ENV_KEYS];
 	int n_env_keys;
+	double watchdog_for; /* send WATCHDOG=1 (every WATCHDOG_USEC/2) for this long; < 0: always */
+	bool watchdog;	     /* --watchdog given */
 };
 
 static const char usage_text[] =
@@ -60,6 +62,8 @@ static const char usage_text[] =
     "  -e, --stderr-lines N       write N lines to stderr, then a line without newline\n"
     "  -p, --print-env            print what the host gave us: environment, cwd, fds, signals\n"
     "  -K, --env-key NAME         with --print-env, print NAME too (repeatable)\n"
+    "  -w, --watchdog             once ready, send WATCHDOG=1 every WATCHDOG_USEC/2\n"
+    "  -W, --watchdog-for SECONDS the same, but go quiet after SECONDS (a hang)\n"
     "  -h, --help                 show this help\n"
     "\n"
     "Exit status: 0 after a graceful stop, 2 on bad usage, 1 on a system error.\n";
@@ -180,15 +184,17 @@ parse_options(int argc, char **argv, struct options *o)
 	    {"stderr-lines", required_argument, NULL, 'e'},
 	    {"print-env", no_argument, NULL, 'p'},
 	    {"env-key", required_argument, NULL, 'K'},
+	    {"watchdog", no_argument, NULL, 'w'},
+	    {"watchdog-for", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	bool exit_wanted = false;
 	int c;
 
-	*o = (struct options){.status = "ready", .exit_after = -1};
+	*o = (struct options){.status = "ready", .exit_after = -1, .watchdog_for = -1};
 	/* getopt prints its own message for unknown options and missing arguments. */
-	while ((c = getopt_long(argc, argv, "r:ns:x:c:k:id:gze:pK:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:ns:x:c:k:id:gze:pK:hwW:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			if (!parse_seconds(optarg, &o->ready_after))
@@ -221,6 +227,14 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'i':
 			o->ignore_stop = true;
+			break;
+		case 'w':
+			o->watchdog = true;
+			break;
+		case 'W':
+			o->watchdog = true;
+			if (!parse_seconds(optarg, &o->watchdog_for))
+				return usage_error("--watchdog-for: bad seconds \"%s\"", optarg);
 			break;
 		case 'd':
 			if (!parse_seconds(optarg, &o->stop_delay))
@@ -454,14 +468,64 @@ wait_signal(const sigset_t *stop_signals, const struct timespec *deadline)
 	}
 }
 
+/* --watchdog: the ping schedule, started once the worker is ready. */
+static bool watchdog_on;
+static double watchdog_interval;
+static struct timespec watchdog_next, watchdog_end;
+static bool watchdog_ends;
+
+static bool
+earlier(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void
+watchdog_ping(void)
+{
+	if (watchdog_ends && !earlier(&watchdog_next, &watchdog_end)) {
+		say("watchdog: going quiet");
+		watchdog_on = false;
+		return;
+	}
+	notify("WATCHDOG=1");
+	watchdog_next = deadline_after(watchdog_interval);
+}
+
+/* Starts pinging at half of WATCHDOG_USEC, as sd_watchdog_enabled() advises. */
+static void
+watchdog_start(const struct options *o)
+{
+	const char *usec = getenv("WATCHDOG_USEC");
+	if (!o->watchdog || !usec || atof(usec) <= 0) {
+		if (o->watchdog)
+			say("watchdog: no WATCHDOG_USEC");
+		return;
+	}
+	watchdog_interval = atof(usec) / 2e6;
+	watchdog_on = true;
+	watchdog_ends = o->watchdog_for >= 0;
+	if (watchdog_ends)
+		watchdog_end = deadline_after(o->watchdog_for);
+	watchdog_next = deadline_after(watchdog_interval);
+}
+
 /* Waits until deadline (NULL: forever), handling stop signals. Returns 0 at the deadline, 1 after
  * a graceful stop, -errno on failure. */
 static int
 run_until(const struct options *o, const sigset_t *stop_signals, const struct timespec *deadline)
 {
 	for (;;) {
-		int sig = wait_signal(stop_signals, deadline);
+		/* The next WATCHDOG=1 is a deadline of its own, when it comes first. */
+		const struct timespec *until = deadline;
+		if (watchdog_on && (!deadline || earlier(&watchdog_next, deadline)))
+			until = &watchdog_next;
+		int sig = wait_signal(stop_signals, until);
 
+		if (sig == 0 && until == &watchdog_next) {
+			watchdog_ping();
+			continue;
+		}
 		if (sig <= 0)
 			return sig;
 		if (o->ignore_stop) {
@@ -658,6 +722,7 @@ main(int argc, char **argv)
 			 o.status);
 		notify(message);
 		say(o.no_ready ? "not ready (--no-ready)" : "ready");
+		watchdog_start(&o);
 		if (o.exit_after >= 0)
 			deadline = deadline_after(o.exit_after);
 		r = run_until(&o, &stop_signals, o.exit_after >= 0 ? &deadline : NULL);

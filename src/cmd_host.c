@@ -1,6 +1,8 @@
 /* cmd_host: `aerie host CONFIG`, the host in the foreground. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "host.h"
@@ -16,6 +18,8 @@ usage(FILE *out)
 	      "re-reads CONFIG and restarts every service without downtime.\n"
 	      "\n"
 	      "  -v, --verbose   log every state change (debug level)\n"
+	      "      --init      act as a container's init (automatic when running as PID 1):\n"
+	      "                  reap every orphan, stop gracefully on SIGTERM/SIGINT\n"
 	      "  -h, --help      this text\n"
 	      "\n"
 	      "Exit codes: 0 stopped by a signal, 1 start-up failed, 2 bad usage or config.\n",
@@ -30,10 +34,14 @@ cmd_host(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	bool init = false;
 	for (int c; (c = getopt_long(argc, argv, "vh", options, NULL)) != -1;) {
 		switch (c) {
 		case 'v':
 			log_set_level(LOG_DEBUG);
+			break;
+		case 'i':
+			init = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -49,5 +57,5 @@ cmd_host(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	return host_main(argv[optind]);
+	return host_main(argv[optind], init || getpid() == 1);
 }

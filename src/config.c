@@ -37,6 +37,11 @@ enum key {
 	KEY_STOP_TIMEOUT,
 	KEY_DIRECTORY,
 	KEY_ENV,
+	KEY_HEALTH_TIMEOUT,
+	KEY_MEMORY_LIMIT,
+	KEY_MEMORY_METRIC,
+	KEY_MEMORY_CHECK_INTERVAL,
+	KEY_LOG_FORMAT,
 	KEY__MAX,
 };
 
@@ -515,6 +520,72 @@ parse_stop_timeout(struct parser *p, const struct key_info *key, const char *val
 }
 
 static int
+parse_health_timeout(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_seconds(p, key, value, false, &current_service(p)->health_timeout);
+}
+
+/* "512M", "2G", "65536", "1.5G"; "0" or "none" for no limit. Units are binary (KiB...). */
+static int
+parse_memory_limit(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (strcmp(value, "none") == 0) {
+		current_service(p)->memory_limit = 0;
+		return 0;
+	}
+	char number[32];
+	size_t length = strlen(value);
+	unsigned long long unit = 1;
+	if (length > 0 && length < sizeof(number)) {
+		switch (value[length - 1]) {
+		case 'K': case 'k': unit = 1ULL << 10; length--; break;
+		case 'M': case 'm': unit = 1ULL << 20; length--; break;
+		case 'G': case 'g': unit = 1ULL << 30; length--; break;
+		case 'T': case 't': unit = 1ULL << 40; length--; break;
+		}
+	}
+	double amount;
+	if (length == 0 || length >= sizeof(number))
+		return fail_invalid(p, key, value, "expected a size such as 512M, 2G or none");
+	memcpy(number, value, length);
+	number[length] = '\0';
+	if (parse_decimal(number, &amount) < 0 || amount * (double)unit > 1e18)
+		return fail_invalid(p, key, value, "expected a size such as 512M, 2G or none");
+	current_service(p)->memory_limit = (unsigned long long)(amount * (double)unit);
+	return 0;
+}
+
+static int
+parse_memory_metric(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (strcmp(value, "pss") == 0)
+		current_service(p)->memory_metric = CONFIG_MEMORY_PSS;
+	else if (strcmp(value, "rss") == 0)
+		current_service(p)->memory_metric = CONFIG_MEMORY_RSS;
+	else
+		return fail_invalid(p, key, value, "expected pss or rss");
+	return 0;
+}
+
+static int
+parse_memory_check_interval(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_seconds(p, key, value, true, &current_service(p)->memory_check_interval);
+}
+
+static int
+parse_log_format(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (strcmp(value, "text") == 0)
+		p->config.log_format = CONFIG_LOG_TEXT;
+	else if (strcmp(value, "json") == 0)
+		p->config.log_format = CONFIG_LOG_JSON;
+	else
+		return fail_invalid(p, key, value, "expected text or json");
+	return 0;
+}
+
+static int
 parse_directory(struct parser *p, const struct key_info *key, const char *value)
 {
 	return parse_path(p, key, value, &current_service(p)->directory);
@@ -557,6 +628,12 @@ static const struct key_info keys[KEY__MAX] = {
     [KEY_STOP_TIMEOUT] = {"stop_timeout", SECTION_SERVICE, false, parse_stop_timeout},
     [KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, parse_directory},
     [KEY_ENV] = {"env", SECTION_SERVICE, true, parse_env},
+    [KEY_HEALTH_TIMEOUT] = {"health_timeout", SECTION_SERVICE, false, parse_health_timeout},
+    [KEY_MEMORY_LIMIT] = {"memory_limit", SECTION_SERVICE, false, parse_memory_limit},
+    [KEY_MEMORY_METRIC] = {"memory_metric", SECTION_SERVICE, false, parse_memory_metric},
+    [KEY_MEMORY_CHECK_INTERVAL] = {"memory_check_interval", SECTION_SERVICE, false,
+				   parse_memory_check_interval},
+    [KEY_LOG_FORMAT] = {"log_format", SECTION_HOST, false, parse_log_format},
 };
 
 /* Sections ---------------------------------------------------------------------------------- */
@@ -645,6 +722,7 @@ open_service(struct parser *p, const char *name)
 	    .restart_delay_max = CONFIG_DEFAULT_RESTART_DELAY_MAX,
 	    .stop_signal = CONFIG_DEFAULT_STOP_SIGNAL,
 	    .stop_timeout = CONFIG_DEFAULT_STOP_TIMEOUT,
+	    .memory_check_interval = CONFIG_DEFAULT_MEMORY_CHECK_INTERVAL,
 	};
 	if (!(service->name = strdup(service_name)))
 		return fail_errno(p, -ENOMEM);

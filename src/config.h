@@ -8,6 +8,8 @@
 
 enum config_restart { CONFIG_RESTART_ALWAYS, CONFIG_RESTART_ON_FAILURE, CONFIG_RESTART_NEVER };
 enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
+enum config_memory_metric { CONFIG_MEMORY_PSS, CONFIG_MEMORY_RSS };
+enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 
 /* Defaults, in one place (SPEC.md documents them). */
 #define CONFIG_DEFAULT_SUPERVISOR "supervisor.ipc"
@@ -17,6 +19,7 @@ enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
 #define CONFIG_DEFAULT_RESTART_DELAY 0.1
 #define CONFIG_DEFAULT_RESTART_DELAY_MAX 30.0
 #define CONFIG_DEFAULT_STOP_TIMEOUT 10.0
+#define CONFIG_DEFAULT_MEMORY_CHECK_INTERVAL 10.0
 #define CONFIG_DEFAULT_READY CONFIG_READY_NONE
 #define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
 #define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
@@ -43,6 +46,10 @@ struct config_service {
 	char *directory;	  /* absolute, resolved against the config file's directory */
 	char **env;		  /* "KEY=VALUE", in file order, keys unique; NULL-terminated */
 	size_t env_count;
+	double health_timeout; /* seconds a ready worker may go without WATCHDOG=1; 0: off */
+	unsigned long long memory_limit; /* bytes of the worker's tree; 0: no limit */
+	enum config_memory_metric memory_metric;
+	double memory_check_interval; /* seconds between checks, > 0 */
 };
 
 struct config {
@@ -51,6 +58,7 @@ struct config {
 	char *supervisor_path; /* absolute path of the control socket */
 	mode_t socket_mode;
 	char *socket_group;		 /* NULL when not set */
+	enum config_log_format log_format;
 	struct config_service *services; /* in file order, names unique */
 	size_t service_count;		 /* >= 1 */
 };

@@ -12,12 +12,14 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "sdnotify.h"
 #include "service.h"
 #include "signame.h"
 
@@ -43,6 +45,12 @@ struct host {
 	int signal_fd;
 	struct notify *notify;
 	struct control *control;
+	/* The host's own service manager (systemd), when started with NOTIFY_SOCKET. */
+	struct sdnotify *systemd;
+	bool systemd_ready_sent;
+	char systemd_status[512];
+	double watchdog_interval;
+	struct loop_timer watchdog_timer;
 	double started_at; /* CLOCK_MONOTONIC seconds */
 	struct service **services;
 	size_t service_count;
@@ -144,6 +152,46 @@ check_stopped(struct host *host)
 	}
 }
 
+/* Tells systemd how the host is doing: READY=1 once every service is at its count for the
+ * first time (and after each rolling restart), STATUS= whenever the summary changes. */
+static void
+report_to_systemd(struct host *host)
+{
+	if (!host->systemd || host->stop_requests)
+		return;
+	char text[sizeof(host->systemd_status)];
+	size_t length = 0;
+	bool all_ready = true;
+	text[0] = '\0';
+	for (size_t i = 0; i < host->service_count && length < sizeof(text); i++) {
+		const struct service *service = host->services[i];
+		unsigned ready = service_ready_count(service);
+		all_ready = all_ready && ready >= service->config->count;
+		int n = snprintf(text + length, sizeof(text) - length, "%s%s %u/%u ready",
+				 i ? ", " : "", service->name, ready, service->config->count);
+		if (n > 0)
+			length += (size_t)n;
+	}
+	if (length < sizeof(text))
+		snprintf(text + length, sizeof(text) - length, ", generation %u", host->generation);
+	if (all_ready && !host->systemd_ready_sent && !host->restart_running) {
+		host->systemd_ready_sent = true;
+		snprintf(host->systemd_status, sizeof(host->systemd_status), "%s", text);
+		sdnotify_send(host->systemd, "READY=1\nSTATUS=%s", text);
+	} else if (strcmp(text, host->systemd_status) != 0) {
+		snprintf(host->systemd_status, sizeof(host->systemd_status), "%s", text);
+		sdnotify_send(host->systemd, "STATUS=%s", text);
+	}
+}
+
+static void
+on_watchdog(struct loop *loop, void *data)
+{
+	struct host *host = data;
+	sdnotify_send(host->systemd, "WATCHDOG=1");
+	(void)loop_timer_start(loop, &host->watchdog_timer, host->watchdog_interval);
+}
+
 static void
 stop(struct host *host, int signal)
 {
@@ -158,6 +206,7 @@ stop(struct host *host, int signal)
 		free(request);
 	}
 	if (host->stop_requests == 1) {
+		sdnotify_send(host->systemd, "STOPPING=1\nSTATUS=stopping");
 		log_info("received SIG%s: stopping gracefully (again to stop at once)",
 			 signame_name(signal));
 		for (size_t i = 0; i < host->service_count; i++)
@@ -229,6 +278,11 @@ restart_finish(struct host *host)
 	else
 		log_info("rolling restart to generation %u done", host->generation);
 	release_configs(host);
+	/* systemd's notify-reload: the reload is over, whichever way it went. */
+	if (host->systemd && !host->stop_requests) {
+		host->systemd_ready_sent = false;
+		report_to_systemd(host);
+	}
 	if (request->fn)
 		request->fn(host, host->generation, error, request->data);
 	free(request->service);
@@ -327,6 +381,15 @@ restart_next(struct host *host)
 		}
 	}
 	host->generation++;
+	if (host->systemd) {
+		struct timespec now;
+		(void)clock_gettime(CLOCK_MONOTONIC, &now);
+		sdnotify_send(host->systemd, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
+					     "to generation %u",
+			      (unsigned long long)now.tv_sec * 1000000ULL +
+				  (unsigned long long)now.tv_nsec / 1000,
+			      host->generation);
+	}
 	for (size_t i = 0; i < host->service_count; i++) {
 		struct service *service = host->services[i];
 		const struct config_service *config =
@@ -391,6 +454,9 @@ on_service_event(struct service *service, enum service_event event, const char *
 		if (host->restart_running && --host->restart_services_pending == 0)
 			restart_finish(host);
 		break;
+	case SERVICE_CHANGED:
+		report_to_systemd(host);
+		break;
 	}
 }
 
@@ -403,9 +469,9 @@ on_notify(const struct notify_message *message, void *data)
 	pid_t pgid = getpgid(message->pid);
 	for (size_t i = 0; i < host->service_count; i++) {
 		if (service_notified(host->services[i], message->pid, message->ready,
-				     message->status) ||
-		    (pgid > 0 &&
-		     service_notified(host->services[i], pgid, message->ready, message->status)))
+				     message->watchdog, message->status) ||
+		    (pgid > 0 && service_notified(host->services[i], pgid, message->ready,
+						  message->watchdog, message->status)))
 			return;
 	}
 	log_debug("notify message from pid %d, not a worker: ignored", (int)message->pid);
@@ -487,6 +553,8 @@ host_free(struct host *host)
 	}
 	control_close(host->control);
 	notify_close(host->notify);
+	loop_timer_stop(host->loop, &host->watchdog_timer);
+	sdnotify_close(host->systemd);
 	if (host->signal_fd >= 0) {
 		loop_remove(host->loop, host->signal_fd);
 		close(host->signal_fd);
@@ -509,7 +577,7 @@ seed_jitter(void)
 }
 
 int
-host_main(const char *config_path)
+host_main(const char *config_path, bool init)
 {
 	struct host host = {.config_path = config_path, .signal_fd = -1};
 	struct config *config = calloc(1, sizeof(*config));
@@ -526,6 +594,9 @@ host_main(const char *config_path)
 	}
 	host.configs[host.config_count++] = config;
 	seed_jitter();
+	r = sdnotify_open(&host.systemd);
+	if (r < 0)
+		log_errno(LOG_WARN, r, "cannot notify the service manager");
 
 	sigset_t old_mask;
 	r = loop_new(&host.loop);
@@ -534,6 +605,10 @@ host_main(const char *config_path)
 		goto out;
 	}
 	loop_timer_init(&host.orphan_timer, on_orphan_deadline, &host);
+	loop_timer_init(&host.watchdog_timer, on_watchdog, &host);
+	host.watchdog_interval = host.systemd ? sdnotify_watchdog_seconds() / 2 : 0;
+	if (host.watchdog_interval > 0)
+		(void)loop_timer_start(host.loop, &host.watchdog_timer, host.watchdog_interval);
 	r = setup_signals(&host, &old_mask);
 	if (r < 0) {
 		log_errno(LOG_ERROR, r, "cannot set up signal handling");
@@ -572,8 +647,9 @@ host_main(const char *config_path)
 		}
 	}
 
-	log_info("aerie %s host %d: %s, %zu service%s", AERIE_VERSION, (int)getpid(), config->path,
-		 config->service_count, config->service_count == 1 ? "" : "s");
+	log_info("aerie %s host %d: %s, %zu service%s%s", AERIE_VERSION, (int)getpid(),
+		 config->path, config->service_count, config->service_count == 1 ? "" : "s",
+		 init ? "; as init: reaping every orphan" : "");
 	host.generation = 1;
 	host.started_at = loop_now_seconds();
 	control_start(host.control);
@@ -599,10 +675,11 @@ out:
 static json_t *
 worker_json(const struct worker *worker)
 {
-	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i}", "pid", (int)worker->pid, "index",
+	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i}", "pid", (int)worker->pid, "index",
 				   (int)worker->index, "generation", (int)worker->generation,
 				   "state", service_state_name(worker->state), "since",
-				   worker->since, "restarts", (int)worker->restarts);
+				   worker->since, "restarts", (int)worker->restarts,
+				   "health_kills", (int)worker->health_kills);
 	if (!object)
 		return NULL;
 	if (worker->exit_status >= 0) {

@@ -15,9 +15,10 @@ struct host;
 typedef void (*host_restart_fn)(struct host *host, unsigned generation, const char *message,
 				void *data);
 
-/* Runs the host of config_path in the foreground until it is stopped. Returns the process exit
+/* Runs the host of config_path in the foreground until it is stopped. init: the host is a
+ * container's PID 1 (or stands in for it), so every orphan in the namespace is its to reap. Returns the process exit
  * code: 0 after a graceful stop, 2 when the config is bad, 1 when start-up fails. */
-int host_main(const char *config_path);
+int host_main(const char *config_path, bool init);
 
 /* A rolling restart of every service (service == NULL) or one. With reload, the config file
  * is read again first. fn is called when it ends (at once on error); a restart asked for

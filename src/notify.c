@@ -43,6 +43,8 @@ notify_parse(char *text, struct notify_message *message)
 			message->stopping = true;
 		else if (strcmp(line, "RELOADING=1") == 0)
 			message->reloading = true;
+		else if (strcmp(line, "WATCHDOG=1") == 0)
+			message->watchdog = true;
 		else if (strncmp(line, "STATUS=", 7) == 0)
 			message->status = line + 7;
 		line = end ? end + 1 : NULL;

@@ -54,6 +54,7 @@ set_state(struct worker *worker, enum worker_state state)
 			  service_state_name(worker->state), service_state_name(state));
 	worker->state = state;
 	worker->since = realtime_now();
+	worker->service->fn(worker->service, SERVICE_CHANGED, NULL, worker->service->data);
 }
 
 static struct worker *
@@ -111,6 +112,7 @@ remove_worker(struct service *service, struct worker *worker)
 		break;
 	}
 	worker_free(service, worker);
+	service->fn(service, SERVICE_CHANGED, NULL, service->data);
 	if (service->stopping && service->worker_count == 0)
 		service->fn(service, SERVICE_STOPPED, NULL, service->data);
 }
@@ -133,10 +135,13 @@ spawn(struct service *service, struct worker *worker, const struct config_servic
 	    .listen_fds = service->listen_fds,
 	    .listen_count = service->listen_count,
 	    .listen_names = service->listen_names,
+	    .watchdog_seconds = config->health_timeout,
 	};
 	worker->stop_signal = config->stop_signal;
 	worker->stop_timeout = config->stop_timeout;
+	worker->health_timeout = config->health_timeout;
 	worker->ready_timed_out = false;
+	worker->unhealthy = false;
 	worker->started_at = loop_now_seconds();
 	int r = worker_spawn(worker, service->loop, &exec);
 	if (r < 0) {
@@ -246,6 +251,9 @@ mark_ready(struct service *service, struct worker *worker)
 {
 	loop_timer_stop(service->loop, &worker->timer);
 	set_state(worker, WORKER_READY);
+	/* From now on the timer is the health deadline, pushed back by each WATCHDOG=1. */
+	if (worker->health_timeout > 0)
+		(void)loop_timer_start(service->loop, &worker->timer, worker->health_timeout);
 	if (service->roll_generation && worker->generation == service->roll_generation)
 		check_roll_done(service);
 }
@@ -321,7 +329,8 @@ worker_exited(struct service *service, struct worker *worker, int status)
 
 	char text[96];
 	describe_status(status, text, sizeof(text));
-	bool failed = worker->ready_timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	bool failed = worker->ready_timed_out || worker->unhealthy || !WIFEXITED(status) ||
+		      WEXITSTATUS(status) != 0;
 
 	if (worker->state == WORKER_STOPPING || service->stopping) {
 		log_info("%s[%d] stopped: %s", worker->label, (int)pid, text);
@@ -330,7 +339,9 @@ worker_exited(struct service *service, struct worker *worker, int status)
 	}
 	log_message(failed ? LOG_WARN : LOG_INFO, "%s[%d] %s after %.3f s%s", worker->label,
 		    (int)pid, text, uptime,
-		    worker->ready_timed_out ? " (killed: not ready in time)" : "");
+		    worker->ready_timed_out ? " (killed: not ready in time)"
+		    : worker->unhealthy	    ? " (killed: no WATCHDOG=1 within health_timeout)"
+					    : "");
 	if (service->roll_generation && worker->generation == service->roll_generation) {
 		char message[256];
 		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready", worker->label,
@@ -366,6 +377,14 @@ worker_deadline(struct loop *loop, void *data)
 		spawn(service, worker, service->config);
 		break;
 	case WORKER_READY:
+		/* Only armed with health_timeout: the worker went quiet. */
+		log_warn("%s[%d] sent no WATCHDOG=1 for %g s (health_timeout): killing its process "
+			 "group",
+			 worker->label, (int)worker->pid, worker->health_timeout);
+		worker->unhealthy = true;
+		worker->health_kills++;
+		worker_kill(worker, SIGKILL);
+		break;
 	case WORKER_EXITED:
 		break;
 	}
@@ -555,7 +574,8 @@ service_child_exited(struct service *service, pid_t pid, int status)
 }
 
 bool
-service_notified(struct service *service, pid_t pid, bool ready, const char *status)
+service_notified(struct service *service, pid_t pid, bool ready, bool watchdog,
+		 const char *status)
 {
 	struct worker *worker = find_worker(service, pid);
 	if (!worker)
@@ -567,6 +587,9 @@ service_notified(struct service *service, pid_t pid, bool ready, const char *sta
 			worker->status_text = copy;
 		}
 	}
+	if ((watchdog || ready) && worker->state == WORKER_READY && worker->health_timeout > 0 &&
+	    !worker->unhealthy)
+		(void)loop_timer_start(service->loop, &worker->timer, worker->health_timeout);
 	if (ready && worker->state == WORKER_STARTING) {
 		log_info("%s[%d] ready after %.3f s", worker->label, (int)worker->pid,
 			 loop_now_seconds() - worker->started_at);

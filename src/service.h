@@ -13,6 +13,7 @@ enum service_event {
 	SERVICE_STOPPED,     /* stopping, and the last worker is gone */
 	SERVICE_ROLL_DONE,   /* every worker of the new generation is ready; the old ones stop */
 	SERVICE_ROLL_FAILED, /* a new worker failed; the new generation stops, the old serves */
+	SERVICE_CHANGED,     /* a worker changed state (for summaries such as systemd's STATUS=) */
 };
 
 struct service;
@@ -63,7 +64,8 @@ void service_kill(struct service *service);
 /* Events from the host: a child exited, a notify message. Return true if the pid was one of
  * this service's workers. */
 bool service_child_exited(struct service *service, pid_t pid, int status);
-bool service_notified(struct service *service, pid_t pid, bool ready, const char *status);
+bool service_notified(struct service *service, pid_t pid, bool ready, bool watchdog,
+		      const char *status);
 
 /* Counts for status: workers of the serving generation that are ready, and expected. */
 unsigned service_ready_count(const struct service *service);

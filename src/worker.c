@@ -26,7 +26,7 @@ extern char **environ;
 /* Keys the host sets for each worker; inherited values of them are dropped. */
 static const char *const own_keys[] = {
     "NOTIFY_SOCKET", "LISTEN_FDS",   "LISTEN_PID",	 "LISTEN_FDNAMES",
-    "AERIE_SERVICE", "AERIE_WORKER", "AERIE_GENERATION",
+    "AERIE_SERVICE", "AERIE_WORKER", "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",
 };
 
 static bool
@@ -49,16 +49,20 @@ overridden(const char *entry, const struct worker_exec *exec)
 	return false;
 }
 
+/* The variables the host sets (own_keys) plus room: each is allocated here. */
+#define ENVIRONMENT_OWN_MAX 12
+
 /* The environment is built in the parent: after fork only async-signal-safe work is done. The
  * LISTEN_PID slot is left for the child, which alone knows its pid before exec. */
 struct environment {
 	char **entries;
-	char *owned[8]; /* strings allocated here */
+	char *owned[ENVIRONMENT_OWN_MAX]; /* strings allocated here */
 	size_t owned_count;
-	char *listen_pid; /* points at a buffer of LISTEN_PID_SIZE in entries, or NULL */
+	char *listen_pid;   /* points at a buffer of PID_SLOT_SIZE in entries, or NULL */
+	char *watchdog_pid; /* the same for WATCHDOG_PID */
 };
 
-#define LISTEN_PID_SIZE 32
+#define PID_SLOT_SIZE 32
 
 static void
 environment_free(struct environment *environment)
@@ -86,7 +90,8 @@ environment_build(struct environment *environment, const struct worker *worker,
 	for (char **e = environ; *e; e++)
 		inherited++;
 	*environment = (struct environment){0};
-	environment->entries = calloc(inherited + exec->env_count + 8, sizeof(char *));
+	environment->entries =
+	    calloc(inherited + exec->env_count + ENVIRONMENT_OWN_MAX + 1, sizeof(char *));
 	if (!environment->entries)
 		return -ENOMEM;
 
@@ -122,9 +127,18 @@ environment_build(struct environment *environment, const struct worker *worker,
 				entry = NULL;
 			r = r ?: environment_own(environment, &count, entry);
 		}
-		entry = calloc(1, LISTEN_PID_SIZE);
+		entry = calloc(1, PID_SLOT_SIZE);
 		r = r ?: environment_own(environment, &count, entry);
 		environment->listen_pid = entry;
+	}
+	if (exec->watchdog_seconds > 0) {
+		if (asprintf(&entry, "WATCHDOG_USEC=%llu",
+			     (unsigned long long)(exec->watchdog_seconds * 1e6)) < 0)
+			entry = NULL;
+		r = r ?: environment_own(environment, &count, entry);
+		entry = calloc(1, PID_SLOT_SIZE);
+		r = r ?: environment_own(environment, &count, entry);
+		environment->watchdog_pid = entry;
 	}
 	if (r < 0)
 		environment_free(environment);
@@ -163,6 +177,20 @@ child_write(const char *text)
 		text += n;
 		length -= (size_t)n;
 	}
+}
+
+/* "KEY=" and this process's pid into slot, without stdio. */
+static void
+child_write_pid(char *slot, const char *key)
+{
+	char digits[16];
+	size_t n = 0;
+	for (unsigned pid = (unsigned)getpid(); pid; pid /= 10)
+		digits[n++] = (char)('0' + pid % 10);
+	char *p = stpcpy(slot, key);
+	while (n > 0)
+		*p++ = digits[--n];
+	*p = '\0';
 }
 
 static _Noreturn void
@@ -231,17 +259,10 @@ child_exec(const struct worker_exec *exec, struct environment *environment, int 
 	 * from whoever started it. Best effort: close_range is Linux 5.11+. */
 	(void)close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC);
 
-	if (environment->listen_pid) {
-		/* "LISTEN_PID=" and the pid, without stdio. */
-		char digits[16];
-		size_t n = 0;
-		for (unsigned pid = (unsigned)getpid(); pid; pid /= 10)
-			digits[n++] = (char)('0' + pid % 10);
-		char *p = stpcpy(environment->listen_pid, "LISTEN_PID=");
-		while (n > 0)
-			*p++ = digits[--n];
-		*p = '\0';
-	}
+	if (environment->listen_pid)
+		child_write_pid(environment->listen_pid, "LISTEN_PID=");
+	if (environment->watchdog_pid)
+		child_write_pid(environment->watchdog_pid, "WATCHDOG_PID=");
 
 	if (exec->directory && chdir(exec->directory) < 0)
 		child_fail("chdir", exec->directory, errno);

@@ -37,6 +37,9 @@ struct worker {
 	char *status_text;   /* last STATUS= */
 	int stop_signal;     /* from the config it was started with */
 	double stop_timeout;
+	double health_timeout; /* > 0: a ready worker must send WATCHDOG=1 this often */
+	unsigned health_kills; /* times killed for missing it */
+	bool unhealthy;	       /* killed for missing it: a failure whatever the status */
 	struct loop_timer timer; /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
 	int output_fd;
@@ -56,6 +59,7 @@ struct worker_exec {
 	const int *listen_fds; /* passed at fd 3… with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES */
 	size_t listen_count;
 	const char *listen_names; /* colon-separated, for LISTEN_FDNAMES; NULL: none */
+	double watchdog_seconds;  /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and

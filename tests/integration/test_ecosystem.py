@@ -1,0 +1,262 @@
+"""The host where operators run it: under systemd (the test plays systemd's side of
+NOTIFY_SOCKET), as PID 1 of a container (a real PID namespace), and with health checks
+(WATCHDOG=1, as systemd's WatchdogSec)."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from hostlib import descendants, process_alive, wait_for
+
+
+class FakeSystemd:
+    """A datagram socket in the abstract namespace that records what the host sends."""
+
+    def __init__(self):
+        self.name = f"aerie-test-systemd-{os.getpid()}-{time.monotonic_ns()}"
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind("\0" + self.name)
+        self.socket.settimeout(0.1)
+        self.messages = []
+        self._lock = threading.Lock()
+        self._running = True
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self):
+        return "@" + self.name
+
+    def _receive(self):
+        while self._running:
+            try:
+                data = self.socket.recv(4096)
+            except socket.timeout:
+                continue
+            with self._lock:
+                self.messages.append((time.monotonic(), data.decode()))
+
+    def texts(self):
+        with self._lock:
+            return [text for _, text in self.messages]
+
+    def wait(self, predicate, timeout=10, message="a message"):
+        return wait_for(lambda: [t for t in self.texts() if predicate(t)], timeout,
+                        message=message)
+
+    def close(self):
+        self._running = False
+        self._thread.join(2)
+        self.socket.close()
+
+
+@pytest.fixture
+def systemd():
+    fake = FakeSystemd()
+    yield fake
+    fake.close()
+
+
+def worker(examples_dir, *args):
+    return " ".join([str(examples_dir / "worker"), *args])
+
+
+def start_under_systemd(start_host, systemd, config, **env):
+    saved = {key: os.environ.get(key) for key in ["NOTIFY_SOCKET", *env]}
+    os.environ["NOTIFY_SOCKET"] = systemd.address
+    os.environ.update(env)
+    try:
+        return start_host(config)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_ready_reload_stopping_sent_to_systemd(start_host, systemd, examples_dir):
+    host = start_under_systemd(start_host, systemd, f"""
+[service:web]
+command = {worker(examples_dir, "--ready-after 0.3")}
+count = 2
+ready = notify
+""")
+    ready = systemd.wait(lambda t: t.startswith("READY=1"), message="READY=1")
+    assert ready[0] == "READY=1\nSTATUS=web 2/2 ready, generation 1"
+    # READY=1 came only once both workers were ready: no earlier READY, earlier STATUS= only.
+    before = systemd.texts()[: systemd.texts().index(ready[0])]
+    assert all(t.startswith("STATUS=") for t in before), before
+    assert len(host.workers("web", "ready")) == 2
+
+    host.send_signal(signal.SIGHUP)  # systemd's ExecReload
+    reloading = systemd.wait(lambda t: t.startswith("RELOADING=1"), message="RELOADING=1")
+    assert re.match(r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=rolling restart to generation 2$",
+                    reloading[0]), reloading
+    monotonic_usec = int(reloading[0].split("\n")[1].split("=")[1])
+    assert abs(monotonic_usec / 1e6 - time.clock_gettime(time.CLOCK_MONOTONIC)) < 30
+    systemd.wait(lambda t: t == "READY=1\nSTATUS=web 2/2 ready, generation 2",
+                 message="READY=1 after the reload")
+    texts = systemd.texts()
+    assert texts.index(reloading[0]) < texts.index("READY=1\nSTATUS=web 2/2 ready, generation 2")
+
+    assert host.stop() == 0
+    systemd.wait(lambda t: t.startswith("STOPPING=1"), message="STOPPING=1")
+
+
+def test_watchdog_pings_at_half_the_interval(start_host, systemd, examples_dir):
+    host = start_under_systemd(start_host, systemd, f"""
+[service:web]
+command = {worker(examples_dir)}
+""", WATCHDOG_USEC="400000")
+    host.wait_ready("web", 1)
+    first = systemd.wait(lambda t: t == "WATCHDOG=1", message="WATCHDOG=1")
+    time.sleep(1.0)  # measuring: how many pings come in a second
+    with systemd._lock:
+        pings = [when for when, text in systemd.messages if text == "WATCHDOG=1"]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    assert len(pings) >= 4, pings
+    assert all(0.1 < gap < 0.35 for gap in gaps), gaps  # every 0.2 s
+    assert first
+    assert host.stop() == 0
+
+
+def test_watchdog_for_another_pid_is_not_ours(start_host, systemd, examples_dir):
+    host = start_under_systemd(start_host, systemd, f"""
+[service:web]
+command = {worker(examples_dir)}
+""", WATCHDOG_USEC="200000", WATCHDOG_PID="1")
+    host.wait_ready("web", 1)
+    systemd.wait(lambda t: t.startswith("READY=1"), message="READY=1")
+    time.sleep(0.5)  # measuring: no ping may come
+    assert "WATCHDOG=1" not in systemd.texts()
+    assert host.stop() == 0
+
+
+def test_workers_do_not_inherit_the_hosts_notify_socket(start_host, systemd, examples_dir):
+    host = start_under_systemd(start_host, systemd, f"""
+[service:plain]
+command = {worker(examples_dir, "--print-env")}
+ready = none
+""")
+    lines = host.wait_log("sigign=")
+    assert not [line for line in host.log() if "NOTIFY_SOCKET=" in line], host.log_text()
+    assert lines
+    assert host.stop() == 0
+
+
+# PID 1 --------------------------------------------------------------------------------------
+
+def test_pid_1_in_a_container_reaps_everything(aerie_bin, examples_dir, tmp_path):
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed"
+    if os.geteuid() != 0:
+        pytest.skip("a PID namespace needs root here")
+    (tmp_path / "aerie.ini").write_text(f"""
+[service:web]
+command = {worker(examples_dir, "--spawn-grandchild --leave-zombie")}
+count = 2
+ready = notify
+
+[service:daemon]
+command = sh -c 'setsid sleep 1000 & exec {examples_dir}/worker'
+""")
+    # --fork: the host is the namespace's PID 1, and `unshare`'s only child.
+    process = subprocess.Popen([unshare, "--pid", "--fork", "--mount-proc", aerie_bin, "host",
+                                "aerie.ini"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        def host_pid():
+            children = descendants(process.pid)
+            return children[0] if children else None
+        host = wait_for(host_pid, 10, message="the host in its namespace")
+        wait_for(lambda: sum("ready after" in line for line in list(lines)) >= 2, 10,
+                 message="both web workers ready")
+        wait_for(lambda: any("as init" in line for line in list(lines)), 5,
+                 message="the host to say it is init")
+
+        def states():
+            result = {}
+            for pid in descendants(host):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    result[pid] = (fields[0], int(fields[1]))
+                except OSError:
+                    pass
+            return result
+
+        # Kill a web worker from outside: its zombie child and its grandchild are orphaned
+        # into the namespace, where only PID 1 (the host) can reap them.
+        def cmdline(pid):
+            try:
+                with open(f"/proc/{pid}/cmdline") as f:
+                    return f.read()
+            except OSError:
+                return ""
+        web = [pid for pid, (state, ppid) in states().items()
+               if ppid == host and "spawn-grandchild" in cmdline(pid)]
+        assert web
+        os.kill(web[0], signal.SIGKILL)
+        wait_for(lambda: not [pid for pid, (state, ppid) in states().items()
+                              if state == "Z" and ppid == host], 5,
+                 message="no zombie left with the host as parent")
+        os.kill(host, signal.SIGTERM)
+        assert process.wait(15) == 0
+        reader.join(5)
+        text = "".join(lines)
+        assert "stopping orphan" in text  # the setsid sleep, out of every worker's group
+        assert "all workers stopped" in text
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# health checks ------------------------------------------------------------------------------
+
+def test_health_timeout_replaces_a_quiet_worker(start_host, examples_dir):
+    host = start_host(f"""
+[service:web]
+command = {worker(examples_dir, "--watchdog-for 0.8")}
+ready = notify
+health_timeout = 0.4
+restart_delay = 0.1
+""")
+    first = host.wait_ready("web", 1)[0]
+    line = host.wait_log(f"web.0[{first}] sent no WATCHDOG=1 for 0.4 s (health_timeout)")
+    assert line
+    host.wait_log(f"web.0[{first}] killed by SIGKILL")
+    assert not process_alive(first)
+    second = wait_for(lambda: [p for p in host.wait_ready("web", 1) if p != first], 10,
+                      message="a replacement")[0]
+    workers = host.status()["services"]["web"]["workers"]
+    assert workers[0]["health_kills"] >= 1
+    assert workers[0]["restarts"] >= 1
+    assert second != first
+    assert host.stop() == 0
+
+
+def test_health_timeout_keeps_a_worker_that_pings(start_host, examples_dir):
+    host = start_host(f"""
+[service:web]
+command = {worker(examples_dir, "--watchdog --print-env --env-key WATCHDOG_USEC --env-key WATCHDOG_PID")}
+ready = notify
+health_timeout = 0.3
+""")
+    pid = host.wait_ready("web", 1)[0]
+    host.wait_log(f"web.0[{pid}] WATCHDOG_USEC=300000")
+    host.wait_log(f"web.0[{pid}] WATCHDOG_PID={pid}")
+    time.sleep(1.5)  # measuring: five health periods pass without a kill
+    assert host.wait_ready("web", 1) == [pid]
+    assert "sent no WATCHDOG=1" not in host.log_text()
+    assert host.status()["services"]["web"]["workers"][0]["health_kills"] == 0
+    assert host.stop() == 0
