@@ -40,6 +40,7 @@ struct options {
 	int n_env_keys;
 	double watchdog_for; /* send WATCHDOG=1 (every WATCHDOG_USEC/2) for this long; < 0: always */
 	bool watchdog;	     /* --watchdog given */
+	long allocate_mib;   /* MiB to allocate and touch once ready (memory_limit tests) */
 };
 
 static const char usage_text[] =
@@ -63,6 +64,7 @@ static const char usage_text[] =
     "  -p, --print-env            print what the host gave us: environment, cwd, fds, signals\n"
     "  -K, --env-key NAME         with --print-env, print NAME too (repeatable)\n"
     "  -w, --watchdog             once ready, send WATCHDOG=1 every WATCHDOG_USEC/2\n"
+    "  -a, --allocate MIB         once ready, allocate and touch MIB mebibytes (and keep them)\n"
     "  -W, --watchdog-for SECONDS the same, but go quiet after SECONDS (a hang)\n"
     "  -h, --help                 show this help\n"
     "\n"
@@ -185,6 +187,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    {"print-env", no_argument, NULL, 'p'},
 	    {"env-key", required_argument, NULL, 'K'},
 	    {"watchdog", no_argument, NULL, 'w'},
+	    {"allocate", required_argument, NULL, 'a'},
 	    {"watchdog-for", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -194,7 +197,7 @@ parse_options(int argc, char **argv, struct options *o)
 
 	*o = (struct options){.status = "ready", .exit_after = -1, .watchdog_for = -1};
 	/* getopt prints its own message for unknown options and missing arguments. */
-	while ((c = getopt_long(argc, argv, "r:ns:x:c:k:id:gze:pK:hwW:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:ns:x:c:k:id:gze:pK:hwW:a:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			if (!parse_seconds(optarg, &o->ready_after))
@@ -231,6 +234,13 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'w':
 			o->watchdog = true;
 			break;
+		case 'a': {
+			char *end;
+			o->allocate_mib = strtol(optarg, &end, 10);
+			if (*end || end == optarg || o->allocate_mib < 0 || o->allocate_mib > 65536)
+				return usage_error("--allocate: bad MiB \"%s\"", optarg);
+			break;
+		}
 		case 'W':
 			o->watchdog = true;
 			if (!parse_seconds(optarg, &o->watchdog_for))
@@ -723,6 +733,17 @@ main(int argc, char **argv)
 		notify(message);
 		say(o.no_ready ? "not ready (--no-ready)" : "ready");
 		watchdog_start(&o);
+		if (o.allocate_mib > 0) {
+			/* Touched, so that it is resident: this is what memory_limit measures. */
+			size_t size = (size_t)o.allocate_mib << 20;
+			char *memory = malloc(size);
+			if (!memory) {
+				fprintf(stderr, "worker: cannot allocate %ld MiB\n", o.allocate_mib);
+				return 1;
+			}
+			memset(memory, 1, size);
+			say("allocated %ld MiB", o.allocate_mib);
+		}
 		if (o.exit_after >= 0)
 			deadline = deadline_after(o.exit_after);
 		r = run_until(&o, &stop_signals, o.exit_after >= 0 ? &deadline : NULL);

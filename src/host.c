@@ -675,11 +675,12 @@ out:
 static json_t *
 worker_json(const struct worker *worker)
 {
-	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i}", "pid", (int)worker->pid, "index",
+	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i}", "pid", (int)worker->pid, "index",
 				   (int)worker->index, "generation", (int)worker->generation,
 				   "state", service_state_name(worker->state), "since",
 				   worker->since, "restarts", (int)worker->restarts,
-				   "health_kills", (int)worker->health_kills);
+				   "health_kills", (int)worker->health_kills, "memory_replacements",
+				   (int)worker->memory_replacements);
 	if (!object)
 		return NULL;
 	if (worker->exit_status >= 0) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "listen.h"
+#include "metrics.h"
 #include "log.h"
 #include "signame.h"
 
@@ -26,6 +27,7 @@
 #define SERVICE_SPAWN_RETRY_DELAY 1.0
 
 static void worker_deadline(struct loop *loop, void *data);
+static void check_memory(struct loop *loop, void *data);
 
 static double
 realtime_now(void)
@@ -111,6 +113,10 @@ remove_worker(struct service *service, struct worker *worker)
 		service->worker_count--;
 		break;
 	}
+	if (worker->replacing)
+		worker->replacing->replacement = NULL;
+	if (worker->replacement)
+		worker->replacement->replacing = NULL;
 	worker_free(service, worker);
 	service->fn(service, SERVICE_CHANGED, NULL, service->data);
 	if (service->stopping && service->worker_count == 0)
@@ -256,6 +262,13 @@ mark_ready(struct service *service, struct worker *worker)
 		(void)loop_timer_start(service->loop, &worker->timer, worker->health_timeout);
 	if (service->roll_generation && worker->generation == service->roll_generation)
 		check_roll_done(service);
+	if (worker->replacing) {
+		struct worker *old = worker->replacing;
+		worker->replacing = old->replacement = NULL;
+		log_info("%s[%d] ready in place of %s[%d], which stops now", worker->label,
+			 (int)worker->pid, old->label, (int)old->pid);
+		stop_worker(service, old);
+	}
 }
 
 static double
@@ -342,6 +355,18 @@ worker_exited(struct service *service, struct worker *worker, int status)
 		    worker->ready_timed_out ? " (killed: not ready in time)"
 		    : worker->unhealthy	    ? " (killed: no WATCHDOG=1 within health_timeout)"
 					    : "");
+	if (worker->replacing) {
+		/* The replacement failed: the old worker goes on, and the next check tries again. */
+		log_warn("%s[%d] replacement failed; %s[%d] keeps running", worker->label, (int)pid,
+			 worker->replacing->label, (int)worker->replacing->pid);
+		remove_worker(service, worker);
+		return;
+	}
+	if (worker->replacement) {
+		/* Its replacement is already starting: that one takes the slot. */
+		remove_worker(service, worker);
+		return;
+	}
 	if (service->roll_generation && worker->generation == service->roll_generation) {
 		char message[256];
 		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready", worker->label,
@@ -407,6 +432,7 @@ service_new(const struct config_service *config, struct loop *loop, const char *
 	service->notify_socket = notify_socket;
 	service->fn = fn;
 	service->data = data;
+	loop_timer_init(&service->memory_timer, check_memory, service);
 	*ret_service = service;
 	return 0;
 }
@@ -472,11 +498,71 @@ service_free(struct service *service)
 	if (!service)
 		return;
 	close_sockets(service);
+	loop_timer_stop(service->loop, &service->memory_timer);
 	for (size_t i = 0; i < service->worker_count; i++)
 		worker_free(service, service->workers[i]);
 	free(service->workers);
 	free(service->name);
 	free(service);
+}
+
+/* The memory of a worker and all its descendants, by the configured measure. */
+static uint64_t
+tree_memory(pid_t pid, enum config_memory_metric metric)
+{
+	struct metrics_tree tree;
+	if (metrics_capture(pid, METRICS_WALK_CHILDREN, &tree) < 0)
+		return 0;
+	uint64_t total = 0;
+	for (size_t i = 0; i < tree.count; i++)
+		total += metric == CONFIG_MEMORY_RSS || !tree.processes[i].has_memory
+			     ? tree.processes[i].resident_size
+			     : tree.processes[i].memory.proportional_size;
+	metrics_tree_free(&tree);
+	return total;
+}
+
+/* Replaces a worker gracefully, as a one-worker rolling restart: the new one first. */
+static void
+replace_worker(struct service *service, struct worker *old)
+{
+	struct worker *worker = worker_new(service, old->index, old->generation);
+	if (!worker || add_worker(service, worker) < 0) {
+		free(worker);
+		log_error("%s: out of memory replacing it", old->label);
+		return;
+	}
+	worker->restarts = old->restarts;
+	worker->memory_replacements = old->memory_replacements + 1;
+	worker->replacing = old;
+	old->replacement = worker;
+	service->restarts++;
+	spawn(service, worker, service->config);
+}
+
+static void
+check_memory(struct loop *loop, void *data)
+{
+	struct service *service = data;
+	const struct config_service *config = service->config;
+	if (!config->memory_limit || service->stopping)
+		return;
+	const char *measure = config->memory_metric == CONFIG_MEMORY_RSS ? "RSS" : "PSS";
+	for (size_t i = 0; i < service->worker_count; i++) {
+		struct worker *worker = service->workers[i];
+		if (worker->state != WORKER_READY || worker->replacement || worker->replacing ||
+		    worker->generation != service->generation)
+			continue;
+		uint64_t used = tree_memory(worker->pid, config->memory_metric);
+		if (used <= config->memory_limit)
+			continue;
+		log_warn("%s[%d] uses %.1f MiB (%s of its tree) over memory_limit %.1f MiB: "
+			 "replacing it",
+			 worker->label, (int)worker->pid, (double)used / 1048576.0, measure,
+			 (double)config->memory_limit / 1048576.0);
+		replace_worker(service, worker);
+	}
+	(void)loop_timer_start(loop, &service->memory_timer, config->memory_check_interval);
 }
 
 static int
@@ -497,6 +583,10 @@ int
 service_start(struct service *service, unsigned generation)
 {
 	service->generation = generation;
+	/* No limit, no timer: an idle host without memory_limit never wakes. */
+	if (service->config->memory_limit)
+		(void)loop_timer_start(service->loop, &service->memory_timer,
+				       service->config->memory_check_interval);
 	return start_generation(service, generation, service->config);
 }
 

@@ -34,6 +34,7 @@ struct service {
 	const struct config_service *roll_config;
 	bool stopping;
 	unsigned restarts; /* of all its workers, ever */
+	struct loop_timer memory_timer; /* armed only with memory_limit */
 	/* Listening sockets, bound once (from the first config) and passed to every worker. */
 	int *listen_fds;
 	char **listen_specs; /* as written, for closing */
@@ -51,7 +52,7 @@ void service_free(struct service *service);
 int service_open_sockets(struct service *service, const char *directory, char *error,
 			 size_t error_size);
 
-/* Starts config->count workers of generation. */
+/* Starts config->count workers of generation (and, with memory_limit, the periodic check). */
 int service_start(struct service *service, unsigned generation);
 /* Starts generation beside the current one with config (which may be new); reports
  * SERVICE_ROLL_DONE or SERVICE_ROLL_FAILED. -EBUSY if a roll is under way. */

@@ -40,6 +40,11 @@ struct worker {
 	double health_timeout; /* > 0: a ready worker must send WATCHDOG=1 this often */
 	unsigned health_kills; /* times killed for missing it */
 	bool unhealthy;	       /* killed for missing it: a failure whatever the status */
+	/* A replacement for a worker over memory_limit: the new one starts beside the old, which
+	 * stops once the new one is ready. Each points at the other until then. */
+	struct worker *replacing;   /* on the new worker: the one it replaces */
+	struct worker *replacement; /* on the old worker: the one starting in its place */
+	unsigned memory_replacements;
 	struct loop_timer timer; /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
 	int output_fd;

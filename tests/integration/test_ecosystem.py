@@ -260,3 +260,50 @@ health_timeout = 0.3
     assert "sent no WATCHDOG=1" not in host.log_text()
     assert host.status()["services"]["web"]["workers"][0]["health_kills"] == 0
     assert host.stop() == 0
+
+
+# memory limits ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("metric", ["pss", "rss"])
+def test_worker_over_memory_limit_is_replaced_new_one_first(start_host, examples_dir, metric):
+    host = start_host(f"""
+[service:web]
+command = {worker(examples_dir, "--allocate 24")}
+ready = notify
+count = 2
+memory_limit = 16M
+memory_metric = {metric}
+memory_check_interval = 0.3
+
+[service:small]
+command = {worker(examples_dir)}
+memory_limit = 512M
+memory_check_interval = 0.3
+""")
+    first = host.wait_ready("web", 2)
+    small = host.wait_ready("small", 1)
+    over = host.wait_log("over memory_limit 16.0 MiB: replacing it")
+    assert f"({metric.upper()} of its tree)" in over[0]
+    old = int(re.search(r"web\.\d\[(\d+)\]", over[0]).group(1))
+    assert old in first
+    # The new worker is ready before the old one is asked to stop.
+    handover = host.wait_log(f"which stops now")
+    log = host.log_text()
+    assert log.index("ready in place of") < log.index(f"[{old}] stopping: sending SIGTERM")
+    host.wait_log(f"[{old}] stopped: exited with status 0")
+    assert handover
+    status = host.status()["services"]
+    assert max(w["memory_replacements"] for w in status["web"]["workers"]) >= 1
+    assert host.wait_ready("small", 1) == small  # under its limit: untouched
+    assert host.stop() == 0
+
+
+def test_memory_limit_config_errors(aerie_bin, tmp_path):
+    for value, hint in [("lots", "expected a size such as 512M, 2G or none"),
+                        ("12X", "expected a size such as 512M, 2G or none")]:
+        (tmp_path / "bad.ini").write_text(f"[service:web]\ncommand = true\nmemory_limit = {value}\n")
+        result = subprocess.run([aerie_bin, "host", "bad.ini"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=10)
+        assert result.returncode == 2
+        assert result.stderr == (f'aerie: bad.ini:3: invalid memory_limit "{value}" in '
+                                 f"[service:web] ({hint})\n")
