@@ -42,6 +42,7 @@ enum key {
 	KEY_MEMORY_METRIC,
 	KEY_MEMORY_CHECK_INTERVAL,
 	KEY_LOG_FORMAT,
+	KEY_LOG,
 	KEY__MAX,
 };
 
@@ -538,10 +539,26 @@ parse_memory_limit(struct parser *p, const struct key_info *key, const char *val
 	unsigned long long unit = 1;
 	if (length > 0 && length < sizeof(number)) {
 		switch (value[length - 1]) {
-		case 'K': case 'k': unit = 1ULL << 10; length--; break;
-		case 'M': case 'm': unit = 1ULL << 20; length--; break;
-		case 'G': case 'g': unit = 1ULL << 30; length--; break;
-		case 'T': case 't': unit = 1ULL << 40; length--; break;
+		case 'K':
+		case 'k':
+			unit = 1ULL << 10;
+			length--;
+			break;
+		case 'M':
+		case 'm':
+			unit = 1ULL << 20;
+			length--;
+			break;
+		case 'G':
+		case 'g':
+			unit = 1ULL << 30;
+			length--;
+			break;
+		case 'T':
+		case 't':
+			unit = 1ULL << 40;
+			length--;
+			break;
 		}
 	}
 	double amount;
@@ -571,6 +588,12 @@ static int
 parse_memory_check_interval(struct parser *p, const struct key_info *key, const char *value)
 {
 	return parse_seconds(p, key, value, true, &current_service(p)->memory_check_interval);
+}
+
+static int
+parse_log(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_path(p, key, value, &p->config.log_path);
 }
 
 static int
@@ -634,6 +657,7 @@ static const struct key_info keys[KEY__MAX] = {
     [KEY_MEMORY_CHECK_INTERVAL] = {"memory_check_interval", SECTION_SERVICE, false,
 				   parse_memory_check_interval},
     [KEY_LOG_FORMAT] = {"log_format", SECTION_HOST, false, parse_log_format},
+    [KEY_LOG] = {"log", SECTION_HOST, false, parse_log},
 };
 
 /* Sections ---------------------------------------------------------------------------------- */
@@ -1040,6 +1064,7 @@ config_free(struct config *config)
 	free(config->directory);
 	free(config->supervisor_path);
 	free(config->socket_group);
+	free(config->log_path);
 	*config = (struct config){0};
 }
 

@@ -59,6 +59,7 @@ struct config {
 	mode_t socket_mode;
 	char *socket_group;		 /* NULL when not set */
 	enum config_log_format log_format;
+	char *log_path; /* absolute; NULL: stderr as it is */
 	struct config_service *services; /* in file order, names unique */
 	size_t service_count;		 /* >= 1 */
 };

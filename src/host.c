@@ -384,8 +384,9 @@ restart_next(struct host *host)
 	if (host->systemd) {
 		struct timespec now;
 		(void)clock_gettime(CLOCK_MONOTONIC, &now);
-		sdnotify_send(host->systemd, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
-					     "to generation %u",
+		sdnotify_send(host->systemd,
+			      "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
+			      "to generation %u",
 			      (unsigned long long)now.tv_sec * 1000000ULL +
 				  (unsigned long long)now.tv_nsec / 1000,
 			      host->generation);
@@ -477,6 +478,22 @@ on_notify(const struct notify_message *message, void *data)
 	log_debug("notify message from pid %d, not a worker: ignored", (int)message->pid);
 }
 
+/* SIGUSR1, as after a log rotation: the file is opened again under its name. */
+static void
+reopen_log(struct host *host)
+{
+	const char *path = current_config(host)->log_path;
+	if (!path) {
+		log_info("received SIGUSR1: logs go to stderr, nothing to reopen");
+		return;
+	}
+	int r = log_to_file(path);
+	if (r < 0)
+		log_errno(LOG_ERROR, r, "received SIGUSR1: cannot reopen %s; logging on", path);
+	else
+		log_info("received SIGUSR1: reopened %s", path);
+}
+
 static void
 on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 {
@@ -505,7 +522,7 @@ on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 			host_restart(host, NULL, true, NULL, NULL);
 			break;
 		case SIGUSR1:
-			log_info("received SIGUSR1: logs go to stderr, nothing to reopen");
+			reopen_log(host);
 			break;
 		}
 	}
@@ -593,6 +610,15 @@ host_main(const char *config_path, bool init)
 		return 2;
 	}
 	host.configs[host.config_count++] = config;
+	log_set_json(config->log_format == CONFIG_LOG_JSON);
+	if (config->log_path) {
+		r = log_to_file(config->log_path);
+		if (r < 0) {
+			fprintf(stderr, "aerie: %s: log: %s\n", config->path, strerror(-r));
+			host_free(&host);
+			return 1;
+		}
+	}
 	seed_jitter();
 	r = sdnotify_open(&host.systemd);
 	if (r < 0)
@@ -675,12 +701,12 @@ out:
 static json_t *
 worker_json(const struct worker *worker)
 {
-	json_t *object = json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i}", "pid", (int)worker->pid, "index",
-				   (int)worker->index, "generation", (int)worker->generation,
-				   "state", service_state_name(worker->state), "since",
-				   worker->since, "restarts", (int)worker->restarts,
-				   "health_kills", (int)worker->health_kills, "memory_replacements",
-				   (int)worker->memory_replacements);
+	json_t *object =
+	    json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i}", "pid", (int)worker->pid, "index",
+		      (int)worker->index, "generation", (int)worker->generation, "state",
+		      service_state_name(worker->state), "since", worker->since, "restarts",
+		      (int)worker->restarts, "health_kills", (int)worker->health_kills,
+		      "memory_replacements", (int)worker->memory_replacements);
 	if (!object)
 		return NULL;
 	if (worker->exit_status >= 0) {

@@ -2,16 +2,26 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
+/* json: one object per line, {"time":…,"level":…,"message":…} (and "worker", "pid" for a
+ * worker's output), for log collectors; otherwise "HH:MM:SS.mmm level message". */
+void log_set_json(bool json);
 bool log_enabled(enum log_level level);
+/* Sends stderr to path (appending), or back to where it was with NULL; called again (SIGUSR1)
+ * it reopens the file, for log rotation. Returns 0 or -errno (stderr unchanged). */
+int log_to_file(const char *path);
+
 void log_message(enum log_level level, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends ": strerror(-error)" to the message. error is a negative errno. */
 void log_errno(enum log_level level, int error, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
+/* One line of a worker's output, as written (any bytes). */
+void log_worker_line(const char *label, int pid, const char *text, size_t length);
 
 #define log_error(...) log_message(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_message(LOG_WARN, __VA_ARGS__)

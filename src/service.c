@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "listen.h"
-#include "metrics.h"
 #include "log.h"
+#include "metrics.h"
 #include "signame.h"
 
 /* A worker that stayed up this long has its backoff forgotten: its next crash restarts it at
@@ -356,7 +356,8 @@ worker_exited(struct service *service, struct worker *worker, int status)
 		    : worker->unhealthy	    ? " (killed: no WATCHDOG=1 within health_timeout)"
 					    : "");
 	if (worker->replacing) {
-		/* The replacement failed: the old worker goes on, and the next check tries again. */
+		/* The replacement failed: the old worker goes on, and the next check tries again.
+		 */
 		log_warn("%s[%d] replacement failed; %s[%d] keeps running", worker->label, (int)pid,
 			 worker->replacing->label, (int)worker->replacing->pid);
 		remove_worker(service, worker);
@@ -664,8 +665,7 @@ service_child_exited(struct service *service, pid_t pid, int status)
 }
 
 bool
-service_notified(struct service *service, pid_t pid, bool ready, bool watchdog,
-		 const char *status)
+service_notified(struct service *service, pid_t pid, bool ready, bool watchdog, const char *status)
 {
 	struct worker *worker = find_worker(service, pid);
 	if (!worker)

@@ -25,8 +25,8 @@ extern char **environ;
 
 /* Keys the host sets for each worker; inherited values of them are dropped. */
 static const char *const own_keys[] = {
-    "NOTIFY_SOCKET", "LISTEN_FDS",   "LISTEN_PID",	 "LISTEN_FDNAMES",
-    "AERIE_SERVICE", "AERIE_WORKER", "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",
+    "NOTIFY_SOCKET", "LISTEN_FDS",	 "LISTEN_PID",	  "LISTEN_FDNAMES", "AERIE_SERVICE",
+    "AERIE_WORKER",  "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",
 };
 
 static bool
@@ -273,7 +273,7 @@ child_exec(const struct worker_exec *exec, struct environment *environment, int 
 static void
 log_output_line(struct worker *worker, const char *line, size_t length)
 {
-	log_info("%s[%d] %.*s", worker->label, (int)worker->output_pid, (int)length, line);
+	log_worker_line(worker->label, (int)worker->output_pid, line, length);
 }
 
 /* Logs each complete line in the buffer and keeps the partial tail; a line that fills the

@@ -1,6 +1,7 @@
 """The host where operators run it: under systemd (the test plays systemd's side of
 NOTIFY_SOCKET), as PID 1 of a container (a real PID namespace), and with health checks
 (WATCHDOG=1, as systemd's WatchdogSec)."""
+import json
 import os
 import re
 import shutil
@@ -307,3 +308,39 @@ def test_memory_limit_config_errors(aerie_bin, tmp_path):
         assert result.returncode == 2
         assert result.stderr == (f'aerie: bad.ini:3: invalid memory_limit "{value}" in '
                                  f"[service:web] ({hint})\n")
+
+
+# logs -------------------------------------------------------------------------------------
+
+def test_json_logs_to_a_file_reopened_on_usr1(start_host, examples_dir, tmp_path):
+    host = start_host(f"""
+[host]
+log = aerie.log
+log_format = json
+
+[service:web]
+command = sh -c 'printf "plain \\\\042quoted\\\\042 \\\\001 caf\\\\303\\\\251 bad \\\\377\\\\n"; exec {examples_dir}/worker'
+ready = notify
+""")
+    log = tmp_path / "aerie.log"
+    pid = host.wait_ready("web", 1)[0]
+
+    def records():
+        return [json.loads(line) for line in log.read_text(errors="strict").splitlines()]
+
+    wait_for(lambda: any(r.get("message", "").startswith("plain") for r in records()), 10,
+             message="the worker's line in the file")
+    line = [r for r in records() if r.get("message", "").startswith("plain")][0]
+    assert line["worker"] == "web.0" and line["level"] == "info"
+    assert line["message"] == 'plain "quoted" \x01 café bad \ufffd'
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line["time"])
+    assert any(r["message"] == f"web.0[{pid}] ready after " + r["message"].split()[-2] + " s"
+               for r in records() if "ready after" in r["message"])
+    assert host.log() == []  # nothing on stderr: it all went to the file
+
+    log.rename(tmp_path / "aerie.log.1")  # a rotation
+    host.send_signal(signal.SIGUSR1)
+    wait_for(lambda: log.exists() and any("reopened" in r["message"] for r in records()), 10,
+             message="the reopened file")
+    assert host.stop() == 0
+    assert any(r["message"] == "all workers stopped" for r in records())
