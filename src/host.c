@@ -597,9 +597,18 @@ int
 host_main(const char *config_path, bool init)
 {
 	struct host host = {.config_path = config_path, .signal_fd = -1};
+	/* Sockets systemd passed to the host (socket activation) go to the listen lines bound to
+	 * the same address; the rest are bound later. Taken first, before this process opens
+	 * any fd of its own. */
+	struct listen_inherited inherited;
+	if (listen_inherit(&inherited) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
 	struct config *config = calloc(1, sizeof(*config));
 	if (!config) {
 		log_error("out of memory");
+		listen_inherited_release(&inherited);
 		return 1;
 	}
 	char error[512];
@@ -607,6 +616,7 @@ host_main(const char *config_path, bool init)
 	if (r < 0) {
 		fprintf(stderr, "aerie: %s\n", error);
 		free(config);
+		listen_inherited_release(&inherited);
 		return 2;
 	}
 	host.configs[host.config_count++] = config;
@@ -615,6 +625,7 @@ host_main(const char *config_path, bool init)
 		r = log_to_file(config->log_path);
 		if (r < 0) {
 			fprintf(stderr, "aerie: %s: log: %s\n", config->path, strerror(-r));
+			listen_inherited_release(&inherited);
 			host_free(&host);
 			return 1;
 		}
@@ -666,13 +677,15 @@ host_main(const char *config_path, bool init)
 			goto out;
 		host.service_count++;
 		/* Bound before any worker runs, so that the first generation inherits them. */
-		r = service_open_sockets(host.services[i], config->directory, error, sizeof(error));
+		r = service_open_sockets(host.services[i], config->directory, &inherited, error,
+					 sizeof(error));
 		if (r < 0) {
 			log_error("%s", error);
 			goto out;
 		}
 	}
 
+	listen_inherited_release(&inherited);
 	log_info("aerie %s host %d: %s, %zu service%s%s", AERIE_VERSION, (int)getpid(),
 		 config->path, config->service_count, config->service_count == 1 ? "" : "s",
 		 init ? "; as init: reaping every orphan" : "");
@@ -694,6 +707,7 @@ host_main(const char *config_path, bool init)
 		log_info("host %d exiting", (int)getpid());
 
 out:
+	listen_inherited_release(&inherited);
 	host_free(&host);
 	return r < 0 ? 1 : host.exit_code;
 }

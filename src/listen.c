@@ -3,6 +3,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "unixsock.h"
 
 static void
@@ -161,4 +163,134 @@ listen_close(const char *spec, const char *directory, int fd)
 		unix_path(spec, directory, path, sizeof(path));
 		(void)unlink(path);
 	}
+}
+
+int
+listen_inherit(struct listen_inherited *ret_inherited)
+{
+	*ret_inherited = (struct listen_inherited){0};
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	bool ours = fds && pid && atol(pid) == (long)getpid();
+	(void)unsetenv("LISTEN_FDS");
+	(void)unsetenv("LISTEN_PID");
+	(void)unsetenv("LISTEN_FDNAMES");
+	if (!ours)
+		return 0;
+	char *end;
+	long count = strtol(fds, &end, 10);
+	if (*end || count <= 0 || count > 1024)
+		return 0;
+	ret_inherited->fds = calloc((size_t)count, sizeof(int));
+	if (!ret_inherited->fds)
+		return -ENOMEM;
+	for (long i = 0; i < count; i++) {
+		int fd = 3 + (int)i, listening = 0;
+		socklen_t length = sizeof(listening);
+		/* Only what is really a listening socket: a wrong LISTEN_FDS must not make the
+		 * host take (and later close) descriptors that are something else. */
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) < 0 ||
+		    !listening) {
+			log_warn("LISTEN_FDS: fd %d is not a listening socket; ignored", fd);
+			ret_inherited->fds[i] = -1;
+			continue;
+		}
+		/* Ours now: not to leak into workers except where a `listen` line passes it. */
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		ret_inherited->fds[i] = fd;
+	}
+	ret_inherited->count = (size_t)count;
+	return 0;
+}
+
+static bool
+same_address(const struct sockaddr_storage *a, socklen_t a_length, const struct sockaddr_storage *b,
+	     socklen_t b_length)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	if (a->ss_family == AF_UNIX)
+		return a_length == b_length && memcmp(a, b, a_length) == 0;
+	return false;
+}
+
+/* The address spec names, as bind() would get it. */
+static int
+spec_address(const char *spec, const char *directory, struct sockaddr_storage *ret_address,
+	     socklen_t *ret_length)
+{
+	memset(ret_address, 0, sizeof(*ret_address));
+	if (strncmp(spec, "unix:", 5) == 0) {
+		char path[4096];
+		unix_path(spec, directory, path, sizeof(path));
+		struct sockaddr_un address;
+		if (unixsock_address(path, &address) < 0)
+			return -ENAMETOOLONG;
+		memcpy(ret_address, &address, sizeof(address));
+		*ret_length =
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+		return 0;
+	}
+	bool six = strncmp(spec, "tcp6:", 5) == 0;
+	char host[256];
+	const char *port;
+	split_inet(spec, six, host, sizeof(host), &port);
+	struct addrinfo hints = {.ai_family = six ? AF_INET6 : AF_INET,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *addresses;
+	if (getaddrinfo(host, port, &hints, &addresses) != 0)
+		return -EADDRNOTAVAIL;
+	memcpy(ret_address, addresses->ai_addr, addresses->ai_addrlen);
+	*ret_length = addresses->ai_addrlen;
+	freeaddrinfo(addresses);
+	return 0;
+}
+
+int
+listen_adopt(struct listen_inherited *inherited, const char *spec, const char *directory)
+{
+	if (inherited->count == 0)
+		return -1;
+	struct sockaddr_storage wanted;
+	socklen_t wanted_length;
+	if (spec_address(spec, directory, &wanted, &wanted_length) < 0)
+		return -1;
+	for (size_t i = 0; i < inherited->count; i++) {
+		if (inherited->fds[i] < 0)
+			continue;
+		struct sockaddr_storage bound;
+		socklen_t bound_length = sizeof(bound);
+		memset(&bound, 0, sizeof(bound));
+		if (getsockname(inherited->fds[i], (struct sockaddr *)&bound, &bound_length) < 0)
+			continue;
+		if (same_address(&bound, bound_length, &wanted, wanted_length)) {
+			int fd = inherited->fds[i];
+			inherited->fds[i] = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+void
+listen_inherited_release(struct listen_inherited *inherited)
+{
+	for (size_t i = 0; i < inherited->count; i++) {
+		if (inherited->fds[i] < 0)
+			continue;
+		log_warn("socket fd %d from the service manager matches no listen line: closed",
+			 inherited->fds[i]);
+		close(inherited->fds[i]);
+	}
+	free(inherited->fds);
+	*inherited = (struct listen_inherited){0};
 }

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "listen.h"
 #include "loop.h"
 #include "worker.h"
 
@@ -33,11 +34,12 @@ struct service {
 	unsigned roll_generation; /* the generation being started by a rolling restart, or 0 */
 	const struct config_service *roll_config;
 	bool stopping;
-	unsigned restarts; /* of all its workers, ever */
+	unsigned restarts;		/* of all its workers, ever */
 	struct loop_timer memory_timer; /* armed only with memory_limit */
 	/* Listening sockets, bound once (from the first config) and passed to every worker. */
 	int *listen_fds;
-	char **listen_specs; /* as written, for closing */
+	bool *listen_adopted; /* came from the host's service manager (LISTEN_FDS) */
+	char **listen_specs;  /* as written, for closing */
 	size_t listen_count;
 	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */
@@ -49,8 +51,8 @@ void service_free(struct service *service);
 
 /* Binds the sockets of config->listen (relative unix paths against directory). On failure
  * error says which and why; nothing stays bound. */
-int service_open_sockets(struct service *service, const char *directory, char *error,
-			 size_t error_size);
+int service_open_sockets(struct service *service, const char *directory,
+			 struct listen_inherited *inherited, char *error, size_t error_size);
 
 /* Starts config->count workers of generation (and, with memory_limit, the periodic check). */
 int service_start(struct service *service, unsigned generation);

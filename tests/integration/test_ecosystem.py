@@ -344,3 +344,70 @@ ready = notify
              message="the reopened file")
     assert host.stop() == 0
     assert any(r["message"] == "all workers stopped" for r in records())
+
+
+# socket activation of the host --------------------------------------------------------------
+
+def test_sockets_from_systemd_go_to_matching_listen_lines(aerie_bin, examples_dir, tmp_path):
+    """The test plays systemd's socket activation: it binds the sockets, passes them at fd 3…
+    with LISTEN_FDS/LISTEN_PID, and the host hands them to the listen lines of the same
+    address instead of binding its own (it couldn't: the address is taken)."""
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+    port = tcp.getsockname()[1]
+    unix_path = tmp_path / "web.sock"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(unix_path))
+    unix.listen(16)
+    stray = socket.socket()
+    stray.bind(("127.0.0.1", 0))
+    stray.listen(1)
+    (tmp_path / "aerie.ini").write_text(f"""
+[service:web]
+command = {examples_dir}/http_worker
+count = 2
+ready = notify
+listen = tcp:127.0.0.1:{port}
+listen = unix:web.sock
+""")
+    fds = [tcp.fileno(), unix.fileno(), stray.fileno()]
+
+    def pass_sockets():
+        moved = [os.dup(fd) for fd in fds]  # out of the way of 3…5 first
+        for index, fd in enumerate(moved):
+            os.dup2(fd, 3 + index, inheritable=True)
+        os.environ["LISTEN_FDS"] = "3"
+        os.environ["LISTEN_PID"] = str(os.getpid())
+
+    # preexec_fn runs in the child before exec: LISTEN_PID is the host's own pid.
+    host = subprocess.Popen([aerie_bin, "host", "aerie.ini"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=pass_sockets,
+                            close_fds=False)  # else 3…5 would be closed after preexec_fn
+    for sock in (tcp, unix, stray):
+        sock.close()  # only the host holds them now
+    try:
+        def answer():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
+                    client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    return client.recv(4096)
+            except OSError:
+                return None
+        reply = wait_for(answer, 10, message="an HTTP answer on the passed socket")
+        assert reply.startswith(b"HTTP/1.1 200"), reply
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(unix_path))
+            client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        host.send_signal(signal.SIGTERM)
+        _, err = host.communicate(timeout=15)
+        assert host.returncode == 0, err
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.communicate()
+    assert f"listening on tcp:127.0.0.1:{port} (socket from the service manager)" in err
+    assert "listening on unix:web.sock (socket from the service manager)" in err
+    assert "socket fd 5 from the service manager matches no listen line: closed" in err
+    assert unix_path.exists()  # systemd's socket: not the host's to remove
