@@ -11,7 +11,7 @@
 static void
 usage(FILE *out)
 {
-	fputs("Usage: aerie host [--verbose] CONFIG\n"
+	fputs("Usage: aerie host [--verbose] [--init] CONFIG\n"
 	      "\n"
 	      "Run the services of CONFIG (an INI file) in the foreground and keep them alive;\n"
 	      "logs go to stderr. Signals: INT/TERM stop gracefully (twice: at once), HUP\n"
@@ -31,6 +31,7 @@ cmd_host(int argc, char **argv)
 {
 	static const struct option options[] = {
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"init", no_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};

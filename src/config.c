@@ -672,6 +672,12 @@ finish_section(struct parser *p)
 	if (!service->argv)
 		return fail_at(p, -EINVAL, service->line, "missing command in [%s]",
 			       p->section_name);
+	/* WATCHDOG=1 travels on NOTIFY_SOCKET, which only ready = notify gives a worker. */
+	if (service->health_timeout > 0 && service->ready != CONFIG_READY_NOTIFY)
+		return fail_at(p, -EINVAL, p->key_lines[KEY_HEALTH_TIMEOUT],
+			       "health_timeout needs ready = notify in [%s] (workers report health "
+			       "with WATCHDOG=1 on NOTIFY_SOCKET)",
+			       p->section_name);
 	if (service->restart_delay_max < service->restart_delay) {
 		unsigned max_line = p->key_lines[KEY_RESTART_DELAY_MAX];
 		return fail_at(p, -EINVAL, max_line ? max_line : p->key_lines[KEY_RESTART_DELAY],

@@ -391,6 +391,10 @@ restart_next(struct host *host)
 				  (unsigned long long)now.tv_nsec / 1000,
 			      host->generation);
 	}
+	/* One count held for this loop itself: a service whose workers are ready at once
+	 * (ready = none) reports before service_roll returns, and the restart must not be
+	 * finished while other services have yet to start theirs. */
+	host->restart_services_pending = 1;
 	for (size_t i = 0; i < host->service_count; i++) {
 		struct service *service = host->services[i];
 		const struct config_service *config =
@@ -398,7 +402,6 @@ restart_next(struct host *host)
 		if ((only && service != only) || !config)
 			continue;
 		host->restart_services_pending++;
-		/* Reports arrive through on_service_event, maybe before this returns. */
 		int r = service_roll(service, host->generation, config);
 		if (r < 0) {
 			host->restart_services_pending--;
@@ -406,7 +409,7 @@ restart_next(struct host *host)
 				 service->name, strerror(-r));
 		}
 	}
-	if (host->restart_services_pending == 0)
+	if (--host->restart_services_pending == 0)
 		restart_finish(host);
 }
 

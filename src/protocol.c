@@ -3,6 +3,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,16 @@ parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error
 		char message[96];
 		snprintf(message, sizeof(message), "unknown signal \"%s\"", text);
 		return fail(ret_error, "unknown_signal", message);
+	}
+	/* What the host acts on: a stop, a restart, a log reopen. Anything else (KILL, USR2,
+	 * SEGV…) would kill the host and orphan its workers, which no client should be able to
+	 * do through this socket. */
+	if (signal != SIGHUP && signal != SIGINT && signal != SIGTERM && signal != SIGUSR1) {
+		char message[96];
+		snprintf(message, sizeof(message),
+			 "signal %s is not one the host handles: use HUP, INT, TERM or USR1",
+			 signame_name(signal));
+		return fail(ret_error, "signal_not_allowed", message);
 	}
 	request->signal = signal;
 	snprintf(request->signal_name, sizeof(request->signal_name), "%s", signame_name(signal));

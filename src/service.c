@@ -28,6 +28,7 @@
 
 static void worker_deadline(struct loop *loop, void *data);
 static void check_memory(struct loop *loop, void *data);
+static void memory_timer_update(struct service *service);
 
 static double
 realtime_now(void)
@@ -248,6 +249,7 @@ check_roll_done(struct service *service)
 		 generation, ready, old);
 	service->generation = generation;
 	service->config = service->roll_config;
+	memory_timer_update(service);
 	stop_workers(service, generation, false);
 	roll_finish(service, SERVICE_ROLL_DONE, NULL);
 }
@@ -554,6 +556,18 @@ replace_worker(struct service *service, struct worker *old)
 	spawn(service, worker, service->config);
 }
 
+/* No limit, no timer: an idle host without memory_limit never wakes. Called at start and
+ * whenever a rolling restart brings in another config. */
+static void
+memory_timer_update(struct service *service)
+{
+	if (!service->config->memory_limit)
+		loop_timer_stop(service->loop, &service->memory_timer);
+	else if (!loop_timer_armed(&service->memory_timer))
+		(void)loop_timer_start(service->loop, &service->memory_timer,
+				       service->config->memory_check_interval);
+}
+
 static void
 check_memory(struct loop *loop, void *data)
 {
@@ -597,10 +611,7 @@ int
 service_start(struct service *service, unsigned generation)
 {
 	service->generation = generation;
-	/* No limit, no timer: an idle host without memory_limit never wakes. */
-	if (service->config->memory_limit)
-		(void)loop_timer_start(service->loop, &service->memory_timer,
-				       service->config->memory_check_interval);
+	memory_timer_update(service);
 	return start_generation(service, generation, service->config);
 }
 

@@ -411,3 +411,57 @@ listen = unix:web.sock
     assert "listening on unix:web.sock (socket from the service manager)" in err
     assert "socket fd 5 from the service manager matches no listen line: closed" in err
     assert unix_path.exists()  # systemd's socket: not the host's to remove
+
+
+def test_init_flag_is_accepted(start_host, examples_dir):
+    host = start_host(f"[service:web]\ncommand = {examples_dir}/worker\n", args=["--init"])
+    host.wait_ready("web", 1)
+    host.wait_log("as init: reaping every orphan")
+    assert host.stop() == 0
+
+
+def test_health_timeout_needs_notify(aerie_bin, tmp_path):
+    (tmp_path / "bad.ini").write_text(
+        "[service:web]\ncommand = true\nready = none\nhealth_timeout = 5\n")
+    result = subprocess.run([aerie_bin, "host", "bad.ini"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=10)
+    assert result.returncode == 2
+    assert result.stderr == ("aerie: bad.ini:4: health_timeout needs ready = notify in "
+                             "[service:web] (workers report health with WATCHDOG=1 on "
+                             "NOTIFY_SOCKET)\n")
+
+
+def test_rolling_restart_of_services_ready_at_once(start_host):
+    """ready = none: every new worker is ready as it starts, so each service's restart ends
+    inside the call that begins it; the host must still finish the restart once, after
+    every service."""
+    host = start_host("""
+[service:a]
+command = sleep 1000
+count = 2
+
+[service:b]
+command = sleep 1000
+""")
+    old_a, old_b = host.wait_ready("a", 2), host.wait_ready("b", 1)
+    for generation in (2, 3):
+        assert host.request({"please": "restart"}) == {"ok": True, "generation": generation}
+    new_a, new_b = host.wait_ready("a", 2), host.wait_ready("b", 1)
+    assert not set(new_a) & set(old_a) and not set(new_b) & set(old_b)
+    assert [w["generation"] for w in host.workers("b")] == [3]
+    host.send_signal(signal.SIGHUP)
+    host.wait_log("rolling restart to generation 4 done")
+    assert host.process.poll() is None
+    assert host.stop() == 0
+
+
+def test_memory_limit_added_by_a_reload_is_checked(start_host, examples_dir, tmp_path):
+    host = start_host(f"[service:web]\ncommand = {examples_dir}/worker --allocate 24\n"
+                      "ready = notify\n")
+    host.wait_ready("web", 1)
+    (tmp_path / "aerie.ini").write_text(
+        f"[service:web]\ncommand = {examples_dir}/worker --allocate 24\nready = notify\n"
+        "memory_limit = 16M\nmemory_check_interval = 0.3\n")
+    host.send_signal(signal.SIGHUP)
+    host.wait_log("over memory_limit 16.0 MiB: replacing it")
+    assert host.stop() == 0

@@ -83,6 +83,15 @@ test_signals(void **state)
 			    "unknown_signal");
 	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":[1]}", &request),
 			    "unknown_signal");
+	/* Signals the host does not handle would kill it: refused. */
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":\"KILL\"}", &request),
+			    "signal_not_allowed");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":\"USR2\"}", &request),
+			    "signal_not_allowed");
+	assert_string_equal(PARSE("{\"please\":\"restart\",\"signal\":9}", &request),
+			    "signal_not_allowed");
+	assert_null(PARSE("{\"please\":\"restart\",\"signal\":\"USR1\"}", &request));
+	assert_int_equal(request.signal, SIGUSR1);
 }
 
 static void
