@@ -4,7 +4,7 @@ SAN_BUILD ?= build-san
 PYTEST    := /usr/bin/python3 -m pytest
 CONFIG    ?= examples/aerie.ini
 
-.PHONY: all setup build build-san run check fuzz bench clean
+.PHONY: all setup build build-san run check fuzz bench clean man install
 
 all: build
 
@@ -46,6 +46,29 @@ bench: build
 	bench/metrics
 	bench/respawn
 	bench/restart
+
+# Man pages: written in scdoc (docs/*.scd), generated into $(BUILD)/man/ with the version of
+# meson.build. scdoc asks for no hyphenation before .TH, which turns it back on: the .nh after
+# it keeps identifiers such as ready_timeout whole. A package build runs
+# `make install PREFIX=/usr DESTDIR=/tmp/root`.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+VERSION := $(shell sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build)
+MANPAGES := $(BUILD)/man/aerie.1 $(BUILD)/man/aerie.ini.5
+
+man: $(MANPAGES)
+
+$(BUILD)/man/%: docs/%.scd meson.build Makefile | setup
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(VERSION)/g' $< | scdoc > $@.new
+	sed -i '/^\.TH /a .nh' $@.new
+	mv $@.new $@
+
+install: build man
+	install -D -m 755 $(BUILD)/aerie $(DESTDIR)$(BINDIR)/aerie
+	install -D -m 644 $(BUILD)/man/aerie.1 $(DESTDIR)$(MANDIR)/man1/aerie.1
+	install -D -m 644 $(BUILD)/man/aerie.ini.5 $(DESTDIR)$(MANDIR)/man5/aerie.ini.5
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

@@ -4,7 +4,8 @@
 set -eu
 
 packages="gcc make meson ninja-build pkg-config libjansson-dev libinih-dev libcmocka-dev
-python3 python3-pytest procps valgrind strace clang libclang-rt-14-dev $*"
+python3 python3-pytest procps valgrind strace clang libclang-rt-14-dev libncurses-dev tmux
+scdoc man-db groff-base $*"
 
 missing=""
 for p in $packages; do
