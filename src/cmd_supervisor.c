@@ -14,12 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd_top.h"
 #include "commands.h"
 #include "format.h"
 #include "metrics_json.h"
 #include "metrics_table.h"
 #include "protocol.h"
 #include "supervisor.h"
+#include "unixsock.h"
 
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */
 #define CLIENT_MAX_REPLY (64 * 1024 * 1024)
@@ -33,6 +35,11 @@ usage(FILE *out)
 	      "\n"
 	      "Commands:\n"
 	      "  status [--json]                    services, workers, readiness, restarts\n"
+	      "  status --check                     exit 0 only if every service has all its\n"
+	      "                                     workers ready (a readiness probe)\n"
+	      "  top [--interval SEC]               live view of every process: CPU over the\n"
+	      "                                     last interval (default 1 s), memory,\n"
+	      "                                     state; q quits, s sorts, r restarts\n"
 	      "  metrics [--json | --prometheus]    CPU and memory of the host and every\n"
 	      "                                     descendant, as a tree (or for Prometheus)\n"
 	      "  restart [--service NAME]           rolling restart: new workers first, the\n"
@@ -55,45 +62,19 @@ struct client_options {
 	bool prometheus;
 	const char *service;
 	const char *signal;
+	bool check;
+	double interval; /* top; 0: not given */
 };
 
 static int
 connect_socket(const char *path, int *ret_fd)
 {
-	struct sockaddr_un address = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(address.sun_path)) {
-		fprintf(stderr, "aerie supervisor: %s: path too long for a unix socket\n", path);
-		return EXIT_USAGE;
+	char error[512];
+	int r = unixsock_connect(path, ret_fd, error, sizeof(error));
+	if (r < 0) {
+		fprintf(stderr, "aerie supervisor: %s\n", error);
+		return r == -ENAMETOOLONG ? EXIT_USAGE : EXIT_UNREACHABLE;
 	}
-	strcpy(address.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		fprintf(stderr, "aerie supervisor: socket: %s\n", strerror(errno));
-		return EXIT_UNREACHABLE;
-	}
-	if (connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-		int error = errno;
-		close(fd);
-		if (error == ENOENT)
-			fprintf(stderr,
-				"aerie supervisor: no socket at %s: is the host running? (-s gives "
-				"another path)\n",
-				path);
-		else if (error == ECONNREFUSED)
-			fprintf(stderr,
-				"aerie supervisor: %s: connection refused: the socket is stale, "
-				"its host is not running\n",
-				path);
-		else if (error == EACCES || error == EPERM)
-			fprintf(stderr,
-				"aerie supervisor: %s: permission denied: run as the host's user "
-				"or a member of its socket_group\n",
-				path);
-		else
-			fprintf(stderr, "aerie supervisor: %s: %s\n", path, strerror(error));
-		return EXIT_UNREACHABLE;
-	}
-	*ret_fd = fd;
 	return EXIT_OK;
 }
 
@@ -279,6 +260,42 @@ print_status(const json_t *reply)
 	}
 }
 
+/* status --check, for readiness probes (Kubernetes, Nomad, systemd): 0 only when every service
+ * has as many ready workers as its count and the host is not stopping; else 1 and one line
+ * that says what is missing. */
+static int
+check_ready(const json_t *reply)
+{
+	const json_t *services = json_object_get(reply, "services");
+	if (!json_is_object(services)) {
+		fprintf(stderr, "aerie supervisor: not ready: the status has no services\n");
+		return EXIT_FAILED;
+	}
+	if (json_is_true(json_object_get(json_object_get(reply, "host"), "stopping"))) {
+		fprintf(stderr, "aerie supervisor: not ready: the host is stopping\n");
+		return EXIT_FAILED;
+	}
+	char all[1024] = "", missing[1024] = "";
+	const char *name;
+	json_t *service;
+	json_object_foreach((json_t *)services, name, service)
+	{
+		long long ready = json_integer_value(json_object_get(service, "ready"));
+		long long count = json_integer_value(json_object_get(service, "count"));
+		char *list = ready < count ? missing : all;
+		size_t length = strlen(list);
+		if (length < sizeof(all) - 1)
+			snprintf(list + length, sizeof(all) - length, "%s%s %lld/%lld",
+				 length ? ", " : "", name, ready, count);
+	}
+	if (missing[0]) {
+		fprintf(stderr, "aerie supervisor: not ready: %s ready\n", missing);
+		return EXIT_FAILED;
+	}
+	printf("ready: %s\n", all[0] ? all : "no services");
+	return EXIT_OK;
+}
+
 static int
 run_command(const char *command, const struct client_options *options)
 {
@@ -295,7 +312,7 @@ run_command(const char *command, const struct client_options *options)
 			json_object_set_new(request, "signal", json_string(options->signal));
 	} else {
 		fprintf(stderr,
-			"aerie supervisor: unknown command '%s' (restart, metrics, status)\n",
+			"aerie supervisor: unknown command '%s' (restart, metrics, status, top)\n",
 			command);
 		return EXIT_USAGE;
 	}
@@ -325,6 +342,8 @@ run_command(const char *command, const struct client_options *options)
 		} else {
 			code = print_json(reply); /* not our shape: show it as it is */
 		}
+	} else if (strcmp(command, "status") == 0 && options->check) {
+		code = check_ready(reply);
 	} else if (strcmp(command, "status") == 0) {
 		print_status(reply);
 	} else if (json_object_get(reply, "signal")) {
@@ -347,6 +366,7 @@ cmd_supervisor(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
 	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
+	    {"check", no_argument, NULL, 'c'},	       {"interval", required_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct client_options client = {.socket = "supervisor.ipc",
@@ -377,6 +397,21 @@ cmd_supervisor(int argc, char **argv)
 		case 'S':
 			client.service = optarg;
 			break;
+		case 'c':
+			client.check = true;
+			break;
+		case 'i': {
+			char *end;
+			client.interval = strtod(optarg, &end);
+			if (*end || end == optarg || !(client.interval >= 0.1) ||
+			    client.interval > 3600) {
+				fprintf(stderr,
+					"aerie supervisor: --interval: '%s' is not 0.1 to 3600 s\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'g':
 			client.signal = optarg;
 			break;
@@ -403,6 +438,24 @@ cmd_supervisor(int argc, char **argv)
 		fprintf(stderr,
 			"aerie supervisor: --prometheus goes with metrics, without --json\n");
 		return EXIT_USAGE;
+	}
+	if (client.check && (strcmp(command, "status") != 0 || client.json)) {
+		fprintf(stderr, "aerie supervisor: --check goes with status, without --json\n");
+		return EXIT_USAGE;
+	}
+	if (client.interval > 0 && strcmp(command, "top") != 0) {
+		fprintf(stderr, "aerie supervisor: --interval goes with top\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(command, "top") == 0) {
+		if (client.json || client.prometheus) {
+			fprintf(stderr, "aerie supervisor: top has no --json or --prometheus: "
+					"without a terminal it prints one table\n");
+			return EXIT_USAGE;
+		}
+		return cmd_top(client.socket,
+			       client.interval > 0 ? client.interval : TOP_DEFAULT_INTERVAL,
+			       client.timeout);
 	}
 	return run_command(command, &client);
 }

@@ -54,6 +54,10 @@ struct metrics_process {
 	struct metrics_memory memory;
 	uint64_t minor_faults;
 	uint64_t major_faults;
+	/* Percent over the time since the previous capture where has_recent (cpu_interval.c, in
+	 * the supervisor process); without it the encoder writes processor_utilization. */
+	double processor_utilization_recent;
+	bool has_recent;
 };
 
 /* Processes in depth-first order, root first, so that a tree prints top to bottom. */

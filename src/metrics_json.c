@@ -132,10 +132,11 @@ out_process(struct out *out, const struct metrics_process *p)
 	/* Times have a clock tick's resolution (10 ms): more digits would be noise. */
 	out_printf(out,
 		   "\"%d\":{\"process_id\":%d,\"parent_process_id\":%d,\"process_group_id\":%d,"
-		   "\"processor_utilization\":%.2f,\"virtual_size\":%" PRIu64
-		   ",\"resident_size\":%" PRIu64 ",\"processor_time\":%.2f,\"elapsed_time\":%.3f,"
-		   "\"command\":",
+		   "\"processor_utilization\":%.2f,\"processor_utilization_recent\":%.2f,"
+		   "\"virtual_size\":%" PRIu64 ",\"resident_size\":%" PRIu64
+		   ",\"processor_time\":%.2f,\"elapsed_time\":%.3f,\"command\":",
 		   (int)p->pid, (int)p->pid, (int)p->ppid, (int)p->pgid, p->processor_utilization,
+		   p->has_recent ? p->processor_utilization_recent : p->processor_utilization,
 		   p->virtual_size, p->resident_size, p->processor_time, p->elapsed_time);
 	out_string(out, p->command);
 	if (!p->has_memory) {
@@ -209,6 +210,11 @@ process_from_json(const json_t *object, struct metrics_process *ret_process)
 	    .processor_time = real_field(object, "processor_time"),
 	    .elapsed_time = real_field(object, "elapsed_time"),
 	};
+	/* From an aerie supervisor; Falcon's has only the lifetime value. */
+	json_t *recent = json_object_get(object, "processor_utilization_recent");
+	p.has_recent = json_is_number(recent);
+	p.processor_utilization_recent =
+	    p.has_recent ? json_number_value(recent) : p.processor_utilization;
 	json_t *memory = json_object_get(object, "memory");
 	if (json_is_object(memory)) {
 		p.has_memory = true;

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cpu_interval.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -62,6 +63,7 @@ struct supervisor {
 	uint64_t next_id;
 	struct loop_timer accept_timer;
 	bool accept_paused;
+	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
 };
 
 static void client_close(struct client *client);
@@ -204,6 +206,10 @@ client_reply_metrics(struct client *client)
 			 strerror(-r));
 		return client_reply(client, protocol_error("metrics_failed", message));
 	}
+	/* Over the time since the last capture by any client: one baseline for all, whose
+	 * windows cpu_interval.c keeps at least CPU_INTERVAL_MIN_SECONDS long. Out of memory
+	 * leaves the lifetime values, which the encoder then gives. */
+	(void)cpu_interval_update(&client->supervisor->cpu, &tree);
 	char *text;
 	ssize_t length = metrics_json_encode(&tree, &text);
 	metrics_tree_free(&tree);
@@ -650,5 +656,6 @@ supervisor_main(pid_t host_pid, gid_t socket_gid)
 	if (supervisor.signal_fd >= 0)
 		close(supervisor.signal_fd);
 	loop_free(supervisor.loop);
+	cpu_interval_free(&supervisor.cpu);
 	return r < 0 ? 1 : 0;
 }

@@ -25,7 +25,8 @@ MAX_OUTPUT = 16 * KIB * KIB  # PROTOCOL_MAX_OUTPUT
 
 PROCESS_KEYS = {
     "process_id", "parent_process_id", "process_group_id", "processor_utilization",
-    "virtual_size", "resident_size", "processor_time", "elapsed_time", "command", "memory",
+    "processor_utilization_recent", "virtual_size", "resident_size", "processor_time",
+    "elapsed_time", "command", "memory",
 }
 MEMORY_KEYS = {
     "resident_size", "proportional_size", "shared_clean_size", "shared_dirty_size",
@@ -260,7 +261,8 @@ def test_metrics_is_the_host_tree(start_host, examples_dir):
         for name in ("process_id", "parent_process_id", "process_group_id", "virtual_size",
                      "resident_size"):
             assert type(process[name]) is int, (name, process)
-        for name in ("processor_utilization", "processor_time", "elapsed_time"):
+        for name in ("processor_utilization", "processor_utilization_recent", "processor_time",
+                     "elapsed_time"):
             assert type(process[name]) in (int, float) and process[name] >= 0, (name, process)
         assert isinstance(process["command"], str) and process["command"]
         assert isinstance(process["memory"], dict), process  # we are allowed to read smaps
