@@ -43,9 +43,7 @@ fuzz: setup
 # Each benchmark measures aerie against a peer in the same run and writes bench/*.md.
 bench: build
 	@sh scripts/setup.sh python3-psutil
-	bench/metrics
-	bench/respawn
-	bench/restart
+	bench/all
 
 # Man pages: written in scdoc (docs/*.scd), generated into $(BUILD)/man/ with the version of
 # meson.build. scdoc asks for no hyphenation before .TH, which turns it back on: the .nh after

@@ -6,8 +6,9 @@
  * the SIGKILL that made the supervisor start this one. Then, if NOTIFY_SOCKET is set, it sends
  * READY=1 there (sd_notify), and waits without using CPU until a signal ends it.
  *
- * The bench's socket is argv[1] ("@name" for the abstract namespace). Without an argument (runit
- * runs ./run with none) it is read from the file respawn.addr in the working directory.
+ * The bench's socket is argv[1] ("@name" for the abstract namespace, or an absolute path). Without
+ * such an argument (runit runs ./run with none, s6-supervise with the service's name) it is read
+ * from the file respawn.addr in the working directory.
  *
  * `respawn_worker --floor COUNT PROGRAM [ARG]...` is instead the least a supervisor can do: it
  * runs COUNT copies of PROGRAM and, woken by SIGCHLD, reaps and fork+execs a dead one's successor
@@ -101,7 +102,7 @@ main(int argc, char **argv)
 		return floor_supervisor(atoi(argv[2]), argv + 3);
 
 	char path[108] = "";
-	if (argc > 1) {
+	if (argc > 1 && (argv[1][0] == '@' || argv[1][0] == '/')) {
 		snprintf(path, sizeof(path), "%s", argv[1]);
 	} else {
 		int fd = open("respawn.addr", O_RDONLY | O_CLOEXEC);

@@ -467,12 +467,16 @@ cmd_supervisor_process(int argc, char **argv)
 	static const struct option options[] = {
 	    {"host-pid", required_argument, NULL, 'p'},
 	    {"socket-gid", required_argument, NULL, 'g'},
+	    {"prometheus", no_argument, NULL, 'P'},
 	    {0},
 	};
 	long host_pid = 0, socket_gid = -1;
+	bool http = false;
 	for (int c; (c = getopt_long(argc, argv, "", options, NULL)) != -1;) {
-		char *end;
-		if (c == 'p')
+		char *end = "";
+		if (c == 'P')
+			http = true;
+		else if (c == 'p')
 			host_pid = strtol(optarg, &end, 10);
 		else if (c == 'g')
 			socket_gid = strtol(optarg, &end, 10);
@@ -486,5 +490,6 @@ cmd_supervisor_process(int argc, char **argv)
 			"aerie supervisor-process is started by 'aerie host', not by hand\n");
 		return EXIT_USAGE;
 	}
-	return supervisor_main((pid_t)host_pid, socket_gid < 0 ? (gid_t)-1 : (gid_t)socket_gid);
+	return supervisor_main((pid_t)host_pid, socket_gid < 0 ? (gid_t)-1 : (gid_t)socket_gid,
+			       http);
 }

@@ -43,6 +43,7 @@ enum key {
 	KEY_MEMORY_CHECK_INTERVAL,
 	KEY_LOG_FORMAT,
 	KEY_LOG,
+	KEY_PROMETHEUS,
 	KEY__MAX,
 };
 
@@ -590,6 +591,20 @@ parse_memory_check_interval(struct parser *p, const struct key_info *key, const 
 	return parse_seconds(p, key, value, true, &current_service(p)->memory_check_interval);
 }
 
+/* HOST:PORT (or [ADDR]:PORT), kept as the listen line that would bind it. */
+static int
+parse_prometheus(struct parser *p, const struct key_info *key, const char *value)
+{
+	char spec[300];
+	snprintf(spec, sizeof(spec), "%s%s", value[0] == '[' ? "tcp6:" : "tcp:", value);
+	const char *problem = strlen(value) < 256 ? listen_problem(spec) : "too long";
+	if (problem)
+		return fail_invalid(p, key, value, "expected HOST:PORT such as 127.0.0.1:9464");
+	if (!(p->config.prometheus = strdup(spec)))
+		return fail_errno(p, -ENOMEM);
+	return 0;
+}
+
 static int
 parse_log(struct parser *p, const struct key_info *key, const char *value)
 {
@@ -658,6 +673,7 @@ static const struct key_info keys[KEY__MAX] = {
 				   parse_memory_check_interval},
     [KEY_LOG_FORMAT] = {"log_format", SECTION_HOST, false, parse_log_format},
     [KEY_LOG] = {"log", SECTION_HOST, false, parse_log},
+    [KEY_PROMETHEUS] = {"prometheus", SECTION_HOST, false, parse_prometheus},
 };
 
 /* Sections ---------------------------------------------------------------------------------- */
@@ -1071,6 +1087,7 @@ config_free(struct config *config)
 	free(config->supervisor_path);
 	free(config->socket_group);
 	free(config->log_path);
+	free(config->prometheus);
 	*config = (struct config){0};
 }
 

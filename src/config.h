@@ -57,9 +57,10 @@ struct config {
 	char *directory;       /* absolute directory of the file */
 	char *supervisor_path; /* absolute path of the control socket */
 	mode_t socket_mode;
-	char *socket_group;		 /* NULL when not set */
+	char *socket_group; /* NULL when not set */
 	enum config_log_format log_format;
-	char *log_path; /* absolute; NULL: stderr as it is */
+	char *log_path;			 /* absolute; NULL: stderr as it is */
+	char *prometheus;		 /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
 	struct config_service *services; /* in file order, names unique */
 	size_t service_count;		 /* >= 1 */
 };

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "protocol.h"
@@ -40,6 +41,7 @@ struct control {
 	struct loop *loop;
 	char *socket_path;
 	int listen_fd;
+	int http_fd;	/* [host] prometheus: GET /metrics, served by the supervisor too; or -1 */
 	int channel_fd; /* host's end of the pair shared with the running supervisor */
 	unsigned epoch; /* counts supervisor spawns: replies for an older one are dropped */
 	bool stopping;
@@ -242,16 +244,22 @@ spawn_supervisor(struct control *control)
 				       CONTROL_RESTART_DELAY);
 		return;
 	}
-	char *argv[] = {
-	    control->executable, "supervisor-process",	   "--host-pid", control->host_pid_text,
-	    "--socket-gid",	 control->socket_gid_text, NULL};
-	int fds[] = {control->listen_fd, pair[1]};
+	bool http = control->http_fd >= 0;
+	char *argv[] = {control->executable,
+			"supervisor-process",
+			"--host-pid",
+			control->host_pid_text,
+			"--socket-gid",
+			control->socket_gid_text,
+			http ? "--prometheus" : NULL,
+			NULL};
+	int fds[] = {control->listen_fd, pair[1], control->http_fd};
 	struct worker_exec exec = {
 	    .argv = argv,
 	    .service_name = "supervisor",
 	    .listen_fds = fds,
-	    .listen_count = 2,
-	    .listen_names = "control:channel",
+	    .listen_count = http ? 3 : 2,
+	    .listen_names = http ? "control:channel:prometheus" : "control:channel",
 	};
 	control->process.started_at = loop_now_seconds();
 	int r = worker_spawn(&control->process, control->loop, &exec);
@@ -299,6 +307,7 @@ control_open(struct host *host, struct loop *loop, const struct config *config,
 	control->host = host;
 	control->loop = loop;
 	control->listen_fd = -1;
+	control->http_fd = -1;
 	control->channel_fd = -1;
 	control->process.output_fd = -1;
 	snprintf(control->process.label, sizeof(control->process.label), "supervisor");
@@ -315,6 +324,19 @@ control_open(struct host *host, struct loop *loop, const struct config *config,
 		control->executable[n] = '\0';
 	control->socket_path = strdup(config->supervisor_path);
 	int r = control->socket_path ? bind_socket(control, config, error, error_size) : -ENOMEM;
+	/* Bound here, by the host, for the same reason as the control socket: it stays open
+	 * while the supervisor process is replaced. */
+	if (r == 0 && config->prometheus) {
+		r = listen_open(config->prometheus, config->directory, &control->http_fd, error,
+				error_size);
+		if (r < 0) {
+			close(control->listen_fd);
+			(void)unlink(control->socket_path);
+		} else {
+			log_info("serving Prometheus metrics on http://%s/metrics",
+				 config->prometheus + strcspn(config->prometheus, ":") + 1);
+		}
+	}
 	if (r < 0) {
 		free(control->socket_path);
 		free(control);
@@ -386,6 +408,8 @@ control_close(struct control *control)
 		close(control->listen_fd);
 		(void)unlink(control->socket_path);
 	}
+	if (control->http_fd >= 0)
+		close(control->http_fd);
 	free(control->socket_path);
 	free(control);
 }

@@ -16,8 +16,9 @@ typedef void (*host_restart_fn)(struct host *host, unsigned generation, const ch
 				void *data);
 
 /* Runs the host of config_path in the foreground until it is stopped. init: the host is a
- * container's PID 1 (or stands in for it), so every orphan in the namespace is its to reap. Returns the process exit
- * code: 0 after a graceful stop, 2 when the config is bad, 1 when start-up fails. */
+ * container's PID 1 (or stands in for it), so every orphan in the namespace is its to reap. Returns
+ * the process exit code: 0 after a graceful stop, 2 when the config is bad, 1 when start-up fails.
+ */
 int host_main(const char *config_path, bool init);
 
 /* A rolling restart of every service (service == NULL) or one. With reload, the config file

@@ -147,6 +147,19 @@ next_pid(const char **p, pid_t *ret_pid)
 	return 0;
 }
 
+/* A pid field that the kernel prints as -1 when there is none. */
+static int
+next_signed_pid(const char **p, pid_t *ret_pid)
+{
+	const char *s = skip_spaces(*p);
+	if (s[0] == '-' && s[1] == '1' && (s[2] == ' ' || s[2] == '\0')) {
+		*p = s + 2;
+		*ret_pid = -1;
+		return 0;
+	}
+	return next_pid(p, ret_pid);
+}
+
 int
 metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 {
@@ -174,8 +187,9 @@ metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 
 	/* Fields 4..24 of proc(5); the ones we keep are named, the rest skipped in order. */
 	uint64_t ignored;
-	if (next_pid(&p, &stat.ppid) < 0 || next_pid(&p, &stat.pgid) < 0 ||
-	    next_u64(&p, &ignored) < 0 || /* session */
+	/* A process being reaped (state X) shows pgid and session as -1. */
+	if (next_pid(&p, &stat.ppid) < 0 || next_signed_pid(&p, &stat.pgid) < 0 ||
+	    skip_field(&p) < 0 ||	  /* session */
 	    skip_field(&p) < 0 ||	  /* tty_nr */
 	    skip_field(&p) < 0 ||	  /* tpgid, -1 without a terminal */
 	    next_u64(&p, &ignored) < 0 || /* flags */
@@ -440,8 +454,10 @@ read_process(struct capture *capture, pid_t pid, unsigned depth, struct metrics_
 		return -ESRCH;
 	if (n < 0)
 		return (int)n;
-	if (metrics_parse_stat(capture->buffer, &stat) < 0)
-		return -EIO;
+	/* Unparsable can only be a process caught mid-exit (seen as state X with pgid -1):
+	 * like one that is gone, it is left out rather than failing the whole capture. */
+	if (metrics_parse_stat(capture->buffer, &stat) < 0 || stat.state == 'X')
+		return -ESRCH;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	n = read_proc_file(capture, path, true);

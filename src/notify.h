@@ -13,7 +13,7 @@ struct notify_message {
 	bool ready;
 	bool stopping;
 	bool reloading;
-	bool watchdog; /* WATCHDOG=1: alive, for health_timeout */
+	bool watchdog;	    /* WATCHDOG=1: alive, for health_timeout */
 	const char *status; /* NULL when the message has no STATUS= */
 };
 

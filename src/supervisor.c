@@ -8,6 +8,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,8 @@
 
 #define SUPERVISOR_LISTEN_FD 3
 #define SUPERVISOR_CHANNEL_FD 4
+#define SUPERVISOR_HTTP_FD 5 /* with --prometheus: GET /metrics in Prometheus' format */
+#define SUPERVISOR_HTTP_MAX_HEAD 8192
 #define SUPERVISOR_IDLE_TIMEOUT 300.0  /* seconds a client may stay without a request */
 #define SUPERVISOR_ACCEPT_PAUSE 1.0    /* after EMFILE/ENFILE, as tmux does */
 #define SUPERVISOR_REQUESTS_PER_TURN 8 /* then other clients get their turn */
@@ -44,6 +47,7 @@ struct client {
 	bool watched;		  /* in the loop's epoll set */
 	uint64_t awaiting;	  /* id of the request the host is answering, or 0 */
 	bool awaiting_prometheus; /* the host's status is for a Prometheus metrics reply */
+	bool http;		  /* came on the HTTP socket: one GET, answered, closed */
 	size_t output_capacity;
 	struct loop_timer resume_timer; /* more requests are waiting: answer them next turn */
 	char *input;			/* PROTOCOL_MAX_REQUEST + 1 bytes */
@@ -57,6 +61,7 @@ struct supervisor {
 	struct loop *loop;
 	pid_t host_pid;
 	gid_t socket_gid; /* (gid_t)-1: none */
+	bool http;	  /* fd 5 is the Prometheus HTTP socket */
 	int signal_fd;
 	struct client *clients;
 	size_t client_count;
@@ -220,21 +225,31 @@ client_reply_metrics(struct client *client)
 
 /* The host's tree in Prometheus' text format, labelled from the host's status; sent as one JSON
  * string so that the framing stays the same. */
+/* The exposition text for the host's status; -errno when /proc or memory fail. */
+static ssize_t
+prometheus_text(struct supervisor *supervisor, const json_t *status, char **ret_text)
+{
+	struct metrics_tree tree;
+	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0)
+		return r;
+	ssize_t length =
+	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), ret_text);
+	metrics_tree_free(&tree);
+	return length;
+}
+
 static json_t *
 prometheus_reply(struct supervisor *supervisor, const json_t *status)
 {
 	if (json_object_get(status, "error"))
 		return json_incref((json_t *)status);
-	struct metrics_tree tree;
-	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
-	if (r < 0)
-		return protocol_error("metrics_failed", "cannot read /proc for the host");
 	char *text;
-	ssize_t length =
-	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), &text);
-	metrics_tree_free(&tree);
-	if (length < 0)
+	ssize_t length = prometheus_text(supervisor, status, &text);
+	if (length == -ENOMEM)
 		return NULL;
+	if (length < 0)
+		return protocol_error("metrics_failed", "cannot read /proc for the host");
 	json_t *reply = json_stringn(text, (size_t)length);
 	free(text);
 	return reply;
@@ -280,10 +295,82 @@ forward(struct client *client, const struct protocol_request *request)
 	return NULL;
 }
 
+/* One HTTP response, then the connection closes (HTTP/1.0 style: a scrape per connection). */
+static void
+http_respond(struct client *client, const char *status, const char *body, size_t length)
+{
+	char *text;
+	int n = asprintf(&text,
+			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n%.*s",
+			 status,
+			 strncmp(status, "200", 3) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+							: "text/plain; charset=utf-8",
+			 length, (int)length, body);
+	client->close_after = true;
+	if (n < 0) {
+		client_close(client);
+		return;
+	}
+	(void)client_queue(client, text, (size_t)n);
+}
+
+/* The request head only: GET /metrics is the one thing served. */
+static void
+http_process(struct client *client)
+{
+	char *end = memmem(client->input, client->input_length, "\r\n\r\n", 4);
+	if (!end) {
+		if (client->input_length > SUPERVISOR_HTTP_MAX_HEAD) {
+			static const char body[] = "request head too large\n";
+			http_respond(client, "431 Request Header Fields Too Large", body,
+				     sizeof(body) - 1);
+		} else if (client->eof) {
+			client_close(client);
+		} else {
+			client_update_events(client);
+		}
+		return;
+	}
+	*end = '\0';
+	char method[8] = "", path[64] = "";
+	if (sscanf(client->input, "%7s %63s HTTP/", method, path) != 2 || path[0] != '/') {
+		static const char body[] = "bad request\n";
+		http_respond(client, "400 Bad Request", body, sizeof(body) - 1);
+		return;
+	}
+	client->input_length = 0; /* one request per connection; what follows is ignored */
+	if (strcmp(method, "GET") != 0) {
+		static const char body[] = "only GET\n";
+		http_respond(client, "405 Method Not Allowed", body, sizeof(body) - 1);
+		return;
+	}
+	if (strcmp(path, "/metrics") != 0 && strncmp(path, "/metrics?", 9) != 0) {
+		static const char body[] = "not found: try /metrics\n";
+		http_respond(client, "404 Not Found", body, sizeof(body) - 1);
+		return;
+	}
+	struct protocol_request request = {.command = PROTOCOL_STATUS};
+	json_t *error = forward(client, &request);
+	if (error) {
+		json_decref(error);
+		static const char body[] = "the host does not answer\n";
+		http_respond(client, "503 Service Unavailable", body, sizeof(body) - 1);
+		return;
+	}
+	client->awaiting_prometheus = true;
+	client_update_events(client);
+}
+
 /* Answers every complete request in the input, in order, until one must wait for the host. */
 static void
 client_process(struct client *client)
 {
+	if (client->http) {
+		if (!client->awaiting && !client->close_after)
+			http_process(client);
+		return;
+	}
 	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
 		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
 			/* Fairness: a client that pipelined thousands of requests gets the rest
@@ -416,6 +503,8 @@ client_close(struct client *client)
 	if (supervisor->accept_paused && !loop_timer_armed(&supervisor->accept_timer)) {
 		supervisor->accept_paused = false;
 		(void)loop_modify(supervisor->loop, SUPERVISOR_LISTEN_FD, EPOLLIN);
+		if (supervisor->http)
+			(void)loop_modify(supervisor->loop, SUPERVISOR_HTTP_FD, EPOLLIN);
 	}
 }
 
@@ -484,6 +573,8 @@ on_accept_timer(struct loop *loop, void *data)
 	struct supervisor *supervisor = data;
 	supervisor->accept_paused = false;
 	(void)loop_modify(loop, SUPERVISOR_LISTEN_FD, EPOLLIN);
+	if (supervisor->http)
+		(void)loop_modify(loop, SUPERVISOR_HTTP_FD, EPOLLIN);
 }
 
 static void
@@ -512,7 +603,9 @@ on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 			return;
 		}
 		uid_t uid = (uid_t)-1;
-		if (!peer_allowed(supervisor, client_fd, &uid)) {
+		bool http = fd == SUPERVISOR_HTTP_FD;
+		/* TCP has no peer credentials: the HTTP socket's bind address is its gate. */
+		if (!http && !peer_allowed(supervisor, client_fd, &uid)) {
 			log_warn("client uid %d refused: not the host's user, root or in "
 				 "socket_group",
 				 (int)uid);
@@ -540,6 +633,7 @@ on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 					  .fd = client_fd,
 					  .uid = uid,
 					  .watched = true,
+					  .http = http,
 					  .input = input};
 		loop_timer_init(&client->resume_timer, on_resume, client);
 		loop_timer_init(&client->idle_timer, on_idle, client);
@@ -594,6 +688,21 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 			: NULL;
 		if (client && reply) {
 			client->awaiting = 0;
+			if (client->http) {
+				client->awaiting_prometheus = false;
+				char *text = NULL;
+				ssize_t length = json_object_get(reply, "error")
+						     ? -EIO
+						     : prometheus_text(supervisor, reply, &text);
+				if (length >= 0)
+					http_respond(client, "200 OK", text, (size_t)length);
+				else
+					http_respond(client, "500 Internal Server Error",
+						     "cannot capture metrics\n", 23);
+				free(text);
+				json_decref(message);
+				continue;
+			}
 			json_t *answer = json_incref(reply);
 			if (client->awaiting_prometheus) {
 				client->awaiting_prometheus = false;
@@ -619,10 +728,10 @@ on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 }
 
 int
-supervisor_main(pid_t host_pid, gid_t socket_gid)
+supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 {
 	struct supervisor supervisor = {
-	    .host_pid = host_pid, .socket_gid = socket_gid, .signal_fd = -1};
+	    .host_pid = host_pid, .socket_gid = socket_gid, .http = http, .signal_fd = -1};
 	/* Dies with the host; and if the host is already gone, there is nobody to serve. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != host_pid) {
 		fprintf(stderr, "aerie supervisor-process: the host %d is not its parent\n",
@@ -635,6 +744,13 @@ supervisor_main(pid_t host_pid, gid_t socket_gid)
 	sigaddset(&mask, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return 1;
+	/* Accepting runs until EAGAIN: the listening sockets must not block (the control socket
+	 * is made so by the host; the HTTP one is bound like a service's, blocking). */
+	if (http && fcntl(SUPERVISOR_HTTP_FD, F_SETFL,
+			  fcntl(SUPERVISOR_HTTP_FD, F_GETFL) | O_NONBLOCK) < 0) {
+		log_errno(LOG_ERROR, -errno, "supervisor: the Prometheus socket");
+		return 1;
+	}
 	int r = loop_new(&supervisor.loop);
 	if (r < 0)
 		return 1;
@@ -644,7 +760,9 @@ supervisor_main(pid_t host_pid, gid_t socket_gid)
 	    loop_add(supervisor.loop, supervisor.signal_fd, EPOLLIN, on_signal, NULL) < 0 ||
 	    loop_add(supervisor.loop, SUPERVISOR_LISTEN_FD, EPOLLIN, on_accept, &supervisor) < 0 ||
 	    loop_add(supervisor.loop, SUPERVISOR_CHANNEL_FD, EPOLLIN, on_channel, &supervisor) <
-		0) {
+		0 ||
+	    (http &&
+	     loop_add(supervisor.loop, SUPERVISOR_HTTP_FD, EPOLLIN, on_accept, &supervisor) < 0)) {
 		log_errno(LOG_ERROR, -errno, "supervisor: cannot watch its sockets");
 		r = -1;
 	} else {

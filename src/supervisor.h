@@ -2,9 +2,10 @@
  * frames NUL-terminated JSON, answers metrics itself and passes status/restart to the host. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Serves on fd 3 (listening socket) and fd 4 (channel to the host) until SIGTERM or the host
  * goes away. socket_gid: members may connect besides the host's user and root; (gid_t)-1 for
- * none. Returns the exit code. */
-int supervisor_main(pid_t host_pid, gid_t socket_gid);
+ * none. http: fd 5 is a TCP socket serving GET /metrics (Prometheus). Returns the exit code. */
+int supervisor_main(pid_t host_pid, gid_t socket_gid, bool http);

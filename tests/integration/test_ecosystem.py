@@ -465,3 +465,49 @@ def test_memory_limit_added_by_a_reload_is_checked(start_host, examples_dir, tmp
     host.send_signal(signal.SIGHUP)
     host.wait_log("over memory_limit 16.0 MiB: replacing it")
     assert host.stop() == 0
+
+
+# Prometheus over HTTP -----------------------------------------------------------------------
+
+def test_prometheus_http_endpoint(start_host, examples_dir):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    host = start_host(f"""
+[host]
+prometheus = 127.0.0.1:{port}
+
+[service:web]
+command = {worker(examples_dir)}
+count = 2
+ready = notify
+""")
+    pids = host.wait_ready("web", 2)
+    host.wait_log(f"serving Prometheus metrics on http://127.0.0.1:{port}/metrics")
+
+    def get(request):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(request)
+            data = b""
+            while chunk := client.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head.decode(), body.decode()
+
+    head, body = get(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200 OK"), head
+    assert "Content-Type: text/plain; version=0.0.4" in head
+    assert f"Content-Length: {len(body.encode())}" in head
+    assert all(f'pid="{pid}",role="worker",service="web"' in body for pid in pids)
+    assert f'aerie_process_cpu_seconds_total{{pid="{host.pid}",role="host"}}' in body
+    promtool = shutil.which("promtool")
+    if promtool:
+        check = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                               capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    assert get(b"GET /other HTTP/1.1\r\n\r\n")[0].startswith("HTTP/1.1 404")
+    assert get(b"POST /metrics HTTP/1.1\r\n\r\n")[0].startswith("HTTP/1.1 405")
+    assert get(b"nonsense\r\n\r\n")[0].startswith("HTTP/1.1 400")
+    assert get(b"GET /" + b"x" * 9000 + b"\r\n")[0].startswith("HTTP/1.1 431")
+    assert host.stop() == 0

@@ -850,10 +850,30 @@ capture_missing_pid(void **state)
 	}
 }
 
+/* Seen during chaos: a process being reaped, pgid and session -1 (state X). */
+static void
+test_stat_of_a_process_being_reaped(void **state)
+{
+	(void)state;
+	struct metrics_stat stat;
+	const char *line =
+	    "23276 (http_worker) X 0 -1 -1 0 -1 4194572 152 0 0 0 0 0 0 0 20 0 1 0 "
+	    "6578612 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+	assert_int_equal(metrics_parse_stat(line, &stat), 0);
+	assert_int_equal(stat.state, 'X');
+	assert_int_equal(stat.pgid, -1);
+	assert_int_equal(stat.ppid, 0);
+	/* "-12" is not the kernel's -1 for "none": still garbage. */
+	assert_int_equal(
+	    metrics_parse_stat("1 (a) S 0 -12 0 0 0 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0", &stat),
+	    -EINVAL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_stat_of_a_process_being_reaped),
 	    cmocka_unit_test(stat_recorded_sleep),
 	    cmocka_unit_test(stat_recorded_threads),
 	    cmocka_unit_test(stat_recorded_zombie),
