@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,20 +123,27 @@ bind_socket(struct control *control, const struct config *config, char *error, s
 	return 0;
 }
 
+/* One datagram per reply: the request's id in decimal, a space, the reply's JSON. The id stays
+ * outside the JSON so that the supervisor passes the reply on as it is, without parsing it
+ * again (with 100 workers that was half the time of a status request). Takes reply. */
 static void
 send_reply(struct control *control, json_t *id, json_t *reply)
 {
-	json_t *message = json_pack("{s:O,s:o}", "id", id, "reply", reply);
-	char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
-	json_decref(message);
+	char *text = json_dumps(reply, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(reply);
 	if (!text) {
 		log_error("supervisor channel: out of memory encoding a reply");
 		return;
 	}
+	char prefix[32];
+	int prefix_length =
+	    snprintf(prefix, sizeof(prefix), "%lld ", (long long)json_integer_value(id));
+	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {text, strlen(text)}};
+	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 2};
 	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
 	 * it is stuck, and the reply is dropped rather than blocking the host. */
 	if (control->channel_fd < 0 ||
-	    send(control->channel_fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+	    sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		int error = control->channel_fd < 0 ? ENOTCONN : errno;
 		log_warn("supervisor channel: reply dropped: %s", strerror(error));
 		free(text);

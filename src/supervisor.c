@@ -665,7 +665,7 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 			continue;
 		if (size < 0 && errno == EAGAIN)
 			return;
-		char *buffer = size > 0 ? malloc((size_t)size) : NULL;
+		char *buffer = size > 0 ? malloc((size_t)size + 1) : NULL;
 		if (size > 0 && !buffer) {
 			(void)recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); /* drop it */
 			log_error("channel: no memory for a %zd byte reply", size);
@@ -678,41 +678,45 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 			loop_quit(loop);
 			return;
 		}
-		json_t *message = json_loadb(buffer, (size_t)n, 0, NULL);
-		free(buffer);
-		json_t *id = json_object_get(message, "id");
-		json_t *reply = json_object_get(message, "reply");
+		/* "<id> <reply JSON>" (see control.c's send_reply). */
+		buffer[n] = '\0';
+		char *end;
+		unsigned long long id = strtoull(buffer, &end, 10);
 		struct client *client =
-		    json_is_integer(id) && json_integer_value(id) > 0
-			? find_awaiting(supervisor, (uint64_t)json_integer_value(id))
-			: NULL;
-		if (client && reply) {
-			client->awaiting = 0;
-			if (client->http) {
-				client->awaiting_prometheus = false;
-				char *text = NULL;
-				ssize_t length = json_object_get(reply, "error")
-						     ? -EIO
-						     : prometheus_text(supervisor, reply, &text);
-				if (length >= 0)
-					http_respond(client, "200 OK", text, (size_t)length);
-				else
-					http_respond(client, "500 Internal Server Error",
-						     "cannot capture metrics\n", 23);
-				free(text);
-				json_decref(message);
-				continue;
-			}
-			json_t *answer = json_incref(reply);
-			if (client->awaiting_prometheus) {
-				client->awaiting_prometheus = false;
-				json_decref(answer);
-				answer = prometheus_reply(supervisor, reply);
-			}
-			if (client_reply(client, answer))
-				client_process(client);
+		    *end == ' ' && id > 0 ? find_awaiting(supervisor, (uint64_t)id) : NULL;
+		if (!client) {
+			free(buffer); /* for a client that has left */
+			continue;
 		}
-		json_decref(message);
+		client->awaiting = 0;
+		char *text = end + 1;
+		size_t length = (size_t)(buffer + n - text);
+		if (!client->http && !client->awaiting_prometheus) {
+			/* Passed on as the host wrote it, with the frame's NUL. */
+			memmove(buffer, text, length + 1);
+			if (client_queue(client, buffer, length + 1))
+				client_process(client);
+			continue;
+		}
+		json_t *reply = json_loadb(text, length, JSON_DECODE_ANY, NULL);
+		free(buffer);
+		client->awaiting_prometheus = false;
+		if (client->http) {
+			char *exposition = NULL;
+			ssize_t size = !json_is_object(reply) || json_object_get(reply, "error")
+					   ? -EIO
+					   : prometheus_text(supervisor, reply, &exposition);
+			if (size >= 0)
+				http_respond(client, "200 OK", exposition, (size_t)size);
+			else
+				http_respond(client, "500 Internal Server Error",
+					     "cannot capture metrics\n", 23);
+			free(exposition);
+		} else if (client_reply(client, reply ? prometheus_reply(supervisor, reply)
+						      : protocol_error("internal", "bad reply"))) {
+			client_process(client);
+		}
+		json_decref(reply);
 	}
 }
 
