@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+from hostlib import wait_for
+
 PYTHON = sys.executable
 PAGE = os.sysconf("SC_PAGE_SIZE")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -64,18 +66,6 @@ while time.monotonic() < deadline:
         pass
     time.sleep(0.002)
 """
-
-
-def wait_for(condition, timeout=10.0, what="condition"):
-    """Polls condition() until it returns something true, or fails after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def read_stat(pid):
@@ -164,14 +154,14 @@ def kill_group(process):
                     return False
         return True
 
-    wait_for(group_gone, what=f"process group {process.pid} to exit")
+    wait_for(group_gone, message=f"process group {process.pid} to exit")
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     process = start_group(TREE, tmp_path_factory.mktemp("tree"), "tree.py")
     try:
-        depths = wait_for(lambda: tree_settled(process.pid, 9), what="the tree to start")
+        depths = wait_for(lambda: tree_settled(process.pid, 9), message="the tree to start")
         yield process.pid, depths, process.args[1]
     finally:
         kill_group(process)
