@@ -38,6 +38,7 @@ enum key {
 	KEY_DIRECTORY,
 	KEY_ENV,
 	KEY_HEALTH_TIMEOUT,
+	KEY_ROLLING_BATCH,
 	KEY_MEMORY_LIMIT,
 	KEY_MEMORY_METRIC,
 	KEY_MEMORY_CHECK_INTERVAL,
@@ -522,6 +523,17 @@ parse_stop_timeout(struct parser *p, const struct key_info *key, const char *val
 }
 
 static int
+parse_rolling_batch(struct parser *p, const struct key_info *key, const char *value)
+{
+	unsigned long batch;
+	if (parse_unsigned(value, 10, CONFIG_MAX_COUNT, &batch) < 0)
+		return fail_invalid(p, key, value,
+				    "expected a number of workers, 0 (all at once) to 10000");
+	current_service(p)->rolling_batch = (unsigned)batch;
+	return 0;
+}
+
+static int
 parse_health_timeout(struct parser *p, const struct key_info *key, const char *value)
 {
 	return parse_seconds(p, key, value, false, &current_service(p)->health_timeout);
@@ -667,6 +679,7 @@ static const struct key_info keys[KEY__MAX] = {
     [KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, parse_directory},
     [KEY_ENV] = {"env", SECTION_SERVICE, true, parse_env},
     [KEY_HEALTH_TIMEOUT] = {"health_timeout", SECTION_SERVICE, false, parse_health_timeout},
+    [KEY_ROLLING_BATCH] = {"rolling_batch", SECTION_SERVICE, false, parse_rolling_batch},
     [KEY_MEMORY_LIMIT] = {"memory_limit", SECTION_SERVICE, false, parse_memory_limit},
     [KEY_MEMORY_METRIC] = {"memory_metric", SECTION_SERVICE, false, parse_memory_metric},
     [KEY_MEMORY_CHECK_INTERVAL] = {"memory_check_interval", SECTION_SERVICE, false,

@@ -50,6 +50,8 @@ struct config_service {
 	unsigned long long memory_limit; /* bytes of the worker's tree; 0: no limit */
 	enum config_memory_metric memory_metric;
 	double memory_check_interval; /* seconds between checks, > 0 */
+	unsigned
+	    rolling_batch; /* workers replaced at a time in a rolling restart; 0: all at once */
 };
 
 struct config {

@@ -213,6 +213,15 @@ stop_workers(struct service *service, unsigned generation, bool of_generation)
 	}
 }
 
+/* A rolling restart in batches (rolling_batch) rather than all at once. With ready = none a
+ * worker is ready as it starts, so batches would only chain the starts: all at once then. */
+static bool
+in_batches(const struct config_service *config)
+{
+	return config->rolling_batch && config->rolling_batch < config->count &&
+	       config->ready == CONFIG_READY_NOTIFY;
+}
+
 static void
 roll_finish(struct service *service, enum service_event event, const char *message)
 {
@@ -227,8 +236,17 @@ roll_abort(struct service *service, const char *message)
 	unsigned generation = service->roll_generation;
 	log_warn("%s: rolling restart to generation %u failed (%s); generation %u keeps serving",
 		 service->name, generation, message, service->generation);
-	/* The new workers go to STOPPING (or away), so their exits are plain stops. */
-	stop_workers(service, generation, true);
+	/* The new workers go to STOPPING (or away), so their exits are plain stops. In batches,
+	 * those already ready have replaced old ones, which are gone: they stay and serve. */
+	if (in_batches(service->roll_config)) {
+		for (size_t i = service->worker_count; i > 0; i--)
+			if (i <= service->worker_count &&
+			    service->workers[i - 1]->generation == generation &&
+			    service->workers[i - 1]->state != WORKER_READY)
+				stop_worker(service, service->workers[i - 1]);
+	} else {
+		stop_workers(service, generation, true);
+	}
 	char text[512];
 	snprintf(text, sizeof(text), "%s: %s", service->name, message);
 	roll_finish(service, SERVICE_ROLL_FAILED, text);
@@ -254,6 +272,42 @@ check_roll_done(struct service *service)
 	roll_finish(service, SERVICE_ROLL_DONE, NULL);
 }
 
+static void spawn(struct service *service, struct worker *worker,
+		  const struct config_service *config);
+
+/* Starts the next worker of a rolling restart in batches; false when all are started. */
+static bool
+roll_start_next(struct service *service)
+{
+	const struct config_service *config = service->roll_config;
+	if (service->roll_next >= config->count)
+		return false;
+	struct worker *worker = worker_new(service, service->roll_next, service->roll_generation);
+	if (!worker || add_worker(service, worker) < 0) {
+		free(worker);
+		return false;
+	}
+	service->roll_next++;
+	spawn(service, worker, config);
+	return true;
+}
+
+/* In batches: a new worker is ready, so the old one of its index stops and the next new one
+ * starts; capacity never drops below count. */
+static void
+roll_step(struct service *service, const struct worker *ready)
+{
+	for (size_t i = 0; i < service->worker_count; i++) {
+		struct worker *old = service->workers[i];
+		if (old->generation != ready->generation && old->index == ready->index &&
+		    old->state != WORKER_STOPPING) {
+			stop_worker(service, old);
+			break;
+		}
+	}
+	(void)roll_start_next(service);
+}
+
 static void
 mark_ready(struct service *service, struct worker *worker)
 {
@@ -262,8 +316,13 @@ mark_ready(struct service *service, struct worker *worker)
 	/* From now on the timer is the health deadline, pushed back by each WATCHDOG=1. */
 	if (worker->health_timeout > 0)
 		(void)loop_timer_start(service->loop, &worker->timer, worker->health_timeout);
-	if (service->roll_generation && worker->generation == service->roll_generation)
-		check_roll_done(service);
+	if (service->roll_generation && worker->generation == service->roll_generation) {
+		unsigned generation = service->roll_generation;
+		if (in_batches(service->roll_config))
+			roll_step(service, worker);
+		if (service->roll_generation == generation)
+			check_roll_done(service);
+	}
 	if (worker->replacing) {
 		struct worker *old = worker->replacing;
 		worker->replacing = old->replacement = NULL;
@@ -626,7 +685,16 @@ service_roll(struct service *service, unsigned generation, const struct config_s
 		 service->name, generation, config->count, service->generation);
 	service->roll_generation = generation;
 	service->roll_config = config;
-	int r = start_generation(service, generation, config);
+	int r = 0;
+	if (in_batches(config)) {
+		/* In batches: rolling_batch new workers at a time, each replacing one old. */
+		service->roll_next = 0;
+		for (unsigned i = 0; i < config->rolling_batch; i++)
+			if (service->roll_generation != generation || !roll_start_next(service))
+				break;
+	} else {
+		r = start_generation(service, generation, config);
+	}
 	if (r < 0) {
 		roll_abort(service, strerror(-r));
 		return 0;

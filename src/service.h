@@ -32,6 +32,7 @@ struct service {
 	size_t worker_count, worker_capacity;
 	unsigned generation;	  /* the generation that serves */
 	unsigned roll_generation; /* the generation being started by a rolling restart, or 0 */
+	unsigned roll_next;	  /* with rolling_batch: the next index of the new generation */
 	const struct config_service *roll_config;
 	bool stopping;
 	unsigned restarts;		/* of all its workers, ever */

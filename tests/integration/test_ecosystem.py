@@ -513,3 +513,60 @@ ready = notify
     assert get(b"nonsense\r\n\r\n")[0].startswith("HTTP/1.1 400")
     assert get(b"GET /" + b"x" * 9000 + b"\r\n")[0].startswith("HTTP/1.1 431")
     assert host.stop() == 0
+
+
+# rolling restarts in batches ------------------------------------------------------------------
+
+def test_rolling_batch_replaces_one_worker_at_a_time(start_host, examples_dir):
+    host = start_host(f"""
+[service:web]
+command = {worker(examples_dir, "--ready-after 0.2")}
+count = 4
+ready = notify
+rolling_batch = 1
+""")
+    old = host.wait_ready("web", 4)
+    alive_max, samples = 0, []
+    done = threading.Event()
+    replies = []
+    thread = threading.Thread(target=lambda: (replies.append(host.request({"please": "restart"})),
+                                              done.set()))
+    thread.start()
+    while not done.is_set():
+        workers = [w for w in host.workers("web") if w["state"] in ("starting", "ready")]
+        alive_max = max(alive_max, len(workers))
+        samples.append(len(workers))
+        time.sleep(0.01)  # sampling the roll as it goes
+    thread.join()
+    assert replies == [{"ok": True, "generation": 2}]
+    new = host.wait_ready("web", 4)
+    assert not set(new) & set(old)
+    assert alive_max <= 5, samples  # count + the one batch: capacity never doubles
+    # One at a time: each old worker is stopped just after the new one of its index is ready.
+    stops = [line for line in host.log() if "stopping: sending SIGTERM" in line]
+    readies = [line for line in host.log() if "ready after" in line][4:]
+    assert len(stops) == 4 and len(readies) == 4
+    order = [line for line in host.log() if "stopping: sending SIGTERM" in line or
+             ("ready after" in line and line in readies)]
+    assert [("ready" if "ready after" in line else "stop") for line in order] == \
+        ["ready", "stop"] * 4, order
+    assert host.stop() == 0
+
+
+def test_rolling_batch_that_fails_keeps_the_old_workers(start_host, examples_dir, tmp_path):
+    config = f"""
+[service:web]
+command = {worker(examples_dir)}
+count = 3
+ready = notify
+ready_timeout = 0.5
+rolling_batch = 1
+"""
+    host = start_host(config)
+    old = host.wait_ready("web", 3)
+    (tmp_path / "aerie.ini").write_text(config.replace(str(examples_dir / "worker"),
+                                                       f"{examples_dir / 'worker'} --no-ready"))
+    host.send_signal(signal.SIGHUP)
+    host.wait_log("rolling restart failed")
+    assert sorted(host.wait_ready("web", 3)) == sorted(old)
+    assert host.stop() == 0
