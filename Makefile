@@ -30,6 +30,7 @@ run: build
 # valgrind test drives the plain one.
 check: build build-san
 	meson test -C $(SAN_BUILD) --print-errorlogs
+	scripts/lint $(BUILD)
 	AERIE_BIN=$(CURDIR)/$(SAN_BUILD)/aerie AERIE_PLAIN_BIN=$(CURDIR)/$(BUILD)/aerie \
 	AERIE_EXAMPLES=$(CURDIR)/$(BUILD)/examples \
 		$(PYTEST) -q -p no:cacheprovider tests/integration

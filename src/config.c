@@ -369,7 +369,7 @@ comment_cut(const char *line)
 static int
 parse_command(struct parser *p, const struct key_info *key, const char *value)
 {
-	const char *problem;
+	const char *problem = "invalid command";
 	int r = config_split_command(value, &current_service(p)->argv, &problem);
 	if (r == -ENOMEM)
 		return fail_errno(p, r);

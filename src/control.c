@@ -325,11 +325,10 @@ control_open(struct host *host, struct loop *loop, const struct config *config,
 	 * was replaced by an upgrade. */
 	ssize_t n =
 	    readlink("/proc/self/exe", control->executable, sizeof(control->executable) - 1);
-	if (n <= 0 || access(control->executable, X_OK) < 0)
-		n = (ssize_t)snprintf(control->executable, sizeof(control->executable), "%s",
-				      "/proc/self/exe");
-	else
+	if (n > 0)
 		control->executable[n] = '\0';
+	if (n <= 0 || access(control->executable, X_OK) < 0)
+		snprintf(control->executable, sizeof(control->executable), "%s", "/proc/self/exe");
 	control->socket_path = strdup(config->supervisor_path);
 	int r = control->socket_path ? bind_socket(control, config, error, error_size) : -ENOMEM;
 	/* Bound here, by the host, for the same reason as the control socket: it stays open

@@ -555,7 +555,7 @@ setup_signals(struct host *host, sigset_t *ret_old_mask)
 static void
 host_free(struct host *host)
 {
-	for (size_t i = 0; i < host->service_count; i++)
+	for (size_t i = 0; host->services && i < host->service_count; i++)
 		service_free(host->services[i]);
 	free(host->services);
 	/* Each request's fn owns what it was given (control.c's pending replies). */

@@ -77,6 +77,8 @@ append_json_string(char *line, size_t length, size_t size, const char *text, siz
 				length += need;
 				i += need;
 			} else {
+				/* U+FFFD; the line is counted by length, not terminated. */
+				// NOLINTNEXTLINE(bugprone-not-null-terminated-result)
 				memcpy(line + length, "\xef\xbf\xbd", 3);
 				length += 3;
 				i++;

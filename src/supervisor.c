@@ -772,8 +772,10 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	} else {
 		r = loop_run(supervisor.loop);
 	}
-	while (supervisor.clients)
-		client_close(supervisor.clients);
+	for (struct client *client = supervisor.clients, *next; client; client = next) {
+		next = client->next;
+		client_close(client);
+	}
 	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
 	if (supervisor.signal_fd >= 0)
 		close(supervisor.signal_fd);
