@@ -5,6 +5,8 @@ valgrind) and AERIE_EXAMPLES to the built example programs; run by hand they def
 """
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -56,3 +58,15 @@ def start_host(aerie_bin, tmp_path):
                 host.stop(timeout=20)
             except AssertionError:
                 host.kill()
+
+
+@pytest.fixture
+def world_dir():
+    """A directory any user may enter (pytest's tmp_path is private to its owner), for tests
+    that run a client as another user."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run a client as another user")
+    path = tempfile.mkdtemp(prefix="aerie-peer-")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)

@@ -3,14 +3,11 @@
 isolation from the host. Every wait polls a condition with a deadline; nothing sleeps blind."""
 import json
 import os
-import pathlib
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -859,17 +856,6 @@ def as_user(path, *ids):
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-@pytest.fixture
-def world_dir():
-    """A directory any user may enter (pytest's tmp_path is private to its owner)."""
-    if os.getuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to run a client as another user")
-    path = tempfile.mkdtemp(prefix="aerie-peer-")
-    os.chmod(path, 0o755)
-    yield pathlib.Path(path)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 NOBODY = ("--reuid=65534", "--regid=65534", "--clear-groups")

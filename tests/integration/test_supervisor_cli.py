@@ -2,12 +2,10 @@
 "Commands": 0 ok, 1 the request failed, 2 usage, 3 the socket cannot be reached), against a real
 host and against fake peers that answer badly."""
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -411,17 +409,6 @@ def test_bad_usage(cli, tmp_path, args):
 
 
 # Another user ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def world_dir():
-    """A directory any user may enter (pytest's tmp_path is private to its owner)."""
-    if os.getuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to run a client as another user")
-    path = tempfile.mkdtemp(prefix="aerie-cli-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
