@@ -199,16 +199,17 @@ stop_worker(struct service *service, struct worker *worker)
 	}
 }
 
-/* Stops the workers of generation (of_generation) or of every other generation. Walks
- * backwards: stopping may remove. */
+/* Stops the workers of generation (of_generation) or of every other generation, but for the
+ * ready ones with keep_ready. Walks backwards: stopping may remove. */
 static void
-stop_workers(struct service *service, unsigned generation, bool of_generation)
+stop_workers(struct service *service, unsigned generation, bool of_generation, bool keep_ready)
 {
 	for (size_t i = service->worker_count; i > 0; i--) {
 		if (i > service->worker_count)
 			continue;
 		struct worker *worker = service->workers[i - 1];
-		if ((worker->generation == generation) == of_generation)
+		if ((worker->generation == generation) == of_generation &&
+		    !(keep_ready && worker->state == WORKER_READY))
 			stop_worker(service, worker);
 	}
 }
@@ -238,15 +239,7 @@ roll_abort(struct service *service, const char *message)
 		 service->name, generation, message, service->generation);
 	/* The new workers go to STOPPING (or away), so their exits are plain stops. In batches,
 	 * those already ready have replaced old ones, which are gone: they stay and serve. */
-	if (in_batches(service->roll_config)) {
-		for (size_t i = service->worker_count; i > 0; i--)
-			if (i <= service->worker_count &&
-			    service->workers[i - 1]->generation == generation &&
-			    service->workers[i - 1]->state != WORKER_READY)
-				stop_worker(service, service->workers[i - 1]);
-	} else {
-		stop_workers(service, generation, true);
-	}
+	stop_workers(service, generation, true, in_batches(service->roll_config));
 	char text[512];
 	snprintf(text, sizeof(text), "%s: %s", service->name, message);
 	roll_finish(service, SERVICE_ROLL_FAILED, text);
@@ -268,7 +261,7 @@ check_roll_done(struct service *service)
 	service->generation = generation;
 	service->config = service->roll_config;
 	memory_timer_update(service);
-	stop_workers(service, generation, false);
+	stop_workers(service, generation, false, false);
 	roll_finish(service, SERVICE_ROLL_DONE, NULL);
 }
 
