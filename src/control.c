@@ -362,10 +362,11 @@ control_start(struct control *control)
 bool
 control_stop(struct control *control)
 {
+	/* Called again at each reap while the host waits: the signal goes once. */
+	if (!control->stopping && control->process.pid > 0)
+		worker_kill(&control->process, SIGTERM);
 	control->stopping = true;
 	loop_timer_stop(control->loop, &control->restart_timer);
-	if (control->process.pid > 0)
-		worker_kill(&control->process, SIGTERM);
 	return control->process.pid > 0;
 }
 
