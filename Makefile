@@ -37,7 +37,7 @@ check: build build-san
 	fuzz/run $(FUZZ_SECONDS)
 
 # libFuzzer targets (protocol, config, /proc parsers); `make fuzz FUZZ_SECONDS=3600` for long runs.
-FUZZ_SECONDS ?= 10
+FUZZ_SECONDS ?= 30
 fuzz: setup
 	fuzz/run $(FUZZ_SECONDS)
 

@@ -125,7 +125,36 @@ bind_socket(struct control *control, const struct config *config, char *error, s
 
 /* One datagram per reply: the request's id in decimal, a space, the reply's JSON. The id stays
  * outside the JSON so that the supervisor passes the reply on as it is, without parsing it
- * again (with 100 workers that was half the time of a status request). Takes reply. */
+ * again (with 100 workers that was half the time of a status request). Takes text. */
+static void
+send_reply_text(struct control *control, json_t *id, char *text, size_t length)
+{
+	char prefix[32];
+	int prefix_length =
+	    snprintf(prefix, sizeof(prefix), "%lld ", (long long)json_integer_value(id));
+	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {text, length}};
+	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 2};
+	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
+	 * it is stuck, and the reply is dropped rather than blocking the host. */
+	int error = 0;
+	if (control->channel_fd < 0)
+		error = ENOTCONN;
+	else if (sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		error = errno;
+	free(text);
+	if (error == 0)
+		return;
+	log_warn("supervisor channel: reply dropped: %s", strerror(error));
+	/* Too large for one datagram: the client gets an error rather than nothing. */
+	if (error == EMSGSIZE) {
+		char *fallback = strdup("{\"error\":{\"code\":\"too_large\","
+					"\"message\":\"reply too large to pass on\"}}");
+		if (fallback)
+			send_reply_text(control, id, fallback, strlen(fallback));
+	}
+}
+
+/* send_reply_text for a reply built as jansson values. Takes reply. */
 static void
 send_reply(struct control *control, json_t *id, json_t *reply)
 {
@@ -135,28 +164,7 @@ send_reply(struct control *control, json_t *id, json_t *reply)
 		log_error("supervisor channel: out of memory encoding a reply");
 		return;
 	}
-	char prefix[32];
-	int prefix_length =
-	    snprintf(prefix, sizeof(prefix), "%lld ", (long long)json_integer_value(id));
-	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {text, strlen(text)}};
-	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 2};
-	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
-	 * it is stuck, and the reply is dropped rather than blocking the host. */
-	if (control->channel_fd < 0 ||
-	    sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		int error = control->channel_fd < 0 ? ENOTCONN : errno;
-		log_warn("supervisor channel: reply dropped: %s", strerror(error));
-		free(text);
-		/* Too large for one datagram: the client gets an error rather than nothing. */
-		if (error == EMSGSIZE) {
-			json_t *fallback =
-			    protocol_error("too_large", "reply too large to pass on");
-			if (fallback)
-				send_reply(control, id, fallback);
-		}
-		return;
-	}
-	free(text);
+	send_reply_text(control, id, text, strlen(text));
 }
 
 static void
@@ -186,9 +194,12 @@ handle_request(struct control *control, json_t *request)
 		return;
 	}
 	if (strcmp(please, "status") == 0) {
-		json_t *status = host_status_json(control->host);
-		send_reply(control, id,
-			   status ? status : protocol_error("internal", "out of memory"));
+		char *status;
+		ssize_t length = host_status_encode(control->host, &status);
+		if (length < 0)
+			send_reply(control, id, protocol_error("internal", "out of memory"));
+		else
+			send_reply_text(control, id, status, (size_t)length);
 	} else if (strcmp(please, "restart") == 0) {
 		const char *service = json_string_value(json_object_get(request, "service"));
 		struct pending_restart *pending = calloc(1, sizeof(*pending));

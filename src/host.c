@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "json_out.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -715,67 +716,81 @@ out:
 	return r < 0 ? 1 : host.exit_code;
 }
 
-static json_t *
-worker_json(const struct worker *worker)
+/* The status is written by hand into one buffer (see json_out.c): with jansson values it was
+ * most of a status request's time. */
+static void
+worker_status(struct json_out *out, const struct worker *worker)
 {
-	json_t *object =
-	    json_pack("{s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i}", "pid", (int)worker->pid, "index",
-		      (int)worker->index, "generation", (int)worker->generation, "state",
-		      service_state_name(worker->state), "since", worker->since, "restarts",
-		      (int)worker->restarts, "health_kills", (int)worker->health_kills,
-		      "memory_replacements", (int)worker->memory_replacements);
-	if (!object)
-		return NULL;
-	if (worker->exit_status >= 0) {
-		json_t *exit =
-		    WIFEXITED(worker->exit_status)
-			? json_pack("{s:i}", "code", WEXITSTATUS(worker->exit_status))
-			: json_pack("{s:s}", "signal", signame_name(WTERMSIG(worker->exit_status)));
-		if (json_object_set_new(object, "last_exit", exit) < 0) {
-			json_decref(object);
-			return NULL;
-		}
+	json_out_raw(out, "{\"pid\":");
+	json_out_int(out, worker->pid);
+	json_out_raw(out, ",\"index\":");
+	json_out_int(out, worker->index);
+	json_out_raw(out, ",\"generation\":");
+	json_out_int(out, worker->generation);
+	json_out_raw(out, ",\"state\":\"");
+	json_out_raw(out, service_state_name(worker->state));
+	json_out_raw(out, "\",\"since\":");
+	json_out_seconds(out, worker->since);
+	json_out_raw(out, ",\"restarts\":");
+	json_out_int(out, worker->restarts);
+	json_out_raw(out, ",\"health_kills\":");
+	json_out_int(out, worker->health_kills);
+	json_out_raw(out, ",\"memory_replacements\":");
+	json_out_int(out, worker->memory_replacements);
+	if (worker->exit_status >= 0 && WIFEXITED(worker->exit_status)) {
+		json_out_raw(out, ",\"last_exit\":{\"code\":");
+		json_out_int(out, WEXITSTATUS(worker->exit_status));
+		json_out_raw(out, "}");
+	} else if (worker->exit_status >= 0) {
+		json_out_raw(out, ",\"last_exit\":{\"signal\":\"");
+		json_out_raw(out, signame_name(WTERMSIG(worker->exit_status)));
+		json_out_raw(out, "\"}");
 	}
-	if (worker->status_text &&
-	    json_object_set_new(object, "status", json_string(worker->status_text)) < 0) {
-		/* STATUS= text that is not UTF-8 is left out. */
+	if (worker->status_text) {
+		json_out_raw(out, ",\"status\":");
+		json_out_string(out, worker->status_text);
 	}
-	return object;
+	json_out_raw(out, "}");
 }
 
-static json_t *
-service_json(const struct service *service)
+static void
+service_status(struct json_out *out, const struct service *service)
 {
-	json_t *workers = json_array();
-	json_t *object =
-	    json_pack("{s:i,s:i,s:i,s:i,s:o}", "count", (int)service->config->count, "ready",
-		      (int)service_ready_count(service), "restarts", (int)service->restarts,
-		      "generation", (int)service->generation, "workers", workers);
-	if (!object)
-		return NULL;
-	for (size_t i = 0; i < service->worker_count; i++)
-		if (json_array_append_new(workers, worker_json(service->workers[i])) < 0) {
-			json_decref(object);
-			return NULL;
-		}
-	return object;
+	json_out_string(out, service->name);
+	json_out_raw(out, ":{\"count\":");
+	json_out_int(out, service->config->count);
+	json_out_raw(out, ",\"ready\":");
+	json_out_int(out, service_ready_count(service));
+	json_out_raw(out, ",\"restarts\":");
+	json_out_int(out, service->restarts);
+	json_out_raw(out, ",\"generation\":");
+	json_out_int(out, service->generation);
+	json_out_raw(out, ",\"workers\":[");
+	for (size_t i = 0; i < service->worker_count; i++) {
+		if (i > 0)
+			json_out_raw(out, ",");
+		worker_status(out, service->workers[i]);
+	}
+	json_out_raw(out, "]}");
 }
 
-json_t *
-host_status_json(struct host *host)
+ssize_t
+host_status_encode(const struct host *host, char **ret_text)
 {
-	json_t *services = json_object();
-	json_t *status =
-	    json_pack("{s:{s:i,s:f,s:i,s:b},s:o}", "host", "pid", (int)getpid(), "uptime",
-		      loop_now_seconds() - host->started_at, "generation", (int)host->generation,
-		      "stopping", host->stop_requests > 0, "services", services);
-	if (!status)
-		return NULL;
-	for (size_t i = 0; i < host->service_count; i++)
-		if (json_object_set_new(services, host->services[i]->name,
-					service_json(host->services[i])) < 0) {
-			json_decref(status);
-			return NULL;
-		}
-	return status;
+	struct json_out out = {0};
+	json_out_raw(&out, "{\"host\":{\"pid\":");
+	json_out_int(&out, getpid());
+	json_out_raw(&out, ",\"uptime\":");
+	json_out_seconds(&out, loop_now_seconds() - host->started_at);
+	json_out_raw(&out, ",\"generation\":");
+	json_out_int(&out, host->generation);
+	json_out_raw(&out, host->stop_requests > 0 ? ",\"stopping\":true},\"services\":{"
+						   : ",\"stopping\":false},\"services\":{");
+	for (size_t i = 0; i < host->service_count; i++) {
+		if (i > 0)
+			json_out_raw(&out, ",");
+		service_status(&out, host->services[i]);
+	}
+	json_out_raw(&out, "}}");
+	return json_out_finish(&out, ret_text);
 }

@@ -5,8 +5,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include <jansson.h>
-
 #include "config.h"
 
 struct host;
@@ -27,5 +25,6 @@ int host_main(const char *config_path, bool init);
 void host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn,
 		  void *data);
 
-/* The SPEC's status object: {"host":{…},"services":{NAME:{…}}}; a new reference or NULL. */
-json_t *host_status_json(struct host *host);
+/* The SPEC's status object, {"host":{…},"services":{NAME:{…}}}, as compact JSON in a malloc'd,
+ * NUL-terminated buffer. Returns its length (the NUL not counted) or -ENOMEM. */
+ssize_t host_status_encode(const struct host *host, char **ret_text);

@@ -18,6 +18,15 @@ protocol_error(const char *code, const char *message)
 	return error ? error : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", code);
 }
 
+ssize_t
+protocol_frame(const char *input, size_t length)
+{
+	const char *end = memchr(input, '\0', length);
+	if (end)
+		return end - input;
+	return length > PROTOCOL_MAX_REQUEST ? PROTOCOL_FRAME_TOO_LARGE : PROTOCOL_FRAME_MORE;
+}
+
 static int
 fail(json_t **ret_error, const char *code, const char *message)
 {

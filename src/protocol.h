@@ -26,6 +26,13 @@ struct protocol_request {
 	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
 };
 
+/* Frames a client's input: returns the length of its first request (the bytes before that
+ * request's NUL), PROTOCOL_FRAME_MORE when no NUL has come yet, or PROTOCOL_FRAME_TOO_LARGE
+ * when none came within PROTOCOL_MAX_REQUEST bytes, so the rest can't be framed. */
+#define PROTOCOL_FRAME_MORE (-1)
+#define PROTOCOL_FRAME_TOO_LARGE (-2)
+ssize_t protocol_frame(const char *input, size_t length);
+
 /* Parses one request (the bytes before its NUL). Returns 0, or -EINVAL with *ret_error set to
  * an error reply (a new reference) to send instead. */
 int protocol_parse(const char *data, size_t length, struct protocol_request *ret_request,

@@ -131,8 +131,9 @@ client_flush(struct client *client)
 			(void)loop_modify(client->supervisor->loop, client->fd, EPOLLIN);
 			return true;
 		}
-		if (client->close_after || (client->eof && !client->awaiting &&
-					    !memchr(client->input, '\0', client->input_length))) {
+		if (client->close_after ||
+		    (client->eof && !client->awaiting &&
+		     protocol_frame(client->input, client->input_length) < 0)) {
 			client_close(client);
 			return false;
 		}
@@ -378,20 +379,17 @@ client_process(struct client *client)
 			(void)loop_timer_start(client->supervisor->loop, &client->resume_timer, 0);
 			break;
 		}
-		char *end = memchr(client->input, '\0', client->input_length);
-		if (!end) {
-			if (client->input_length > PROTOCOL_MAX_REQUEST) {
-				/* No NUL in the first 64 KiB: the rest can't be framed. */
-				client->close_after = true;
-				client_reply(client,
-					     protocol_error("too_large",
-							    "request larger than 65536 "
-							    "bytes; closing the connection"));
-				return;
-			}
+		ssize_t framed = protocol_frame(client->input, client->input_length);
+		if (framed == PROTOCOL_FRAME_MORE)
 			break;
+		if (framed == PROTOCOL_FRAME_TOO_LARGE) {
+			client->close_after = true;
+			client_reply(client,
+				     protocol_error("too_large", "request larger than 65536 bytes; "
+								 "closing the connection"));
+			return;
 		}
-		size_t length = (size_t)(end - client->input);
+		size_t length = (size_t)framed;
 		struct protocol_request request;
 		json_t *reply = NULL;
 		bool metrics = false;
@@ -408,7 +406,8 @@ client_process(struct client *client)
 			else
 				reply = forward(client, &request);
 		}
-		memmove(client->input, end + 1, client->input_length - length - 1);
+		memmove(client->input, client->input + length + 1,
+			client->input_length - length - 1);
 		client->input_length -= length + 1;
 		if (metrics && !client_reply_metrics(client))
 			return;

@@ -177,6 +177,26 @@ test_encode(void **state)
 	json_decref(reply);
 }
 
+/* Framing: a request ends at its NUL, may arrive in pieces, and can't be longer than the limit. */
+static void
+test_frame(void **state)
+{
+	(void)state;
+	const char two[] = "{\"please\":\"status\"}\0{\"please\":\"metrics\"}";
+	assert_int_equal(protocol_frame(two, sizeof(two) - 1), 19);
+	assert_int_equal(protocol_frame(two + 20, sizeof(two) - 21), PROTOCOL_FRAME_MORE);
+	assert_int_equal(protocol_frame("", 0), PROTOCOL_FRAME_MORE);
+	assert_int_equal(protocol_frame("\0", 1), 0); /* an empty request: parse says malformed */
+	char *big = malloc(PROTOCOL_MAX_REQUEST + 1);
+	assert_non_null(big);
+	memset(big, ' ', PROTOCOL_MAX_REQUEST + 1);
+	assert_int_equal(protocol_frame(big, PROTOCOL_MAX_REQUEST), PROTOCOL_FRAME_MORE);
+	assert_int_equal(protocol_frame(big, PROTOCOL_MAX_REQUEST + 1), PROTOCOL_FRAME_TOO_LARGE);
+	big[PROTOCOL_MAX_REQUEST] = '\0'; /* the NUL just in time: framed, then too_large */
+	assert_int_equal(protocol_frame(big, PROTOCOL_MAX_REQUEST + 1), PROTOCOL_MAX_REQUEST);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -184,6 +204,7 @@ main(void)
 	    cmocka_unit_test(test_commands),   cmocka_unit_test(test_signals),
 	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_nesting),
 	    cmocka_unit_test(test_size_limit), cmocka_unit_test(test_encode),
+	    cmocka_unit_test(test_frame),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
