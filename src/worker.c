@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sanitizer/asan_interface.h> /* a no-op without AddressSanitizer */
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,8 +168,12 @@ ignored_signals(void)
 	return &ignored;
 }
 
-/* Only async-signal-safe calls from here on: the child of fork. */
-static void
+/* Only async-signal-safe calls from here on: the child, which runs on the host's memory (see
+ * spawn_child). AddressSanitizer is kept out of it: its frames would poison a stack that no
+ * return clears, and it can't tell where that stack is. */
+#define CHILD_CODE __attribute__((no_sanitize("address")))
+
+CHILD_CODE static void
 child_write(const char *text)
 {
 	size_t length = strlen(text);
@@ -180,7 +187,7 @@ child_write(const char *text)
 }
 
 /* "KEY=" and this process's pid into slot, without stdio. */
-static void
+CHILD_CODE static void
 child_write_pid(char *slot, const char *key)
 {
 	char digits[16];
@@ -193,7 +200,7 @@ child_write_pid(char *slot, const char *key)
 	*p = '\0';
 }
 
-static _Noreturn void
+CHILD_CODE static _Noreturn void
 child_fail(const char *what, const char *argument, int error)
 {
 	child_write("aerie: ");
@@ -207,7 +214,7 @@ child_fail(const char *what, const char *argument, int error)
 	_exit(error == ENOENT ? 127 : 126);
 }
 
-static _Noreturn void
+CHILD_CODE static _Noreturn void
 child_exec(const struct worker_exec *exec, struct environment *environment, int output_fd,
 	   const sigset_t *ignored)
 {
@@ -268,6 +275,48 @@ child_exec(const struct worker_exec *exec, struct environment *environment, int 
 		child_fail("chdir", exec->directory, errno);
 	execvpe(exec->argv[0], exec->argv, environment->entries);
 	child_fail("exec", exec->argv[0], errno);
+}
+
+/* What the child needs, on the parent's memory: the child shares it until execve. */
+struct child {
+	const struct worker_exec *exec;
+	struct environment *environment;
+	int output_fd;
+	const sigset_t *ignored;
+};
+
+CHILD_CODE static int
+child_main(void *data)
+{
+	struct child *child = data;
+	child_exec(child->exec, child->environment, child->output_fd, child->ignored);
+}
+
+/* Starts the child as vfork does: on the host's memory and a stack of its own, with the host
+ * suspended until the child's execve (or _exit). Measured against fork(), this takes the page
+ * table copy out of the clone, the teardown of that copy out of execve and the copy-on-write
+ * faults out of both; and the child runs at once on the CPU the host leaves to it. The child
+ * (child_exec) only makes system calls, writes its own stack, and fills the pid slots of the
+ * environment built for it, which the host frees unread; the host has no signal handlers
+ * that could run in it. The
+ * stack is mapped once and reused, as one child at most runs on it. Returns the pid or -errno. */
+static pid_t
+spawn_child(struct child *child)
+{
+	enum { STACK_SIZE = 256 * 1024 };
+	static char *stack;
+	if (!stack) {
+		void *mapped = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (mapped == MAP_FAILED)
+			return -errno;
+		stack = mapped;
+	}
+	/* Should a frame of AddressSanitizer's come into the child, the redzones it poisons are
+	 * cleared at its return, which an execve never comes back to: start each child clean. */
+	ASAN_UNPOISON_MEMORY_REGION(stack, STACK_SIZE);
+	pid_t pid = clone(child_main, stack + STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, child);
+	return pid < 0 ? -errno : pid;
 }
 
 static void
@@ -362,18 +411,12 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		goto fail;
 	}
 
-	pid_t pid = fork();
+	struct child child = {exec, &environment, pipe_fds[1], ignored_signals()};
+	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
-		r = -errno;
+		r = pid;
 		goto fail;
 	}
-	if (pid == 0)
-		child_exec(exec, &environment, pipe_fds[1], ignored_signals());
-
-	/* Also set from the parent, so that a signal to the group works even before the child
-	 * has run; EACCES means the child has exec'd already, and did it itself. */
-	if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
-		log_errno(LOG_DEBUG, -errno, "setpgid %d", (int)pid);
 	close(pipe_fds[1]);
 	environment_free(&environment);
 
