@@ -721,25 +721,18 @@ out:
 static void
 worker_status(struct json_out *out, const struct worker *worker)
 {
-	json_out_raw(out, "{\"pid\":");
-	json_out_int(out, worker->pid);
-	json_out_raw(out, ",\"index\":");
-	json_out_int(out, worker->index);
-	json_out_raw(out, ",\"generation\":");
-	json_out_int(out, worker->generation);
+	json_out_field(out, "{\"pid\":", worker->pid);
+	json_out_field(out, ",\"index\":", worker->index);
+	json_out_field(out, ",\"generation\":", worker->generation);
 	json_out_raw(out, ",\"state\":\"");
 	json_out_raw(out, service_state_name(worker->state));
 	json_out_raw(out, "\",\"since\":");
 	json_out_seconds(out, worker->since);
-	json_out_raw(out, ",\"restarts\":");
-	json_out_int(out, worker->restarts);
-	json_out_raw(out, ",\"health_kills\":");
-	json_out_int(out, worker->health_kills);
-	json_out_raw(out, ",\"memory_replacements\":");
-	json_out_int(out, worker->memory_replacements);
+	json_out_field(out, ",\"restarts\":", worker->restarts);
+	json_out_field(out, ",\"health_kills\":", worker->health_kills);
+	json_out_field(out, ",\"memory_replacements\":", worker->memory_replacements);
 	if (worker->exit_status >= 0 && WIFEXITED(worker->exit_status)) {
-		json_out_raw(out, ",\"last_exit\":{\"code\":");
-		json_out_int(out, WEXITSTATUS(worker->exit_status));
+		json_out_field(out, ",\"last_exit\":{\"code\":", WEXITSTATUS(worker->exit_status));
 		json_out_raw(out, "}");
 	} else if (worker->exit_status >= 0) {
 		json_out_raw(out, ",\"last_exit\":{\"signal\":\"");
@@ -757,14 +750,10 @@ static void
 service_status(struct json_out *out, const struct service *service)
 {
 	json_out_string(out, service->name);
-	json_out_raw(out, ":{\"count\":");
-	json_out_int(out, service->config->count);
-	json_out_raw(out, ",\"ready\":");
-	json_out_int(out, service_ready_count(service));
-	json_out_raw(out, ",\"restarts\":");
-	json_out_int(out, service->restarts);
-	json_out_raw(out, ",\"generation\":");
-	json_out_int(out, service->generation);
+	json_out_field(out, ":{\"count\":", service->config->count);
+	json_out_field(out, ",\"ready\":", service_ready_count(service));
+	json_out_field(out, ",\"restarts\":", service->restarts);
+	json_out_field(out, ",\"generation\":", service->generation);
 	json_out_raw(out, ",\"workers\":[");
 	for (size_t i = 0; i < service->worker_count; i++) {
 		if (i > 0)
@@ -778,12 +767,10 @@ ssize_t
 host_status_encode(const struct host *host, char **ret_text)
 {
 	struct json_out out = {0};
-	json_out_raw(&out, "{\"host\":{\"pid\":");
-	json_out_int(&out, getpid());
+	json_out_field(&out, "{\"host\":{\"pid\":", getpid());
 	json_out_raw(&out, ",\"uptime\":");
 	json_out_seconds(&out, loop_now_seconds() - host->started_at);
-	json_out_raw(&out, ",\"generation\":");
-	json_out_int(&out, host->generation);
+	json_out_field(&out, ",\"generation\":", host->generation);
 	json_out_raw(&out, host->stop_requests > 0 ? ",\"stopping\":true},\"services\":{"
 						   : ",\"stopping\":false},\"services\":{");
 	for (size_t i = 0; i < host->service_count; i++) {

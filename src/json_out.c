@@ -78,6 +78,13 @@ json_out_int(struct json_out *out, long long value)
 }
 
 void
+json_out_field(struct json_out *out, const char *prefix, long long value)
+{
+	json_out_raw(out, prefix);
+	json_out_int(out, value);
+}
+
+void
 json_out_seconds(struct json_out *out, double seconds)
 {
 	if (!isfinite(seconds) || fabs(seconds) > 9e12) {

@@ -20,6 +20,9 @@ void json_out_printf(struct json_out *out, const char *format, ...)
 void json_out_raw(struct json_out *out, const char *json);
 void json_out_int(struct json_out *out, long long value);
 void json_out_seconds(struct json_out *out, double seconds);
+/* json_out_raw(prefix) then json_out_int(value): an integer member, prefix being its key with
+ * the punctuation around it, as in ",\"pid\":". */
+void json_out_field(struct json_out *out, const char *prefix, long long value);
 
 /* text as a JSON string: what is not UTF-8 becomes '?', as ps shows what it can't print, and
  * control characters are escaped. */

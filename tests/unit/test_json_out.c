@@ -28,8 +28,7 @@ test_numbers(void **state)
 {
 	(void)state;
 	struct json_out out = {0};
-	json_out_raw(&out, "[");
-	json_out_int(&out, 0);
+	json_out_field(&out, "[", 0);
 	json_out_raw(&out, ",");
 	json_out_int(&out, -42);
 	json_out_raw(&out, ",");
@@ -66,8 +65,8 @@ test_strings(void **state)
 	json_out_raw(&out, ",");
 	json_out_string(&out, "quote \" back\\slash \t tab \x7f del");
 	json_out_raw(&out, ",");
-	json_out_string(&out, "caf\xc3\xa9 \xff \xed\xa0\x80 \xe2\x82"); /* é, a stray byte, a
-									 surrogate, a cut one */
+	/* é, a stray byte, a surrogate, a sequence cut short */
+	json_out_string(&out, "caf\xc3\xa9 \xff \xed\xa0\x80 \xe2\x82");
 	json_out_raw(&out, "]");
 	char *text = finish(&out);
 	json_error_t error;
