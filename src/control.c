@@ -125,33 +125,38 @@ bind_socket(struct control *control, const struct config *config, char *error, s
 
 /* One datagram per reply: the request's id in decimal, a space, the reply's JSON. The id stays
  * outside the JSON so that the supervisor passes the reply on as it is, without parsing it
- * again (with 100 workers that was half the time of a status request). Takes text. */
-static void
-send_reply_text(struct control *control, json_t *id, char *text, size_t length)
+ * again (with 100 workers that was half the time of a status request). Returns 0 or an errno. */
+static int
+send_datagram(struct control *control, json_t *id, const char *text, size_t length)
 {
 	char prefix[32];
 	int prefix_length =
 	    snprintf(prefix, sizeof(prefix), "%lld ", (long long)json_integer_value(id));
-	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {text, length}};
+	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {(char *)text, length}};
 	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 2};
 	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
 	 * it is stuck, and the reply is dropped rather than blocking the host. */
-	int error = 0;
 	if (control->channel_fd < 0)
-		error = ENOTCONN;
-	else if (sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		error = errno;
+		return ENOTCONN;
+	if (sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return errno;
+	return 0;
+}
+
+/* Sends a reply's JSON text. Takes text. */
+static void
+send_reply_text(struct control *control, json_t *id, char *text, size_t length)
+{
+	int error = send_datagram(control, id, text, length);
 	free(text);
 	if (error == 0)
 		return;
 	log_warn("supervisor channel: reply dropped: %s", strerror(error));
 	/* Too large for one datagram: the client gets an error rather than nothing. */
-	if (error == EMSGSIZE) {
-		char *fallback = strdup("{\"error\":{\"code\":\"too_large\","
-					"\"message\":\"reply too large to pass on\"}}");
-		if (fallback)
-			send_reply_text(control, id, fallback, strlen(fallback));
-	}
+	static const char too_large[] =
+	    "{\"error\":{\"code\":\"too_large\",\"message\":\"reply too large to pass on\"}}";
+	if (error == EMSGSIZE)
+		(void)send_datagram(control, id, too_large, sizeof(too_large) - 1);
 }
 
 /* send_reply_text for a reply built as jansson values. Takes reply. */

@@ -165,14 +165,16 @@ json_out_string(struct json_out *out, const char *text)
 		}
 	}
 	*p++ = '"';
+	*p = '\0'; /* as after every call: the text is whole at any point */
 	out->length = (size_t)(p - out->data);
 }
 
 ssize_t
 json_out_finish(struct json_out *out, char **ret_text)
 {
-	if (!out->data)
-		json_out_printf(out, "%s", ""); /* an empty text is still a buffer */
+	reserve(out, 1);
+	if (!out->failed)
+		out->data[out->length] = '\0'; /* an empty text is still a buffer */
 	if (out->failed) {
 		free(out->data);
 		*out = (struct json_out){0};

@@ -28,7 +28,9 @@ struct protocol_request {
 
 /* Frames a client's input: returns the length of its first request (the bytes before that
  * request's NUL), PROTOCOL_FRAME_MORE when no NUL has come yet, or PROTOCOL_FRAME_TOO_LARGE
- * when none came within PROTOCOL_MAX_REQUEST bytes, so the rest can't be framed. */
+ * when none came within PROTOCOL_MAX_REQUEST bytes, so the rest can't be framed. Callers hold
+ * at most PROTOCOL_MAX_REQUEST + 1 bytes of input (the supervisor reads no further), so that
+ * a request framed here is never longer than PROTOCOL_MAX_REQUEST. */
 #define PROTOCOL_FRAME_MORE (-1)
 #define PROTOCOL_FRAME_TOO_LARGE (-2)
 ssize_t protocol_frame(const char *input, size_t length);

@@ -23,7 +23,7 @@
 /* A worker that stayed up this long has its backoff forgotten: its next crash restarts it at
  * once. */
 #define SERVICE_BACKOFF_RESET_SECONDS 10.0
-/* After a failed fork: the machine is out of processes or memory. */
+/* After a failed spawn (clone): the machine is out of processes or memory. */
 #define SERVICE_SPAWN_RETRY_DELAY 1.0
 
 static void worker_deadline(struct loop *loop, void *data);
@@ -152,7 +152,7 @@ spawn(struct service *service, struct worker *worker, const struct config_servic
 	worker->started_at = loop_now_seconds();
 	int r = worker_spawn(worker, service->loop, &exec);
 	if (r < 0) {
-		/* fork failed (EAGAIN, ENOMEM): the machine is short. Always through the timer, at
+		/* clone failed (EAGAIN, ENOMEM): the machine is short. Always through the timer, at
 		 * least SERVICE_SPAWN_RETRY_DELAY later: retrying at once would only fail again. */
 		worker->pid = 0;
 		set_state(worker, WORKER_BACKOFF);

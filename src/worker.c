@@ -3,7 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#if __has_include(<sanitizer/asan_interface.h>)
 #include <sanitizer/asan_interface.h> /* a no-op without AddressSanitizer */
+#else
+#define ASAN_UNPOISON_MEMORY_REGION(address, size) ((void)(address), (void)(size))
+#endif
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -55,7 +59,7 @@ overridden(const char *entry, const struct worker_exec *exec)
 /* The variables the host sets (own_keys) plus room: each is allocated here. */
 #define ENVIRONMENT_OWN_MAX 12
 
-/* The environment is built in the parent: after fork only async-signal-safe work is done. The
+/* The environment is built in the parent: the child does only async-signal-safe work. The
  * LISTEN_PID slot is left for the child, which alone knows its pid before exec. */
 struct environment {
 	char **entries;
@@ -299,21 +303,29 @@ child_main(void *data)
  * respawn went from 2.08 to 1.47 ms (p50). The price: the host waits for the child's chdir and
  * execve, so a program on a hung network file system holds the host as well (posix_spawn, and
  * systemd, which spawns through it, make the same trade).
- * The child (child_exec) only makes system calls, writes its own stack, and fills the pid slots
- * of the environment built for it, which the host frees unread; the host has no signal
- * handlers that could run in it. The stack is mapped once and reused, as one child at most
- * runs on it. Returns the pid or -errno. */
+ * Only SIGKILL ends that wait: the host's other signals are blocked for its signalfd.
+ * The child (child_exec) writes only its own stack and the pid slots of the environment built
+ * for it, which the host frees unread. What else it touches of the host's (strerror's
+ * translation lock, execvpe's read of PATH, errno) is safe because the host is one thread,
+ * suspended, and has no signal handlers that could run in the child. The stack is mapped once
+ * and reused, as one child at most runs on it, with a guard page below it so that an overflow
+ * faults rather than writing over the host. Returns the pid or -errno. */
 static pid_t
 spawn_child(struct child *child)
 {
-	enum { STACK_SIZE = 256 * 1024 };
+	enum { STACK_SIZE = 256 * 1024, GUARD_SIZE = 64 * 1024 }; /* a multiple of any page size */
 	static char *stack;
 	if (!stack) {
-		void *mapped = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+		char *mapped = mmap(NULL, GUARD_SIZE + STACK_SIZE, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 		if (mapped == MAP_FAILED)
 			return -errno;
-		stack = mapped;
+		if (mprotect(mapped, GUARD_SIZE, PROT_NONE) < 0) {
+			int error = errno;
+			(void)munmap(mapped, GUARD_SIZE + STACK_SIZE);
+			return -error;
+		}
+		stack = mapped + GUARD_SIZE;
 	}
 	/* Should a frame of AddressSanitizer's come into the child, the redzones it poisons are
 	 * cleared at its return, which an execve never comes back to: start each child clean. */
@@ -450,5 +462,5 @@ worker_kill(const struct worker *worker, int signal)
 	if (worker->pid <= 0)
 		return;
 	if (kill(-worker->pid, signal) < 0 && errno == ESRCH)
-		(void)kill(worker->pid, signal); /* not a group leader (yet) */
+		(void)kill(worker->pid, signal); /* not a group leader: its setpgid failed */
 }

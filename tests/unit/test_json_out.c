@@ -98,6 +98,13 @@ test_growth(void **state)
 	json_decref(parsed);
 	free(text);
 
+	/* The text is whole whatever the last piece was: here a string. */
+	struct json_out last = {0};
+	json_out_string(&last, "ab");
+	text = finish(&last);
+	assert_string_equal(text, "\"ab\"");
+	free(text);
+
 	struct json_out empty = {0};
 	text = finish(&empty);
 	assert_string_equal(text, "");
