@@ -174,14 +174,13 @@ json_out_string(struct json_out *out, const char *text)
 ssize_t
 json_out_finish(struct json_out *out, char **ret_text)
 {
-	reserve(out, 1);
-	if (!out->failed)
-		out->data[out->length] = '\0'; /* an empty text is still a buffer */
+	reserve(out, 1); /* an empty text is still a buffer */
 	if (out->failed) {
 		free(out->data);
 		*out = (struct json_out){0};
 		return -ENOMEM;
 	}
+	out->data[out->length] = '\0';
 	*ret_text = out->data;
 	ssize_t length = (ssize_t)out->length;
 	*out = (struct json_out){0};
