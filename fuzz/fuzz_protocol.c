@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "lib/protocol.h"
 
 static void
 parse_one(const char *data, size_t size)

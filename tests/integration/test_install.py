@@ -78,13 +78,13 @@ def test_man_page_is_installed_and_renders_without_warnings(installed, page):
 def test_aerie_1_names_every_command_and_option(installed):
     text = words(render(installed / "usr/share/man/man1/aerie.1", width=200))
     options = set()
-    for source in sorted((ROOT / "src").glob("cmd_*.c")):
+    for source in sorted((ROOT / "src/cli").glob("cmd_*.c")):
         options |= set(re.findall(r'\{"([a-z][a-z-]*)", (?:no|required|optional)_argument',
                                   source.read_text()))
-    assert options, "no options found in src/cmd_*.c"
+    assert options, "no options found in src/cli/cmd_*.c"
     missing = sorted(f"--{o}" for o in options - INTERNAL_OPTIONS if f"--{o}" not in text)
     assert not missing, f"aerie(1) does not mention {missing}"
-    commands = re.findall(r'^\s*\{"([a-z-]+)", cmd_', (ROOT / "src/main.c").read_text(), re.M)
+    commands = re.findall(r'^\s*\{"([a-z-]+)", cmd_', (ROOT / "src/cli/main.c").read_text(), re.M)
     assert "host" in commands
     missing = sorted(c for c in commands if f"aerie {c}" not in text)
     assert not missing, f"aerie(1) does not mention {missing}"
@@ -96,7 +96,8 @@ def test_aerie_1_names_every_command_and_option(installed):
 
 def test_aerie_ini_5_names_every_config_key(installed):
     text = words(render(installed / "usr/share/man/man5/aerie.ini.5", width=200))
-    keys = re.findall(r'\[KEY_[A-Z_]+\] = \{\s*"([a-z_]+)"', (ROOT / "src/config.c").read_text())
+    keys = [k for source in sorted((ROOT / "src/config").glob("*.c"))
+            for k in re.findall(r'\[KEY_[A-Z_]+\] = \{\s*"([a-z_]+)"', source.read_text())]
     assert len(keys) >= 15, keys
     missing = sorted(k for k in keys if f"{k} =" not in text)
     assert not missing, f"aerie.ini(5) does not document {missing}"

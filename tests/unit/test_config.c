@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <ini.h>
 
-#include "config.h"
+#include "config/config.h"
 
 /* A scratch directory, the cwd of the tests that write files, so that messages read
  * "aerie.ini:3: ..." exactly as a user would see them. */

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "cpu_interval.h"
-#include "metrics_json.h"
+#include "metrics/cpu_interval.h"
+#include "metrics/metrics_json.h"
 
 /* A one-process capture: pid started at start_ticks, with cpu seconds after elapsed seconds. */
 static struct metrics_process

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "json_out.h"
+#include "lib/json_out.h"
 
 static char *
 finish(struct json_out *out)

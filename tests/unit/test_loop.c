@@ -12,7 +12,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "lib/loop.h"
 
 struct order {
 	int fired[64];

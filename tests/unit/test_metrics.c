@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 /* Reads fixtures/proc/NAME into a malloc'd NUL-terminated buffer. */
 static char *

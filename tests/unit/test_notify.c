@@ -12,8 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "notify.h"
+#include "lib/loop.h"
+#include "host/notify.h"
 
 static void
 test_parse(void **state)

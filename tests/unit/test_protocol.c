@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <signal.h>
 
-#include "protocol.h"
+#include "lib/protocol.h"
 
 /* Parses text; returns the error code string, or NULL if it parsed. */
 static const char *
@@ -46,11 +46,11 @@ test_commands(void **state)
 	(void)state;
 	struct protocol_request request;
 	assert_null(PARSE("{\"please\":\"metrics\"}", &request));
-	assert_int_equal(request.command, PROTOCOL_METRICS);
+	assert_int_equal(request.command, COMMAND_METRICS);
 	assert_null(PARSE("{\"please\":\"status\"}", &request));
-	assert_int_equal(request.command, PROTOCOL_STATUS);
+	assert_int_equal(request.command, COMMAND_STATUS);
 	assert_null(PARSE(" {\"please\" : \"restart\"} ", &request));
-	assert_int_equal(request.command, PROTOCOL_RESTART);
+	assert_int_equal(request.command, COMMAND_RESTART);
 	assert_string_equal(request.service, "");
 	assert_int_equal(request.signal, 0);
 	assert_null(PARSE("{\"please\":\"restart\",\"service\":\"web\"}", &request));

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "signame.h"
+#include "lib/signame.h"
 
 static void
 test_standard_names(void **state)

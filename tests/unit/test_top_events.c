@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "top_events.h"
+#include "cli/top_events.h"
 
 static json_t *
 parse(const char *text)

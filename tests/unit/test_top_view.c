@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "top_view.h"
+#include "cli/top_view.h"
 
 static const char status_text[] =
     "{\"host\":{\"pid\":100,\"uptime\":65,\"generation\":2,\"stopping\":false},"

@@ -1,0 +1,493 @@
+/* cmd_supervisor: `aerie supervisor [-s SOCKET] restart|metrics|status`, the client of the
+ * supervisor socket; and `aerie supervisor-process`, the host's child that serves it. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cmd_top.h"
+#include "lib/format.h"
+#include "lib/limits.h"
+#include "lib/protocol.h"
+#include "lib/unixsock.h"
+#include "metrics/metrics_json.h"
+#include "metrics/metrics_table.h"
+#include "supervisor/supervisor.h"
+
+static void
+usage(FILE *out)
+{
+	fputs("Usage: aerie supervisor [-s SOCKET] [--timeout SECONDS] COMMAND [OPTIONS]\n"
+	      "\n"
+	      "Talk to a running host through its supervisor socket (Falcon-compatible).\n"
+	      "\n"
+	      "Commands:\n"
+	      "  status [--json]                    services, workers, readiness, restarts\n"
+	      "  status --check                     exit 0 only if every service has all its\n"
+	      "                                     workers ready (a readiness probe)\n"
+	      "  top [--interval SEC]               live view of every process: CPU over the\n"
+	      "                                     last interval (default 1 s), memory,\n"
+	      "                                     state; q quits, s sorts, r restarts\n"
+	      "  metrics [--json | --prometheus]    CPU and memory of the host and every\n"
+	      "                                     descendant, as a tree (or for Prometheus)\n"
+	      "  restart [--service NAME]           rolling restart: new workers first, the\n"
+	      "                                     old ones stop once the new are ready\n"
+	      "  restart --signal SIG               deliver SIG to the host instead (Falcon's\n"
+	      "                                     form: HUP restarts, INT/TERM stop)\n"
+	      "\n"
+	      "  -s, --socket PATH   the socket (default: supervisor.ipc in this directory)\n"
+	      "  -t, --timeout SEC   how long to wait for the answer (default 60)\n"
+	      "  -h, --help          this text\n"
+	      "\n"
+	      "Exit codes: 0 ok, 1 the request failed, 2 usage, 3 socket unreachable.\n",
+	      out);
+}
+
+struct client_options {
+	const char *socket;
+	double timeout;
+	bool json;
+	bool prometheus;
+	const char *service;
+	const char *signal;
+	bool check;
+	double interval; /* top; 0: not given */
+};
+
+static int
+connect_socket(const char *path, int *ret_fd)
+{
+	char error[512];
+	int r = unixsock_connect(path, ret_fd, error, sizeof(error));
+	if (r < 0) {
+		fprintf(stderr, "aerie supervisor: %s\n", error);
+		return r == -ENAMETOOLONG ? EXIT_USAGE : EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
+static double
+monotonic_seconds(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Waits for fd to be ready until deadline; false on timeout. */
+static bool
+wait_fd(int fd, short events, double deadline)
+{
+	for (;;) {
+		double left = deadline - monotonic_seconds();
+		if (left <= 0)
+			return false;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)(left * 1000) + 1);
+		if (n > 0)
+			return true;
+		if (n < 0 && errno != EINTR)
+			return false;
+	}
+}
+
+/* Sends one request and reads one reply (up to its NUL). Returns an exit code. */
+static int
+round_trip(const struct client_options *options, const char *request, json_t **ret_reply)
+{
+	int fd;
+	int code = connect_socket(options->socket, &fd);
+	if (code != EXIT_OK)
+		return code;
+	double deadline = monotonic_seconds() + options->timeout;
+	size_t length = strlen(request) + 1, sent = 0;
+	while (sent < length) {
+		if (!wait_fd(fd, POLLOUT, deadline))
+			goto timeout;
+		ssize_t n = send(fd, request + sent, length - sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break; /* refused at accept: its reason is waiting to be read */
+		if (n < 0) {
+			fprintf(stderr, "aerie supervisor: sending: %s\n", strerror(errno));
+			close(fd);
+			return EXIT_UNREACHABLE;
+		}
+		sent += (size_t)n;
+	}
+	char *reply = NULL;
+	size_t reply_length = 0, capacity = 0;
+	for (;;) {
+		if (reply_length == capacity) {
+			capacity = capacity ? capacity * 2 : 64 * 1024;
+			char *bigger =
+			    capacity <= CLIENT_MAX_REPLY ? realloc(reply, capacity) : NULL;
+			if (!bigger) {
+				fprintf(stderr, "aerie supervisor: reply too large\n");
+				free(reply);
+				close(fd);
+				return EXIT_FAILED;
+			}
+			reply = bigger;
+		}
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			free(reply);
+			goto timeout;
+		}
+		ssize_t n = recv(fd, reply + reply_length, capacity - reply_length, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr,
+				"aerie supervisor: %s: connection closed before a reply%s%s\n",
+				options->socket, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			free(reply);
+			close(fd);
+			return EXIT_UNREACHABLE;
+		}
+		char *end = memchr(reply + reply_length, '\0', (size_t)n);
+		reply_length += (size_t)n;
+		if (end) {
+			reply_length = (size_t)(end - reply);
+			break;
+		}
+	}
+	close(fd);
+	json_error_t error;
+	*ret_reply = json_loadb(reply, reply_length, JSON_DECODE_ANY, &error);
+	free(reply);
+	if (!*ret_reply) {
+		fprintf(stderr,
+			"aerie supervisor: %s did not answer like an aerie or Falcon supervisor "
+			"(%s)\n",
+			options->socket, error.text);
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+timeout:
+	fprintf(stderr, "aerie supervisor: no answer from %s within %g s\n", options->socket,
+		options->timeout);
+	close(fd);
+	return EXIT_FAILED;
+}
+
+static int
+print_json(const json_t *reply)
+{
+	if (json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) < 0 ||
+	    putchar('\n') == EOF)
+		return EXIT_FAILED;
+	return EXIT_OK;
+}
+
+/* An {"error":…} reply is printed to stderr: exit code 1. */
+static bool
+report_error(const json_t *reply)
+{
+	json_t *error = json_object_get(reply, "error");
+	if (!error)
+		return false;
+	fprintf(stderr, "aerie supervisor: %s (%s)\n",
+		json_string_value(json_object_get(error, "message")) ?: "the request failed",
+		json_string_value(json_object_get(error, "code")) ?: "error");
+	return true;
+}
+
+static void
+print_status(const json_t *reply)
+{
+	json_t *host = json_object_get(reply, "host");
+	char uptime[32], since[32];
+	printf("host %lld: up %s, generation %lld%s\n",
+	       (long long)json_integer_value(json_object_get(host, "pid")),
+	       format_duration(json_number_value(json_object_get(host, "uptime")), uptime,
+			       sizeof(uptime)),
+	       (long long)json_integer_value(json_object_get(host, "generation")),
+	       json_is_true(json_object_get(host, "stopping")) ? ", stopping" : "");
+	printf("%-16s %7s %4s %-9s %8s %11s  %s\n", "WORKER", "PID", "GEN", "STATE", "RESTARTS",
+	       "UPTIME", "STATUS");
+	double now = (double)time(NULL);
+	const char *name;
+	json_t *service;
+	json_object_foreach(json_object_get(reply, "services"), name, service)
+	{
+		json_t *worker;
+		size_t i;
+		json_array_foreach(json_object_get(service, "workers"), i, worker)
+		{
+			char label[64];
+			snprintf(label, sizeof(label), "%s.%lld", name,
+				 (long long)json_integer_value(json_object_get(worker, "index")));
+			json_t *exit = json_object_get(worker, "last_exit");
+			char detail[160] = "";
+			if (json_string_value(json_object_get(worker, "status")))
+				snprintf(detail, sizeof(detail), "%s",
+					 json_string_value(json_object_get(worker, "status")));
+			else if (json_object_get(exit, "code"))
+				snprintf(
+				    detail, sizeof(detail), "last exit: status %lld",
+				    (long long)json_integer_value(json_object_get(exit, "code")));
+			else if (json_object_get(exit, "signal"))
+				snprintf(detail, sizeof(detail), "last exit: SIG%s",
+					 json_string_value(json_object_get(exit, "signal")));
+			printf("%-16s %7lld %4lld %-9s %8lld %11s  %s\n", label,
+			       (long long)json_integer_value(json_object_get(worker, "pid")),
+			       (long long)json_integer_value(json_object_get(worker, "generation")),
+			       json_string_value(json_object_get(worker, "state")) ?: "?",
+			       (long long)json_integer_value(json_object_get(worker, "restarts")),
+			       format_duration(
+				   now - json_number_value(json_object_get(worker, "since")), since,
+				   sizeof(since)),
+			       detail);
+		}
+		printf("%s: %lld/%lld ready, %lld restarts\n", name,
+		       (long long)json_integer_value(json_object_get(service, "ready")),
+		       (long long)json_integer_value(json_object_get(service, "count")),
+		       (long long)json_integer_value(json_object_get(service, "restarts")));
+	}
+}
+
+/* status --check, for readiness probes (Kubernetes, Nomad, systemd): 0 only when every service
+ * has as many ready workers as its count and the host is not stopping; else 1 and one line
+ * that says what is missing. */
+static int
+check_ready(const json_t *reply)
+{
+	const json_t *services = json_object_get(reply, "services");
+	if (!json_is_object(services)) {
+		fprintf(stderr, "aerie supervisor: not ready: the status has no services\n");
+		return EXIT_FAILED;
+	}
+	if (json_is_true(json_object_get(json_object_get(reply, "host"), "stopping"))) {
+		fprintf(stderr, "aerie supervisor: not ready: the host is stopping\n");
+		return EXIT_FAILED;
+	}
+	char all[1024] = "", missing[1024] = "";
+	const char *name;
+	json_t *service;
+	json_object_foreach((json_t *)services, name, service)
+	{
+		long long ready = json_integer_value(json_object_get(service, "ready"));
+		long long count = json_integer_value(json_object_get(service, "count"));
+		char *list = ready < count ? missing : all;
+		size_t length = strlen(list);
+		if (length < sizeof(all) - 1)
+			snprintf(list + length, sizeof(all) - length, "%s%s %lld/%lld",
+				 length ? ", " : "", name, ready, count);
+	}
+	if (missing[0]) {
+		fprintf(stderr, "aerie supervisor: not ready: %s ready\n", missing);
+		return EXIT_FAILED;
+	}
+	printf("ready: %s\n", all[0] ? all : "no services");
+	return EXIT_OK;
+}
+
+static int
+run_command(const char *command, const struct client_options *options)
+{
+	json_t *request;
+	if (strcmp(command, "metrics") == 0 && options->prometheus) {
+		request = json_pack("{s:s,s:s}", "please", "metrics", "format", "prometheus");
+	} else if (strcmp(command, "metrics") == 0 || strcmp(command, "status") == 0) {
+		request = json_pack("{s:s}", "please", command);
+	} else if (strcmp(command, "restart") == 0) {
+		request = json_pack("{s:s}", "please", "restart");
+		if (request && options->service)
+			json_object_set_new(request, "service", json_string(options->service));
+		if (request && options->signal)
+			json_object_set_new(request, "signal", json_string(options->signal));
+	} else {
+		fprintf(stderr,
+			"aerie supervisor: unknown command '%s' (restart, metrics, status, top)\n",
+			command);
+		return EXIT_USAGE;
+	}
+	char *text = request ? json_dumps(request, JSON_COMPACT) : NULL;
+	json_decref(request);
+	if (!text) {
+		fprintf(stderr, "aerie supervisor: out of memory\n");
+		return EXIT_FAILED;
+	}
+	json_t *reply = NULL;
+	int code = round_trip(options, text, &reply);
+	free(text);
+	if (code != EXIT_OK)
+		return code;
+
+	if (report_error(reply)) {
+		code = EXIT_FAILED;
+	} else if (options->prometheus && json_is_string(reply)) {
+		fputs(json_string_value(reply), stdout);
+	} else if (options->json) {
+		code = print_json(reply);
+	} else if (strcmp(command, "metrics") == 0) {
+		struct metrics_tree tree;
+		if (metrics_json_parse(reply, &tree) == 0) {
+			metrics_table_print(stdout, &tree);
+			metrics_tree_free(&tree);
+		} else {
+			code = print_json(reply); /* not our shape: show it as it is */
+		}
+	} else if (strcmp(command, "status") == 0 && options->check) {
+		code = check_ready(reply);
+	} else if (strcmp(command, "status") == 0) {
+		print_status(reply);
+	} else if (json_object_get(reply, "signal")) {
+		printf("sent SIG%s to the host\n",
+		       json_string_value(json_object_get(reply, "signal")));
+	} else if (json_object_get(reply, "generation")) {
+		printf("restarted: generation %lld is serving\n",
+		       (long long)json_integer_value(json_object_get(reply, "generation")));
+	} else {
+		code = print_json(reply); /* e.g. Falcon's bare 1 */
+	}
+	json_decref(reply);
+	return code;
+}
+
+int
+cmd_supervisor(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
+	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
+	    {"check", no_argument, NULL, 'c'},	       {"interval", required_argument, NULL, 'i'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
+	};
+	struct client_options client = {.socket = "supervisor.ipc",
+					.timeout = CLIENT_DEFAULT_TIMEOUT};
+	/* Options may come before or after the command word (GNU getopt permutes). */
+	for (int c; (c = getopt_long(argc, argv, "s:t:jh", options, NULL)) != -1;) {
+		switch (c) {
+		case 's':
+			client.socket = optarg;
+			break;
+		case 't': {
+			char *end;
+			client.timeout = strtod(optarg, &end);
+			if (*end || end == optarg || !(client.timeout > 0)) {
+				fprintf(stderr,
+					"aerie supervisor: --timeout: '%s' is not seconds\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'j':
+			client.json = true;
+			break;
+		case 'P':
+			client.prometheus = true;
+			break;
+		case 'S':
+			client.service = optarg;
+			break;
+		case 'c':
+			client.check = true;
+			break;
+		case 'i': {
+			char *end;
+			client.interval = strtod(optarg, &end);
+			if (*end || end == optarg || !(client.interval >= 0.1) ||
+			    client.interval > 3600) {
+				fprintf(stderr,
+					"aerie supervisor: --interval: '%s' is not 0.1 to 3600 s\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'g':
+			client.signal = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "aerie supervisor: %s\n\n",
+			optind == argc ? "missing COMMAND" : "one COMMAND at a time");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *command = argv[optind];
+	if ((client.service || client.signal) && strcmp(command, "restart") != 0) {
+		fprintf(stderr, "aerie supervisor: --service and --signal go with restart\n");
+		return EXIT_USAGE;
+	}
+	if (client.prometheus && (strcmp(command, "metrics") != 0 || client.json)) {
+		fprintf(stderr,
+			"aerie supervisor: --prometheus goes with metrics, without --json\n");
+		return EXIT_USAGE;
+	}
+	if (client.check && (strcmp(command, "status") != 0 || client.json)) {
+		fprintf(stderr, "aerie supervisor: --check goes with status, without --json\n");
+		return EXIT_USAGE;
+	}
+	if (client.interval > 0 && strcmp(command, "top") != 0) {
+		fprintf(stderr, "aerie supervisor: --interval goes with top\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(command, "top") == 0) {
+		if (client.json || client.prometheus) {
+			fprintf(stderr, "aerie supervisor: top has no --json or --prometheus: "
+					"without a terminal it prints one table\n");
+			return EXIT_USAGE;
+		}
+		return cmd_top(client.socket,
+			       client.interval > 0 ? client.interval : TOP_DEFAULT_INTERVAL,
+			       client.timeout);
+	}
+	return run_command(command, &client);
+}
+
+/* Internal: started by the host with the sockets at fd 3 and 4 (see control.c). */
+int
+cmd_supervisor_process(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"host-pid", required_argument, NULL, 'p'},
+	    {"socket-gid", required_argument, NULL, 'g'},
+	    {"prometheus", no_argument, NULL, 'P'},
+	    {0},
+	};
+	long host_pid = 0, socket_gid = -1;
+	bool http = false;
+	for (int c; (c = getopt_long(argc, argv, "", options, NULL)) != -1;) {
+		char *end = "";
+		if (c == 'P')
+			http = true;
+		else if (c == 'p')
+			host_pid = strtol(optarg, &end, 10);
+		else if (c == 'g')
+			socket_gid = strtol(optarg, &end, 10);
+		else
+			return EXIT_USAGE;
+		if (*end)
+			return EXIT_USAGE;
+	}
+	if (host_pid <= 0 || host_pid > INT_MAX) {
+		fprintf(stderr,
+			"aerie supervisor-process is started by 'aerie host', not by hand\n");
+		return EXIT_USAGE;
+	}
+	return supervisor_main((pid_t)host_pid, socket_gid < 0 ? (gid_t)-1 : (gid_t)socket_gid,
+			       http);
+}

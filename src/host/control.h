@@ -1,0 +1,52 @@
+/* control: the host's side of the supervisor endpoint: binds the control socket, runs the
+ * supervisor process (which parses all client input) and answers its requests. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "lib/commands.h"
+
+struct loop;
+struct control;
+
+/* Which request a reply answers. Copied by value into whatever must answer later (a rolling
+ * restart); a reply for a supervisor process that has since been replaced is dropped. */
+struct control_ticket {
+	uint64_t id;
+	unsigned epoch;
+};
+
+/* A request the supervisor process passed on: it parsed and checked it already. */
+struct control_request {
+	enum command command; /* COMMAND_STATUS or COMMAND_RESTART */
+	struct control_ticket ticket;
+	const char *service; /* restart: one service, or NULL for all; valid during the call */
+};
+
+/* Called for each request; the host answers it with control_reply, at once or later. */
+typedef void (*control_fn)(struct control *control, const struct control_request *request,
+			   void *data);
+
+/* Binds config's control socket (a stale one is replaced; one that answers is an error, written
+ * into error). Nothing is spawned yet. Requests go to fn. */
+int control_open(struct loop *loop, const struct config *config, control_fn fn, void *data,
+		 struct control **ret_control, char *error, size_t error_size);
+/* Answers ticket with a reply's JSON text (length bytes, no NUL). */
+void control_reply(struct control *control, struct control_ticket ticket, const char *json,
+		   size_t length);
+/* Answers ticket with {"error":{"code":code,"message":message}}. */
+void control_reply_error(struct control *control, struct control_ticket ticket, const char *code,
+			 const char *message);
+/* Starts the supervisor process (and restarts it whenever it exits, until control_stop). */
+void control_start(struct control *control);
+/* Stops the supervisor process; returns true while it still runs. */
+bool control_stop(struct control *control);
+/* A child exited: true if it was the supervisor process. */
+bool control_child_exited(struct control *control, pid_t pid, int status);
+/* The supervisor process, or 0 when none runs. */
+pid_t control_pid(const struct control *control);
+/* Closes everything and removes the socket file. */
+void control_close(struct control *control);

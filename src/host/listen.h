@@ -1,0 +1,27 @@
+/* listen: the listening sockets a service's `listen` keys name, bound by the host once and
+ * passed to every worker (LISTEN_FDS), so that they outlive any generation of workers. */
+#pragma once
+
+#include <stddef.h>
+
+/* Binds spec ("tcp:HOST:PORT", "tcp6:[ADDR]:PORT", "unix:PATH"; a relative PATH is relative
+ * to directory) and listens. Returns 0 and an O_CLOEXEC fd, or -errno with error filled. */
+int listen_open(const char *spec, const char *directory, int *ret_fd, char *error,
+		size_t error_size);
+/* Closes fd; for a unix socket also removes its file. */
+void listen_close(const char *spec, const char *directory, int fd);
+
+/* Sockets handed to the host by its own service manager (systemd socket activation:
+ * LISTEN_FDS, LISTEN_PID), adopted by the `listen` lines whose address they are bound to. */
+struct listen_inherited {
+	int *fds; /* -1 once adopted */
+	size_t count;
+};
+
+/* Takes LISTEN_FDS for this pid (and removes the variables from the environment, so that no
+ * worker mistakes them for its own). No sockets is not an error. */
+int listen_inherit(struct listen_inherited *ret_inherited);
+/* The inherited socket bound to spec's address, taken out of inherited; -1 if none. */
+int listen_adopt(struct listen_inherited *inherited, const char *spec, const char *directory);
+/* Closes the inherited sockets no `listen` line wanted (logged), and frees the list. */
+void listen_inherited_release(struct listen_inherited *inherited);

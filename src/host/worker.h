@@ -1,0 +1,75 @@
+/* worker: one worker process: its spawn (fds, env, process group) and its captured output. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "lib/limits.h"
+#include "lib/loop.h"
+
+enum worker_state {
+	WORKER_STARTING, /* spawned, not ready yet */
+	WORKER_READY,
+	WORKER_STOPPING, /* stop_signal sent, waiting for the exit */
+	WORKER_BACKOFF,	 /* exited, waiting for its restart deadline */
+	WORKER_EXITED,	 /* exited and will not be restarted */
+};
+
+struct service;
+
+struct worker {
+	struct service *service;
+	char label[80]; /* "web.2", for log lines */
+	unsigned index;
+	unsigned generation;
+	enum worker_state state;
+	pid_t pid;	   /* 0 while not running */
+	double started_at; /* CLOCK_MONOTONIC seconds of the last spawn */
+	double since;	   /* CLOCK_REALTIME seconds of the last state change, for status */
+	unsigned restarts; /* times restarted after an exit */
+	unsigned failures; /* consecutive short-lived exits, for the backoff */
+	int exit_status;   /* last wait status; -1 before the first exit */
+	bool
+	    ready_timed_out; /* killed for not being ready in time: a failure whatever the status */
+	char *status_text;   /* last STATUS= */
+	int stop_signal;     /* from the config it was started with */
+	double stop_timeout;
+	double health_timeout; /* > 0: a ready worker must send WATCHDOG=1 this often */
+	unsigned health_kills; /* times killed for missing it */
+	bool unhealthy;	       /* killed for missing it: a failure whatever the status */
+	/* A replacement for a worker over memory_limit: the new one starts beside the old, which
+	 * stops once the new one is ready. Each points at the other until then. */
+	struct worker *replacing;   /* on the new worker: the one it replaces */
+	struct worker *replacement; /* on the old worker: the one starting in its place */
+	unsigned memory_replacements;
+	struct loop_timer timer; /* the one deadline of the current state */
+	/* stdout and stderr share one pipe; the host logs it line by line. */
+	int output_fd;
+	pid_t output_pid;
+	size_t output_length;
+	char output[WORKER_OUTPUT_LINE_MAX];
+};
+
+/* What the process is started with. */
+struct worker_exec {
+	char *const *argv;
+	const char *directory;
+	char *const *env; /* KEY=VALUE added to (and overriding) the host's environment */
+	size_t env_count;
+	const char *notify_socket; /* NULL: no NOTIFY_SOCKET */
+	const char *service_name;
+	const int *listen_fds; /* passed at fd 3… with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES */
+	size_t listen_count;
+	const char *listen_names; /* colon-separated, for LISTEN_FDNAMES; NULL: none */
+	double watchdog_seconds;  /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
+};
+
+/* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and
+ * stdout/stderr on a pipe the loop reads. An exec failure shows in the worker's output and as
+ * exit status 127 (not found) or 126. Returns 0 or -errno (no process then). */
+int worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec);
+/* Sends signal to the worker's whole process group. */
+void worker_kill(const struct worker *worker, int signal);
+/* Logs whatever output is left and stops reading it. */
+void worker_output_close(struct worker *worker, struct loop *loop);

@@ -1,0 +1,184 @@
+/* log: leveled messages to stderr, one line each, for the host and the commands. */
+#include "lib/log.h"
+#include "lib/limits.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level level_current = LOG_INFO;
+static bool json_current;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void
+log_set_level(enum log_level level)
+{
+	level_current = level;
+}
+
+void
+log_set_json(bool json)
+{
+	json_current = json;
+}
+
+bool
+log_enabled(enum log_level level)
+{
+	return level <= level_current;
+}
+
+int
+log_to_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	if (fd < 0)
+		return -errno;
+	/* dup2 onto stderr: whatever writes to fd 2 (this module, libc's messages, ASan) goes
+	 * to the file, and a reopen swaps it in one step. */
+	int r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* Appends text as the inside of a JSON string: quotes, backslashes and control characters
+ * escaped, bytes that are not UTF-8 replaced by U+FFFD. Returns the new length. */
+static size_t
+append_json_string(char *line, size_t length, size_t size, const char *text, size_t text_length)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	for (size_t i = 0; i < text_length && length + 8 < size;) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\') {
+			line[length++] = '\\';
+			line[length++] = (char)c;
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			length += (size_t)snprintf(line + length, size - length, "\\u%04x", c);
+			i++;
+		} else if (c < 0x80) {
+			line[length++] = (char)c;
+			i++;
+		} else {
+			size_t need = (c & 0xe0) == 0xc0   ? 2
+				      : (c & 0xf0) == 0xe0 ? 3
+				      : (c & 0xf8) == 0xf0 ? 4
+							   : 0;
+			bool valid = need > 0 && i + need <= text_length;
+			for (size_t k = 1; valid && k < need; k++)
+				valid = (s[i + k] & 0xc0) == 0x80;
+			if (valid) {
+				memcpy(line + length, s + i, need);
+				length += need;
+				i += need;
+			} else {
+				/* U+FFFD; the line is counted by length, not terminated. */
+				// NOLINTNEXTLINE(bugprone-not-null-terminated-result)
+				memcpy(line + length, "\xef\xbf\xbd", 3);
+				length += 3;
+				i++;
+			}
+		}
+	}
+	return length;
+}
+
+/* Writes one record: prefix (the worker's "label[pid]" or NULL), the message. */
+static void
+emit(enum log_level level, const char *label, int pid, const char *message, size_t message_length)
+{
+	char line[LOG_LINE_MAX];
+	struct timespec now;
+	struct tm tm;
+	size_t length;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	if (json_current) {
+		(void)gmtime_r(&now.tv_sec, &tm);
+		length = (size_t)snprintf(line, sizeof(line),
+					  "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
+					  "\"level\":\"%s\",",
+					  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+					  tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
+					  level_names[level]);
+		if (label) {
+			length += (size_t)snprintf(line + length, sizeof(line) - length,
+						   "\"worker\":\"%s\",\"pid\":%d,", label, pid);
+		}
+		length += (size_t)snprintf(line + length, sizeof(line) - length, "\"message\":\"");
+		length =
+		    append_json_string(line, length, sizeof(line) - 3, message, message_length);
+		line[length++] = '"';
+		line[length++] = '}';
+	} else {
+		(void)localtime_r(&now.tv_sec, &tm);
+		length = (size_t)snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %-5s ",
+					  tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
+					  level_names[level]);
+		if (label)
+			length += (size_t)snprintf(line + length, sizeof(line) - length, "%s[%d] ",
+						   label, pid);
+		if (message_length > sizeof(line) - length - 1)
+			message_length = sizeof(line) - length - 1;
+		memcpy(line + length, message, message_length);
+		length += message_length;
+	}
+	line[length++] = '\n';
+	/* One write per line: lines from the host and its workers never interleave mid-line. */
+	for (size_t written = 0; written < length;) {
+		ssize_t n = write(STDERR_FILENO, line + written, length - written);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		written += (size_t)n;
+	}
+}
+
+static void
+log_line(enum log_level level, const char *suffix, const char *format, va_list args)
+{
+	if (!log_enabled(level))
+		return;
+	char message[LOG_LINE_MAX / 2];
+	int n = vsnprintf(message, sizeof(message), format, args);
+	if (n < 0)
+		return;
+	size_t length = (size_t)n < sizeof(message) ? (size_t)n : sizeof(message) - 1;
+	if (suffix) {
+		n = snprintf(message + length, sizeof(message) - length, ": %s", suffix);
+		if (n > 0)
+			length += (size_t)n;
+		if (length >= sizeof(message))
+			length = sizeof(message) - 1;
+	}
+	emit(level, NULL, 0, message, length);
+}
+
+void
+log_message(enum log_level level, const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	log_line(level, NULL, format, args);
+	va_end(args);
+}
+
+void
+log_errno(enum log_level level, int error, const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	log_line(level, strerror(error < 0 ? -error : error), format, args);
+	va_end(args);
+}
+
+void
+log_worker_line(const char *label, int pid, const char *text, size_t length)
+{
+	if (log_enabled(LOG_INFO))
+		emit(LOG_INFO, label, pid, text, length);
+}

@@ -1,0 +1,218 @@
+/* metrics_prometheus: the host's tree and status in Prometheus' text exposition format
+ * (version 0.0.4): "# HELP", "# TYPE", then one "name{labels} value" line per sample. */
+#include "metrics/metrics_prometheus.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Where a process stands in the host's tree, as labels. */
+struct role {
+	const char *role; /* host | supervisor | worker | descendant */
+	const char *service;
+	long long worker;
+};
+
+/* Tree positions sorted by pid, to find a worker's process without a scan per worker. */
+struct by_pid {
+	pid_t pid;
+	size_t index;
+};
+
+static int
+compare_by_pid(const void *a, const void *b)
+{
+	const struct by_pid *x = a, *y = b;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Labels every process: host, supervisor, a worker (from status), or another descendant. One
+ * pass over the tree and one over the workers, each worker found by binary search: a scrape
+ * of 1000 workers is not a million lookups. */
+static int
+assign_roles(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
+	     pid_t supervisor_pid, struct role *roles)
+{
+	struct by_pid *index = calloc(tree->count ? tree->count : 1, sizeof(*index));
+	if (!index)
+		return -ENOMEM;
+	for (size_t i = 0; i < tree->count; i++) {
+		pid_t pid = tree->processes[i].pid;
+		roles[i] = (struct role){.role = pid == host_pid	 ? "host"
+						 : pid == supervisor_pid ? "supervisor"
+									 : "descendant",
+					 .worker = -1};
+		index[i] = (struct by_pid){pid, i};
+	}
+	qsort(index, tree->count, sizeof(*index), compare_by_pid);
+	const char *name;
+	json_t *service;
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	{
+		size_t i;
+		json_t *worker;
+		json_array_foreach(json_object_get(service, "workers"), i, worker)
+		{
+			struct by_pid key = {
+			    .pid = (pid_t)json_integer_value(json_object_get(worker, "pid"))};
+			struct by_pid *found = key.pid > 0 ? bsearch(&key, index, tree->count,
+								     sizeof(*index), compare_by_pid)
+							   : NULL;
+			if (found)
+				roles[found->index] = (struct role){
+				    "worker", name,
+				    json_integer_value(json_object_get(worker, "index"))};
+		}
+	}
+	free(index);
+	return 0;
+}
+
+static void
+labels(FILE *out, pid_t pid, const struct role *role)
+{
+	/* Service names are [A-Za-z0-9_-] (config.c): nothing to escape. */
+	fprintf(out, "{pid=\"%d\",role=\"%s\"", (int)pid, role->role);
+	if (role->service)
+		fprintf(out, ",service=\"%s\",worker=\"%lld\"", role->service, role->worker);
+	fputc('}', out);
+}
+
+static void
+family(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+enum field { CPU, RSS, PSS, USS, VSZ };
+
+static void
+process_family(FILE *out, const struct metrics_tree *tree, const struct role *roles,
+	       enum field field, const char *name, const char *type, const char *help)
+{
+	family(out, name, type, help);
+	for (size_t i = 0; i < tree->count; i++) {
+		const struct metrics_process *p = &tree->processes[i];
+		if ((field == PSS || field == USS) && !p->has_memory)
+			continue;
+		fputs(name, out);
+		labels(out, p->pid, &roles[i]);
+		switch (field) {
+		case CPU:
+			fprintf(out, " %.2f\n", p->processor_time);
+			break;
+		case RSS:
+			fprintf(out, " %llu\n", (unsigned long long)p->resident_size);
+			break;
+		case PSS:
+			fprintf(out, " %llu\n", (unsigned long long)p->memory.proportional_size);
+			break;
+		case USS:
+			fprintf(out, " %llu\n", (unsigned long long)p->memory.unique_size);
+			break;
+		case VSZ:
+			fprintf(out, " %llu\n", (unsigned long long)p->virtual_size);
+			break;
+		}
+	}
+}
+
+/* Samples from the status of each worker that runs. */
+static void
+worker_family(FILE *out, const json_t *status, const char *key, const char *name, const char *type,
+	      const char *help)
+{
+	family(out, name, type, help);
+	double now = (double)time(NULL);
+	const char *service_name;
+	json_t *service;
+	json_object_foreach(json_object_get(status, "services"), service_name, service)
+	{
+		size_t i;
+		json_t *worker;
+		json_array_foreach(json_object_get(service, "workers"), i, worker)
+		{
+			long long pid = json_integer_value(json_object_get(worker, "pid"));
+			double value;
+			if (strcmp(key, "ready") == 0)
+				value = strcmp(json_string_value(json_object_get(worker, "state"))
+						   ?: "",
+					       "ready") == 0;
+			else if (strcmp(key, "since") == 0)
+				value = now - json_number_value(json_object_get(worker, "since"));
+			else
+				value = json_number_value(json_object_get(worker, key));
+			fprintf(
+			    out,
+			    "%s{pid=\"%lld\",role=\"worker\",service=\"%s\",worker=\"%lld\"} %g\n",
+			    name, pid, service_name,
+			    json_integer_value(json_object_get(worker, "index")), value);
+		}
+	}
+}
+
+ssize_t
+metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
+			  pid_t supervisor_pid, char **ret_text)
+{
+	struct role *roles = calloc(tree->count ? tree->count : 1, sizeof(*roles));
+	char *data = NULL;
+	size_t length = 0;
+	FILE *out = roles && assign_roles(tree, status, host_pid, supervisor_pid, roles) == 0
+			? open_memstream(&data, &length)
+			: NULL;
+	if (!out) {
+		free(roles);
+		return -ENOMEM;
+	}
+
+	process_family(out, tree, roles, CPU, "aerie_process_cpu_seconds_total", "counter",
+		       "CPU time (user + system) of each process of the host's tree.");
+	process_family(out, tree, roles, RSS, "aerie_process_resident_bytes", "gauge",
+		       "Resident memory (RSS).");
+	process_family(out, tree, roles, PSS, "aerie_process_proportional_bytes", "gauge",
+		       "Proportional memory (PSS): shared pages divided among their users.");
+	process_family(out, tree, roles, USS, "aerie_process_unique_bytes", "gauge",
+		       "Unique memory (USS): what exiting would free.");
+	process_family(out, tree, roles, VSZ, "aerie_process_virtual_bytes", "gauge",
+		       "Virtual memory size.");
+	worker_family(out, status, "restarts", "aerie_worker_restarts_total", "counter",
+		      "Times the worker was restarted after an exit.");
+	worker_family(out, status, "ready", "aerie_worker_ready", "gauge",
+		      "1 when the worker is ready.");
+	worker_family(out, status, "since", "aerie_worker_state_seconds", "gauge",
+		      "Seconds since the worker's last state change (its uptime when ready).");
+	worker_family(out, status, "generation", "aerie_worker_generation", "gauge",
+		      "The rolling-restart generation the worker belongs to.");
+
+	family(out, "aerie_service_workers", "gauge", "Workers the service should run (count).");
+	const char *name;
+	json_t *service;
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	    fprintf(out, "aerie_service_workers{service=\"%s\"} %lld\n", name,
+		    json_integer_value(json_object_get(service, "count")));
+	family(out, "aerie_service_ready_workers", "gauge",
+	       "Workers of the service that are ready.");
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	    fprintf(out, "aerie_service_ready_workers{service=\"%s\"} %lld\n", name,
+		    json_integer_value(json_object_get(service, "ready")));
+	json_t *host = json_object_get(status, "host");
+	family(out, "aerie_host_generation", "gauge", "The host's latest generation.");
+	fprintf(out, "aerie_host_generation %lld\n",
+		json_integer_value(json_object_get(host, "generation")));
+	family(out, "aerie_host_uptime_seconds", "gauge", "Seconds since the host started.");
+	fprintf(out, "aerie_host_uptime_seconds %.3f\n",
+		json_number_value(json_object_get(host, "uptime")));
+
+	free(roles);
+	if (fclose(out) != 0) {
+		free(data);
+		return -ENOMEM;
+	}
+	*ret_text = data;
+	return (ssize_t)length;
+}
