@@ -393,7 +393,7 @@ control_close(struct control *control)
 	if (!control)
 		return;
 	loop_timer_stop(control->loop, &control->restart_timer);
-	worker_output_close(&control->process, control->loop);
+	worker_release(&control->process, control->loop);
 	close_channel(control);
 	if (control->listen_fd >= 0) {
 		close(control->listen_fd);

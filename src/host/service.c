@@ -76,7 +76,7 @@ static void
 worker_free(struct service *service, struct worker *worker)
 {
 	loop_timer_stop(service->loop, &worker->timer);
-	worker_output_close(worker, service->loop);
+	worker_release(worker, service->loop);
 	free(worker->status_text);
 	free(worker);
 }

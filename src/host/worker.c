@@ -406,6 +406,12 @@ worker_output_close(struct worker *worker, struct loop *loop)
 	worker->output_fd = -1;
 }
 
+void
+worker_release(struct worker *worker, struct loop *loop)
+{
+	worker_output_close(worker, loop);
+}
+
 int
 worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec)
 {

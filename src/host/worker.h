@@ -73,3 +73,6 @@ int worker_spawn(struct worker *worker, struct loop *loop, const struct worker_e
 void worker_kill(const struct worker *worker, int signal);
 /* Logs whatever output is left and stops reading it. */
 void worker_output_close(struct worker *worker, struct loop *loop);
+/* Frees what the worker holds across its runs (its output pipe, …): called where a worker is
+ * freed, never in between two runs. */
+void worker_release(struct worker *worker, struct loop *loop);
