@@ -1,0 +1,120 @@
+/* parser: what the files of config/ share while they load one file; private to config/. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+enum section { SECTION_NONE, SECTION_HOST, SECTION_SERVICE };
+
+enum key {
+	KEY_SUPERVISOR,
+	KEY_SOCKET_MODE,
+	KEY_SOCKET_GROUP,
+	KEY_COMMAND,
+	KEY_COUNT,
+	KEY_LISTEN,
+	KEY_READY,
+	KEY_READY_TIMEOUT,
+	KEY_RESTART,
+	KEY_RESTART_DELAY,
+	KEY_RESTART_DELAY_MAX,
+	KEY_STOP_SIGNAL,
+	KEY_STOP_TIMEOUT,
+	KEY_DIRECTORY,
+	KEY_ENV,
+	KEY_HEALTH_TIMEOUT,
+	KEY_ROLLING_BATCH,
+	KEY_MEMORY_LIMIT,
+	KEY_MEMORY_METRIC,
+	KEY_MEMORY_CHECK_INTERVAL,
+	KEY_LOG_FORMAT,
+	KEY_LOG,
+	KEY_PROMETHEUS,
+	KEY__MAX,
+};
+
+struct parser {
+	const char *user_path; /* as the user gave it: every message starts with it */
+	FILE *file;
+	char *buffer; /* getline's, holding the current line */
+	size_t buffer_size;
+	unsigned line;
+	struct config config; /* being built; freed whole on failure */
+	enum section section;
+	char *section_name;	      /* "host" or "service:web", for messages */
+	unsigned host_line;	      /* where [host] was, 0 if nowhere yet */
+	unsigned key_lines[KEY__MAX]; /* where each key of the current section was first set */
+	int error;		      /* 0, or the first failure as a negative errno */
+	char *message;
+	size_t message_size;
+};
+
+struct key_info {
+	const char *name;
+	enum section section;
+	bool repeatable;
+	int (*parse)(struct parser *p, const struct key_info *key, const char *value);
+};
+
+/* config.c: messages and the section being read. */
+
+/* Records a failure and its message, keeping the first only: later ones are usually
+ * consequences of it. line 0 is for problems of the whole file. Returns p->error. */
+int parser_fail_at(struct parser *p, int error, unsigned line, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A content error (-EINVAL) at the current line. */
+#define parser_fail(p, ...) parser_fail_at((p), -EINVAL, (p)->line, __VA_ARGS__)
+/* A system error (-ENOMEM, -EIO...) of the whole file: strerror's text. */
+int parser_fail_errno(struct parser *p, int error);
+/* "invalid KEY "VALUE" in [SECTION] (HINT)". */
+int parser_fail_invalid(struct parser *p, const struct key_info *key, const char *value,
+			const char *hint);
+/* The [service:NAME] being read. */
+struct config_service *parser_service(struct parser *p);
+/* Whether name is made of letters, digits, _ and - (and is not empty). */
+bool parser_service_name_valid(const char *name);
+/* Fails (at line) when path does not fit a unix socket's address. */
+int parser_check_socket_path(struct parser *p, unsigned line, const char *path);
+
+/* keys.c: the table of keys, each with its parser. */
+
+extern const struct key_info keys_table[KEY__MAX];
+/* The key called name in section; NULL if there is none. */
+const struct key_info *keys_find(enum section section, const char *name);
+
+/* suggest.c: "did you mean" for what is not known. */
+
+/* Optimal string alignment distance between a and b (32 and more for long strings). */
+unsigned suggest_distance(const char *a, const char *b);
+/* Fails with "unknown key ..." and the closest key of the section, or where name belongs. */
+int suggest_unknown_key(struct parser *p, const char *name);
+/* Fails with "unknown section [...]" and the section that was probably meant. */
+int suggest_unknown_section(struct parser *p, const char *name);
+
+/* value.c: values of keys, pure: 0 or -EINVAL, *ret_value untouched on failure. */
+
+/* Digits with an optional fraction, nothing else (no sign, exponent, "inf"). */
+int value_decimal(const char *text, double *ret_value);
+/* Digits of base (8 or 10) making at most max. */
+int value_unsigned(const char *text, unsigned base, unsigned long max, unsigned long *ret_value);
+/* A decimal of seconds from 0 (more than 0 if positive) to CONFIG_MAX_SECONDS. */
+int value_seconds(const char *text, bool positive, double *ret_seconds);
+/* A number of bytes, with an optional binary unit: "65536", "512M", "1.5G", at most 10^18. */
+int value_size(const char *text, unsigned long long *ret_bytes);
+
+/* path.c: paths made lexically, no file system involved. */
+
+/* path if absolute, else directory/path; cleaned of "." and repeated slashes. NULL when out of
+ * memory. */
+char *path_join(const char *directory, const char *path);
+/* The absolute path and directory of the file at path (relative to the working directory). */
+int path_locate(const char *path, char **ret_path, char **ret_directory);
+
+/* words.c: vectors of strings. */
+
+/* Appends a copy of value to a NULL-terminated vector of *count strings. 0 or -ENOMEM. */
+int words_append(char ***vector, size_t *count, const char *value);
