@@ -15,26 +15,41 @@
 #include <unistd.h>
 
 #include "lib/limits.h"
+#include "lib/listen_spec.h"
 #include "lib/log.h"
 #include "lib/unixsock.h"
 
+/* A relative unix: path is relative to directory (the config file's). */
 static void
-unix_path(const char *spec, const char *directory, char *path, size_t size)
+unix_path(const struct listen_spec *spec, const char *directory, char *path, size_t size)
 {
-	const char *name = spec + strlen("unix:");
-	if (name[0] == '/')
-		snprintf(path, size, "%s", name);
+	if (spec->path[0] == '/')
+		snprintf(path, size, "%s", spec->path);
 	else
-		snprintf(path, size, "%s/%s", directory, name);
+		snprintf(path, size, "%s/%s", directory, spec->path);
+}
+
+/* The addresses spec's host and port resolve to, with getaddrinfo's code. */
+static int
+resolve(const struct listen_spec *spec, struct addrinfo **ret_addresses)
+{
+	char port[8];
+	snprintf(port, sizeof(port), "%u", (unsigned)spec->port);
+	struct addrinfo hints = {
+	    .ai_family = spec->family == LISTEN_SPEC_TCP6 ? AF_INET6 : AF_INET,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	return getaddrinfo(spec->host, port, &hints, ret_addresses);
 }
 
 static int
-bind_and_listen(int fd, const struct sockaddr *address, socklen_t length, const char *spec,
+bind_and_listen(int fd, const struct sockaddr *address, socklen_t length, const char *text,
 		char *error, size_t error_size)
 {
 	if (bind(fd, address, length) < 0) {
 		int r = -errno;
-		snprintf(error, error_size, "listen %s: %s%s", spec, strerror(errno),
+		snprintf(error, error_size, "listen %s: %s%s", text, strerror(errno),
 			 errno == EADDRINUSE ? " (another process has it)"
 			 : errno == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
 					   : "");
@@ -42,20 +57,21 @@ bind_and_listen(int fd, const struct sockaddr *address, socklen_t length, const 
 	}
 	if (listen(fd, LISTEN_BACKLOG) < 0) {
 		int r = -errno;
-		snprintf(error, error_size, "listen %s: %s", spec, strerror(errno));
+		snprintf(error, error_size, "listen %s: %s", text, strerror(errno));
 		return r;
 	}
 	return 0;
 }
 
 static int
-open_unix(const char *spec, const char *directory, int *ret_fd, char *error, size_t error_size)
+open_unix(const char *text, const struct listen_spec *spec, const char *directory, int *ret_fd,
+	  char *error, size_t error_size)
 {
 	char path[4096];
 	unix_path(spec, directory, path, sizeof(path));
 	struct sockaddr_un address;
 	if (unixsock_address(path, &address) < 0) {
-		snprintf(error, error_size, "listen %s: %s is too long for a unix socket", spec,
+		snprintf(error, error_size, "listen %s: %s is too long for a unix socket", text,
 			 path);
 		return -ENAMETOOLONG;
 	}
@@ -63,16 +79,16 @@ open_unix(const char *spec, const char *directory, int *ret_fd, char *error, siz
 	int r = unixsock_claim(path, error, error_size);
 	if (r < 0) {
 		if (!error[0])
-			snprintf(error, error_size, "listen %s: %s", spec, strerror(-r));
+			snprintf(error, error_size, "listen %s: %s", text, strerror(-r));
 		return r;
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(error, error_size, "listen %s: socket: %s", spec, strerror(errno));
+		snprintf(error, error_size, "listen %s: socket: %s", text, strerror(errno));
 		return r;
 	}
-	r = bind_and_listen(fd, (struct sockaddr *)&address, sizeof(address), spec, error,
+	r = bind_and_listen(fd, (struct sockaddr *)&address, sizeof(address), text, error,
 			    error_size);
 	if (r < 0) {
 		close(fd);
@@ -82,36 +98,16 @@ open_unix(const char *spec, const char *directory, int *ret_fd, char *error, siz
 	return 0;
 }
 
-/* Splits "tcp:HOST:PORT" / "tcp6:[ADDR]:PORT" (validated by config) into host and port. */
-static void
-split_inet(const char *spec, bool six, char *host, size_t host_size, const char **ret_port)
-{
-	const char *start = spec + (six ? strlen("tcp6:[") : strlen("tcp:"));
-	const char *end = six ? strchr(start, ']') : strrchr(start, ':');
-	size_t length = (size_t)(end - start);
-	if (length >= host_size)
-		length = host_size - 1;
-	memcpy(host, start, length);
-	host[length] = '\0';
-	*ret_port = six ? end + 2 : end + 1;
-}
-
 static int
-open_inet(const char *spec, bool six, int *ret_fd, char *error, size_t error_size)
+open_inet(const char *text, const struct listen_spec *spec, int *ret_fd, char *error,
+	  size_t error_size)
 {
-	char host[256];
-	const char *port;
-	split_inet(spec, six, host, sizeof(host), &port);
-	struct addrinfo hints = {
-	    .ai_family = six ? AF_INET6 : AF_INET,
-	    .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	};
+	bool six = spec->family == LISTEN_SPEC_TCP6;
 	struct addrinfo *addresses;
-	int r = getaddrinfo(host, port, &hints, &addresses);
+	int r = resolve(spec, &addresses);
 	if (r != 0) {
-		snprintf(error, error_size, "listen %s: cannot resolve \"%s\": %s", spec, host,
-			 gai_strerror(r));
+		snprintf(error, error_size, "listen %s: cannot resolve \"%s\": %s", text,
+			 spec->host, gai_strerror(r));
 		return -EADDRNOTAVAIL;
 	}
 	/* The first address that resolves is bound: a host name is for convenience, one
@@ -119,7 +115,7 @@ open_inet(const char *spec, bool six, int *ret_fd, char *error, size_t error_siz
 	int fd = socket(addresses->ai_family, addresses->ai_socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(error, error_size, "listen %s: socket: %s", spec, strerror(errno));
+		snprintf(error, error_size, "listen %s: socket: %s", text, strerror(errno));
 		freeaddrinfo(addresses);
 		return r;
 	}
@@ -128,9 +124,9 @@ open_inet(const char *spec, bool six, int *ret_fd, char *error, size_t error_siz
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (six && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
 		r = -errno;
-		snprintf(error, error_size, "listen %s: setsockopt: %s", spec, strerror(errno));
+		snprintf(error, error_size, "listen %s: setsockopt: %s", text, strerror(errno));
 	} else {
-		r = bind_and_listen(fd, addresses->ai_addr, addresses->ai_addrlen, spec, error,
+		r = bind_and_listen(fd, addresses->ai_addr, addresses->ai_addrlen, text, error,
 				    error_size);
 	}
 	freeaddrinfo(addresses);
@@ -143,25 +139,29 @@ open_inet(const char *spec, bool six, int *ret_fd, char *error, size_t error_siz
 }
 
 int
-listen_open(const char *spec, const char *directory, int *ret_fd, char *error, size_t error_size)
+listen_open(const char *text, const char *directory, int *ret_fd, char *error, size_t error_size)
 {
-	if (strncmp(spec, "unix:", 5) == 0)
-		return open_unix(spec, directory, ret_fd, error, error_size);
-	if (strncmp(spec, "tcp6:", 5) == 0)
-		return open_inet(spec, true, ret_fd, error, error_size);
-	if (strncmp(spec, "tcp:", 4) == 0)
-		return open_inet(spec, false, ret_fd, error, error_size);
-	snprintf(error, error_size, "listen %s: unknown kind of socket", spec);
-	return -EINVAL;
+	/* config has checked text already: a problem here is a caller's mistake. */
+	struct listen_spec spec;
+	const char *problem;
+	if (listen_spec_parse(text, &spec, &problem) < 0) {
+		snprintf(error, error_size, "listen %s: %s", text, problem);
+		return -EINVAL;
+	}
+	if (spec.family == LISTEN_SPEC_UNIX)
+		return open_unix(text, &spec, directory, ret_fd, error, error_size);
+	return open_inet(text, &spec, ret_fd, error, error_size);
 }
 
 void
-listen_close(const char *spec, const char *directory, int fd)
+listen_close(const char *text, const char *directory, int fd)
 {
 	close(fd);
-	if (strncmp(spec, "unix:", 5) == 0) {
+	struct listen_spec spec;
+	const char *problem;
+	if (listen_spec_parse(text, &spec, &problem) == 0 && spec.family == LISTEN_SPEC_UNIX) {
 		char path[4096];
-		unix_path(spec, directory, path, sizeof(path));
+		unix_path(&spec, directory, path, sizeof(path));
 		(void)unlink(path);
 	}
 }
@@ -223,15 +223,19 @@ same_address(const struct sockaddr_storage *a, socklen_t a_length, const struct 
 	return false;
 }
 
-/* The address spec names, as bind() would get it. */
+/* The address text names, as bind() would get it. */
 static int
-spec_address(const char *spec, const char *directory, struct sockaddr_storage *ret_address,
+spec_address(const char *text, const char *directory, struct sockaddr_storage *ret_address,
 	     socklen_t *ret_length)
 {
+	struct listen_spec spec;
+	const char *problem;
+	if (listen_spec_parse(text, &spec, &problem) < 0)
+		return -EINVAL;
 	memset(ret_address, 0, sizeof(*ret_address));
-	if (strncmp(spec, "unix:", 5) == 0) {
+	if (spec.family == LISTEN_SPEC_UNIX) {
 		char path[4096];
-		unix_path(spec, directory, path, sizeof(path));
+		unix_path(&spec, directory, path, sizeof(path));
 		struct sockaddr_un address;
 		if (unixsock_address(path, &address) < 0)
 			return -ENAMETOOLONG;
@@ -240,15 +244,8 @@ spec_address(const char *spec, const char *directory, struct sockaddr_storage *r
 		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
 		return 0;
 	}
-	bool six = strncmp(spec, "tcp6:", 5) == 0;
-	char host[256];
-	const char *port;
-	split_inet(spec, six, host, sizeof(host), &port);
-	struct addrinfo hints = {.ai_family = six ? AF_INET6 : AF_INET,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *addresses;
-	if (getaddrinfo(host, port, &hints, &addresses) != 0)
+	if (resolve(&spec, &addresses) != 0)
 		return -EADDRNOTAVAIL;
 	memcpy(ret_address, addresses->ai_addr, addresses->ai_addrlen);
 	*ret_length = addresses->ai_addrlen;
@@ -257,13 +254,13 @@ spec_address(const char *spec, const char *directory, struct sockaddr_storage *r
 }
 
 int
-listen_adopt(struct listen_inherited *inherited, const char *spec, const char *directory)
+listen_adopt(struct listen_inherited *inherited, const char *text, const char *directory)
 {
 	if (inherited->count == 0)
 		return -1;
 	struct sockaddr_storage wanted;
 	socklen_t wanted_length;
-	if (spec_address(spec, directory, &wanted, &wanted_length) < 0)
+	if (spec_address(text, directory, &wanted, &wanted_length) < 0)
 		return -1;
 	for (size_t i = 0; i < inherited->count; i++) {
 		if (inherited->fds[i] < 0)

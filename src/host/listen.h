@@ -4,12 +4,13 @@
 
 #include <stddef.h>
 
-/* Binds spec ("tcp:HOST:PORT", "tcp6:[ADDR]:PORT", "unix:PATH"; a relative PATH is relative
- * to directory) and listens. Returns 0 and an O_CLOEXEC fd, or -errno with error filled. */
-int listen_open(const char *spec, const char *directory, int *ret_fd, char *error,
+/* Binds text, a listen spec as config has checked it (lib/listen_spec.h: "tcp:HOST:PORT",
+ * "tcp6:[ADDR]:PORT", "unix:PATH"; a relative PATH is relative to directory) and listens.
+ * Returns 0 and an O_CLOEXEC fd, or -errno with error filled. */
+int listen_open(const char *text, const char *directory, int *ret_fd, char *error,
 		size_t error_size);
 /* Closes fd; for a unix socket also removes its file. */
-void listen_close(const char *spec, const char *directory, int fd);
+void listen_close(const char *text, const char *directory, int fd);
 
 /* Sockets handed to the host by its own service manager (systemd socket activation:
  * LISTEN_FDS, LISTEN_PID), adopted by the `listen` lines whose address they are bound to. */
@@ -21,7 +22,8 @@ struct listen_inherited {
 /* Takes LISTEN_FDS for this pid (and removes the variables from the environment, so that no
  * worker mistakes them for its own). No sockets is not an error. */
 int listen_inherit(struct listen_inherited *ret_inherited);
-/* The inherited socket bound to spec's address, taken out of inherited; -1 if none. */
-int listen_adopt(struct listen_inherited *inherited, const char *spec, const char *directory);
+/* The inherited socket bound to the address of text (a listen spec), taken out of inherited;
+ * -1 if none. */
+int listen_adopt(struct listen_inherited *inherited, const char *text, const char *directory);
 /* Closes the inherited sockets no `listen` line wanted (logged), and frees the list. */
 void listen_inherited_release(struct listen_inherited *inherited);
