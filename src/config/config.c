@@ -1,6 +1,4 @@
-/* config: an aerie.ini file → plain structs, with file:line:key errors and no side effects. This
- * file reads the file through inih, opens its sections and hands each key to its parser (keys.c).
- */
+/* config: an aerie.ini file → plain structs: inih glue, sections, whole-file checks, load/free. */
 #include "config/config.h"
 
 #include <ctype.h>

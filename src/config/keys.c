@@ -11,8 +11,6 @@
 #include "lib/listen_spec.h"
 #include "lib/signame.h"
 
-#define LENGTH(array) (sizeof(array) / sizeof((array)[0]))
-
 static int
 parse_seconds(struct parser *p, const struct key_info *key, const char *value, bool positive,
 	      double *ret_seconds)
@@ -330,7 +328,7 @@ const struct key_info keys_table[KEY__MAX] = {
 const struct key_info *
 keys_find(enum section section, const char *name)
 {
-	for (size_t i = 0; i < LENGTH(keys_table); i++)
+	for (size_t i = 0; i < KEY__MAX; i++)
 		if (keys_table[i].section == section && strcmp(keys_table[i].name, name) == 0)
 			return &keys_table[i];
 	return NULL;

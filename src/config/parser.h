@@ -106,7 +106,7 @@ int value_seconds(const char *text, bool positive, double *ret_seconds);
 /* A number of bytes, with an optional binary unit: "65536", "512M", "1.5G", at most 10^18. */
 int value_size(const char *text, unsigned long long *ret_bytes);
 
-/* path.c: paths made lexically, no file system involved. */
+/* path.c: paths made lexically: no symbolic link is resolved. */
 
 /* path if absolute, else directory/path; cleaned of "." and repeated slashes. NULL when out of
  * memory. */

@@ -5,8 +5,6 @@
 
 #include "config/parser.h"
 
-#define LENGTH(array) (sizeof(array) / sizeof((array)[0]))
-
 /* Optimal string alignment distance (Levenshtein plus transpositions), for suggestions. Long
  * strings are never close to a key, so they are not compared. */
 unsigned
@@ -43,7 +41,7 @@ suggest_unknown_key(struct parser *p, const char *name)
 {
 	const struct key_info *best = NULL;
 	unsigned best_distance = 3;
-	for (size_t i = 0; i < LENGTH(keys_table); i++) {
+	for (size_t i = 0; i < KEY__MAX; i++) {
 		unsigned distance = suggest_distance(name, keys_table[i].name);
 		if (keys_table[i].section == p->section && distance < best_distance) {
 			best = &keys_table[i];

@@ -7,9 +7,9 @@
 #include "config/parser.h"
 #include "lib/limits.h"
 
-/* A decimal number: digits with an optional fraction, nothing else, so no sign,
- * exponent, hex, "inf" or "nan". Done by hand because strtod follows the locale's decimal point.
- * Up to 15 significant digits keep mantissa / 10^k exact, hence rounded as strtod would. */
+/* A decimal number: digits with an optional fraction, nothing else, so no sign, exponent, hex,
+ * "inf" or "nan". Done by hand because strtod follows the locale's decimal point. Up to 15
+ * significant digits keep mantissa / 10^k exact, hence rounded as strtod would. */
 int
 value_decimal(const char *text, double *ret_value)
 {

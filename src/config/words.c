@@ -1,5 +1,4 @@
-/* words: a command line split into words as a shell would, and the vectors of strings config
- * fills. */
+/* words: a command line split into words as a shell would, and NULL-terminated string vectors. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,6 +1,8 @@
-/* listen_spec: the text of a listening address ("tcp:HOST:PORT", "tcp6:[ADDR]:PORT",
- * "unix:PATH") → its parts; pure, shared by config (to check it) and the host (to bind it). */
+/* listen_spec: "tcp:HOST:PORT", "tcp6:[ADDR]:PORT", "unix:PATH" → its parts; pure, no I/O. */
 #pragma once
+
+/* One parser for config (which checks a spec, with messages for the user) and the host (which
+ * binds it and matches it with sockets inherited from systemd), so they cannot disagree. */
 
 #include <stdint.h>
 

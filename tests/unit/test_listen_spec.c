@@ -1,5 +1,4 @@
-/* test_listen_spec: every accepted form of a listen spec with its parts, every rejection with its
- * message. */
+/* test_listen_spec: every accepted form of a listen spec, every rejection with its message. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
