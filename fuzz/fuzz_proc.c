@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics/metrics.h"
-#include "metrics/metrics_json.h"
 #include "host/notify.h"
+#include "metrics/metrics_json.h"
+#include "metrics/proc_parse.h"
 
 static int
 count_pid(pid_t pid, void *data)

@@ -21,23 +21,6 @@ struct metrics_memory {
 	uint64_t unique_size; /* private_clean + private_dirty */
 };
 
-/* The fields of /proc/PID/stat that aerie uses, in the kernel's units (ticks, bytes, pages). */
-struct metrics_stat {
-	pid_t pid;
-	char comm[64]; /* the kernel caps it at 16; room for a longer one from a fixture */
-	char state;
-	pid_t ppid;
-	pid_t pgid;
-	uint64_t minor_faults;
-	uint64_t major_faults;
-	uint64_t utime_ticks;
-	uint64_t stime_ticks;
-	uint64_t num_threads;
-	uint64_t start_ticks; /* since boot */
-	uint64_t vsize_bytes;
-	uint64_t rss_pages;
-};
-
 struct metrics_process {
 	pid_t pid;
 	pid_t ppid;
@@ -79,13 +62,3 @@ enum metrics_walk {
  * Returns 0, -ESRCH if root does not exist, or another -errno. */
 int metrics_capture(pid_t root, enum metrics_walk walk, struct metrics_tree *ret_tree);
 void metrics_tree_free(struct metrics_tree *tree);
-
-/* Pure parsers, exposed for tests and fuzzing. Each returns 0 or -EINVAL. */
-int metrics_parse_stat(const char *text, struct metrics_stat *ret_stat);
-int metrics_parse_smaps_rollup(const char *text, struct metrics_memory *ret_memory);
-/* Parses a whitespace separated list of pids; calls add for each. Returns the count or -EINVAL. */
-int metrics_parse_children(const char *text, int (*add)(pid_t pid, void *data), void *data);
-/* Turns the NUL separated argv of /proc/PID/cmdline into one malloc'd string joined by spaces;
- * when empty (kernel threads, zombies) gives "[comm]" like ps, with " <defunct>" for zombies. */
-char *metrics_command_from_cmdline(const char *cmdline, size_t length, const char *comm,
-				   char state);

@@ -121,13 +121,14 @@ process_family(FILE *out, const struct metrics_tree *tree, const struct role *ro
 	}
 }
 
-/* Samples from the status of each worker that runs. */
+/* Samples from the status of each worker. Counts are written as integers and seconds with
+ * milliseconds: "%g" kept 6 significant digits, so a counter past 999999 stopped moving and a
+ * worker up 12 days showed 1.0368e+06 s. */
 static void
 worker_family(FILE *out, const json_t *status, const char *key, const char *name, const char *type,
-	      const char *help)
+	      const char *help, double now)
 {
 	family(out, name, type, help);
-	double now = (double)time(NULL);
 	const char *service_name;
 	json_t *service;
 	json_object_foreach(json_object_get(status, "services"), service_name, service)
@@ -137,20 +138,21 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 		json_array_foreach(json_object_get(service, "workers"), i, worker)
 		{
 			long long pid = json_integer_value(json_object_get(worker, "pid"));
-			double value;
+			fprintf(out,
+				"%s{pid=\"%lld\",role=\"worker\",service=\"%s\",worker=\"%lld\"} ",
+				name, pid, service_name,
+				json_integer_value(json_object_get(worker, "index")));
 			if (strcmp(key, "ready") == 0)
-				value = strcmp(json_string_value(json_object_get(worker, "state"))
+				fprintf(out, "%d\n",
+					strcmp(json_string_value(json_object_get(worker, "state"))
 						   ?: "",
-					       "ready") == 0;
+					       "ready") == 0);
 			else if (strcmp(key, "since") == 0)
-				value = now - json_number_value(json_object_get(worker, "since"));
+				fprintf(out, "%.3f\n",
+					now - json_number_value(json_object_get(worker, "since")));
 			else
-				value = json_number_value(json_object_get(worker, key));
-			fprintf(
-			    out,
-			    "%s{pid=\"%lld\",role=\"worker\",service=\"%s\",worker=\"%lld\"} %g\n",
-			    name, pid, service_name,
-			    json_integer_value(json_object_get(worker, "index")), value);
+				fprintf(out, "%lld\n",
+					json_integer_value(json_object_get(worker, key)));
 		}
 	}
 }
@@ -158,6 +160,19 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 ssize_t
 metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
 			  pid_t supervisor_pid, char **ret_text)
+{
+	/* The clock of the status' "since" (service.c), to the nanosecond: whole seconds from
+	 * time() made a worker that changed state less than a second ago show a negative age. */
+	struct timespec now;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	return metrics_prometheus_format_at(tree, status, host_pid, supervisor_pid,
+					    (double)now.tv_sec + (double)now.tv_nsec / 1e9,
+					    ret_text);
+}
+
+ssize_t
+metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
+			     pid_t supervisor_pid, double now, char **ret_text)
 {
 	struct role *roles = calloc(tree->count ? tree->count : 1, sizeof(*roles));
 	char *data = NULL;
@@ -181,13 +196,13 @@ metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status,
 	process_family(out, tree, roles, VSZ, "aerie_process_virtual_bytes", "gauge",
 		       "Virtual memory size.");
 	worker_family(out, status, "restarts", "aerie_worker_restarts_total", "counter",
-		      "Times the worker was restarted after an exit.");
+		      "Times the worker was restarted after an exit.", now);
 	worker_family(out, status, "ready", "aerie_worker_ready", "gauge",
-		      "1 when the worker is ready.");
+		      "1 when the worker is ready.", now);
 	worker_family(out, status, "since", "aerie_worker_state_seconds", "gauge",
-		      "Seconds since the worker's last state change (its uptime when ready).");
+		      "Seconds since the worker's last state change (its uptime when ready).", now);
 	worker_family(out, status, "generation", "aerie_worker_generation", "gauge",
-		      "The rolling-restart generation the worker belongs to.");
+		      "The rolling-restart generation the worker belongs to.", now);
 
 	family(out, "aerie_service_workers", "gauge", "Workers the service should run (count).");
 	const char *name;

@@ -11,3 +11,8 @@
  * generation. Returns a malloc'd NUL-terminated text and its length, or -ENOMEM. */
 ssize_t metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status,
 				  pid_t host_pid, pid_t supervisor_pid, char **ret_text);
+/* The same at a given time (seconds since the epoch, the clock of the status' "since"), for
+ * output that does not depend on when it runs. */
+ssize_t metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *status,
+				     pid_t host_pid, pid_t supervisor_pid, double now,
+				     char **ret_text);

@@ -3,6 +3,17 @@
 
 #include "lib/format.h"
 
+/* A command as ps shows it: control characters as '?'. A capture already replaces them
+ * (metrics_command_from_cmdline), but a tree parsed from another supervisor's JSON may carry
+ * any, and this goes to a terminal. */
+static void
+put_command(FILE *out, const char *command)
+{
+	for (const unsigned char *c = (const unsigned char *)command; *c; c++)
+		fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+	fputc('\n', out);
+}
+
 void
 metrics_table_print(FILE *out, const struct metrics_tree *tree)
 {
@@ -34,7 +45,8 @@ metrics_table_print(FILE *out, const struct metrics_tree *tree)
 		/* Indented like `ps f`, so the tree reads top to bottom. */
 		for (unsigned d = 1; d < p->depth; d++)
 			fputs("    ", out);
-		fprintf(out, "%s%s\n", p->depth ? " \\_ " : "", p->command);
+		fputs(p->depth ? " \\_ " : "", out);
+		put_command(out, p->command);
 	}
 	fprintf(out, "total: %zu process%s, RSS %s, PSS %s, USS %s\n", tree->count,
 		tree->count == 1 ? "" : "es", format_size(rss, rss_text, sizeof(rss_text)),

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "metrics/metrics.h"
+#include "metrics/proc_parse.h"
 
 /* Reads fixtures/proc/NAME into a malloc'd NUL-terminated buffer. */
 static char *
