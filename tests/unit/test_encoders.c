@@ -3,7 +3,7 @@
  * The tree is built by hand (no /proc): a host, its supervisor process, two workers of the
  * service "web" with a child each, one process without memory (a zombie), two with a recent
  * CPU% from the supervisor process, and commands with a double quote, a backslash, control
- * characters and bytes that are not UTF-8. The status is fixtures/golden/status.json, in the
+ * characters and bytes that are not UTF-8. The status is fixtures/golden/prometheus_status.json, in the
  * shape of host_status_encode. Each output is compared byte for byte with
  * fixtures/golden/metrics.json (no final newline, as the encoder writes none), metrics.prom
  * and metrics.txt.
@@ -258,12 +258,12 @@ static json_t *
 golden_status(void)
 {
 	size_t length;
-	char *text = read_golden("status.json", &length);
+	char *text = read_golden("prometheus_status.json", &length);
 	assert_non_null(text);
 	json_error_t error;
 	json_t *status = json_loadb(text, length, 0, &error);
 	if (!status)
-		fail_msg("status.json:%d: %s", error.line, error.text);
+		fail_msg("prometheus_status.json:%d: %s", error.line, error.text);
 	free(text);
 	return status;
 }
