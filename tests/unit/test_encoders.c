@@ -3,8 +3,8 @@
  * The tree is built by hand (no /proc): a host, its supervisor process, two workers of the
  * service "web" with a child each, one process without memory (a zombie), two with a recent
  * CPU% from the supervisor process, and commands with a double quote, a backslash, control
- * characters and bytes that are not UTF-8. The status is fixtures/golden/prometheus_status.json, in the
- * shape of host_status_encode. Each output is compared byte for byte with
+ * characters and bytes that are not UTF-8. The status is
+ * fixtures/golden/prometheus_status.json, in the shape of host_status_encode. Each output is compared byte for byte with
  * fixtures/golden/metrics.json (no final newline, as the encoder writes none), metrics.prom
  * and metrics.txt.
  *
