@@ -326,6 +326,18 @@ class Host:
             return pids if len(pids) == count else None
         return wait_for(ready, timeout, message=f"{count} ready workers of {service}")
 
+    def wait_generation(self, service, generation, count, timeout=15.0):
+        """Waits until service lists exactly count workers, all ready and of generation;
+        returns their pids, sorted."""
+        def settled():
+            workers = self.workers(service)
+            if len(workers) == count and all(w["state"] == "ready" and w["generation"] ==
+                                             generation for w in workers):
+                return sorted(w["pid"] for w in workers)
+            return None
+        return wait_for(settled, timeout, message=f"{count} workers of {service}, all ready, "
+                        f"of generation {generation} only")
+
     def send_signal(self, signum):
         """Sends signum to the host."""
         os.kill(self.process.pid, signum)

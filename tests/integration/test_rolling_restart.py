@@ -164,18 +164,6 @@ def ready_workers(host, service="web"):
     return host.workers(service, "ready")
 
 
-def wait_only_generation(host, generation, count, service="web", timeout=10.0):
-    """Waits until the service lists exactly count workers, all ready and of generation;
-    returns their pids."""
-    def settled():
-        workers = host.workers(service)
-        if len(workers) == count and all(w["state"] == "ready" and w["generation"] == generation
-                                         for w in workers):
-            return sorted(w["pid"] for w in workers)
-        return None
-    return wait_for(settled, timeout, message=f"{count} workers of generation {generation} only")
-
-
 def wait_restart_logged(host, count, timeout=20.0):
     """Waits for the count-th end of a rolling restart (done or failed); returns that line."""
     def ended():
@@ -227,7 +215,7 @@ def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
             wait_gone(old, reaped=False, what=f"generation {generation - 1}")
             timings.append((round((replied - asked) * 1000), round((time.monotonic() - replied)
                                                                    * 1000)))
-            pids = wait_only_generation(host, generation, 2)
+            pids = host.wait_generation("web", generation, 2, timeout=10)
             assert pids == new
             window_start = time.monotonic()
             drained.append((replied, generation - 1))
@@ -264,7 +252,7 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
     old = sorted(host.wait_ready("web", 2))
 
     def still_the_old_generation():
-        assert wait_only_generation(host, 1, 2) == old
+        assert host.wait_generation("web", 1, 2, timeout=10) == old
         assert all(process_alive(pid) for pid in old)
         assert host.status()["services"]["web"]["ready"] == 2
 
@@ -313,7 +301,7 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         line = wait_restart_logged(host, 5)
         assert " done" in line, line
         generation = int(re.search(r"generation (\d+) done", line).group(1))
-        new = wait_only_generation(host, generation, 2)
+        new = host.wait_generation("web", generation, 2, timeout=10)
         assert not set(new) & set(old)
         wait_gone(old, reaped=False, what="old workers")
         wait_for(lambda: any(r.generation == generation for r in load.snapshot()),
@@ -344,7 +332,7 @@ def test_reload_changes_the_worker_count_under_load(start_host, examples_dir):
                    if w["generation"] == generation and w["state"] == "ready"]
             assert len(new) == count, status
             wait_gone(old, reaped=False, what="old workers")
-            assert wait_only_generation(host, generation, count) == sorted(new)
+            assert host.wait_generation("web", generation, count, timeout=10) == sorted(new)
             old = new
             # Load pacing: the new workers alone serve for 0.3 s before the next reload or the
             # end of the load (longer than the last 0.2 s that the check below looks at).
@@ -408,7 +396,7 @@ def test_restart_during_a_restart_is_queued_not_interleaved(start_host, examples
         host.wait_log("rolling restart queued behind the one under way")
         first.join(15)
         second.join(15)
-        wait_only_generation(host, 3, 2, service="tick")
+        host.wait_generation("tick", 3, 2, timeout=10)
     finally:
         stop.set()
         sampler.join(5)
