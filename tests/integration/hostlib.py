@@ -2,7 +2,7 @@
 supervisor socket, stop it; read what /proc says about its processes; talk HTTP to its workers.
 Every wait polls a condition with a deadline; nothing sleeps blind.
 
-Sections: waiting; configs; /proc; the supervisor socket; HTTP; the Host class."""
+In order: waiting, configs, the supervisor socket, /proc, HTTP, the Host class."""
 import json
 import os
 import pathlib
@@ -13,6 +13,9 @@ import socket
 import subprocess
 import threading
 import time
+
+NOBODY = ("--reuid=65534", "--regid=65534", "--clear-groups")  # setpriv's options for nobody
+
 
 # Waiting -----------------------------------------------------------------------------------
 

@@ -452,7 +452,8 @@ ready = notify
 def test_escaped_orphan_is_stopped_with_the_host(start_host, examples_dir):
     # The subshell exits at once, so `sleep` is orphaned; setsid puts it out of the worker's
     # process group, where the group kill can't reach it.
-    script = f"(setsid sleep 1234 </dev/null >/dev/null 2>&1 &) && exec {worker_command(examples_dir)}"
+    script = ("(setsid sleep 1234 </dev/null >/dev/null 2>&1 &) && "
+              f"exec {worker_command(examples_dir)}")
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}

@@ -23,11 +23,10 @@ import time
 
 import pytest
 
-from hostlib import proc_stat, read_cmdline, wait_for
+from hostlib import NOBODY, proc_stat, read_cmdline, wait_for
 
 PYTHON = sys.executable
 PAGE = os.sysconf("SC_PAGE_SIZE")
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 WALKS = [pytest.param([], id="children"), pytest.param(["--scan-proc"], id="scan-proc")]
 ARG = "an arg with spaces"
 
@@ -277,7 +276,7 @@ def test_table(aerie_bin, tree, walk):
 def test_unprivileged_capture_has_no_memory(aerie_bin, tree, walk):
     """As nobody over root's processes: smaps_rollup is EACCES, the rest is world-readable."""
     root, depths, _ = tree
-    captured, expected, gap = capture_json(aerie_bin, root, walk, user=NOBODY)
+    captured, expected, gap = capture_json(aerie_bin, root, walk, user=["setpriv", *NOBODY])
     assert set(captured) == set(depths)
     assert all(process["memory"] is None for process in captured.values())
     # Everything else still agrees with ps, resident_size included (from the kernel's

@@ -15,7 +15,7 @@ from hostlib import (CLIENT_TIMEOUT, HELLO, Client, Incomplete, children, free_p
                      process_alive, service, wait_for, wait_gone, worker_command)
 
 
-def web_config(examples_dir, port, count=2, command=None, ready_timeout=10):
+def http_config(examples_dir, port, count=2, command=None, ready_timeout=10):
     """The web service: http_worker (or command) on a socket the host binds at port."""
     return service("web", command or worker_command(examples_dir, program="http_worker"),
                    count=count, listen=f"tcp:127.0.0.1:{port}", ready="notify",
@@ -182,7 +182,7 @@ def wait_restart_logged(host, count, timeout=20.0):
 
 def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
     port = free_port()
-    host = start_host(web_config(examples_dir, port))
+    host = start_host(http_config(examples_dir, port))
     pids = sorted(host.wait_ready("web", 2))
     seen = set(pids)
     # (from, to, generation, pids): a request sent after from and answered before to (after
@@ -247,7 +247,7 @@ def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
 def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_dir):
     port = free_port()
     http_worker = worker_command(examples_dir, program="http_worker")
-    good = web_config(examples_dir, port, ready_timeout=1)
+    good = http_config(examples_dir, port, ready_timeout=1)
     host = start_host(good)
     old = sorted(host.wait_ready("web", 2))
 
@@ -267,8 +267,8 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         still_the_old_generation()
 
         # The new workers exit 2 at once: `--listen bogus` is bad usage.
-        host.config.write_text(web_config(examples_dir, port, ready_timeout=1,
-                                          command=f"{http_worker} --listen bogus"))
+        host.config.write_text(http_config(examples_dir, port, ready_timeout=1,
+                                           command=f"{http_worker} --listen bogus"))
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 2)
         assert "rolling restart failed" in line and "exited with status 2 before it was ready" \
@@ -284,8 +284,9 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         still_the_old_generation()
 
         # New workers that never say READY=1: killed at ready_timeout (1 s).
-        host.config.write_text(web_config(examples_dir, port, ready_timeout=1, command=worker_command(
-            examples_dir, "--no-ready")))
+        never_ready = worker_command(examples_dir, "--no-ready")
+        host.config.write_text(http_config(examples_dir, port, ready_timeout=1,
+                                           command=never_ready))
         started = time.monotonic()
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 4)
@@ -316,12 +317,12 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
 
 def test_reload_changes_the_worker_count_under_load(start_host, examples_dir):
     port = free_port()
-    host = start_host(web_config(examples_dir, port, count=2))
+    host = start_host(http_config(examples_dir, port, count=2))
     old = host.wait_ready("web", 2)
     with Load(port, keepalive=4, fresh=2, sleepers=2) as load:
         load.wait_warm()
         for number, count in ((1, 3), (2, 1)):
-            host.config.write_text(web_config(examples_dir, port, count=count))
+            host.config.write_text(http_config(examples_dir, port, count=count))
             host.send_signal(signal.SIGHUP)
             line = wait_restart_logged(host, number)
             assert " done" in line, line

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from hostlib import (busy_seconds, config, descendants, process_alive, service, supervisor_pid,
-                     wait_for, wait_gone, worker_command)
+from hostlib import (NOBODY, busy_seconds, config, descendants, process_alive, service,
+                     supervisor_pid, wait_for, wait_gone, worker_command)
 
 KIB = 1024
 MAX_REQUEST = 64 * KIB  # PROTOCOL_MAX_REQUEST
@@ -812,9 +812,6 @@ def as_user(path, *ids):
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-NOBODY = ("--reuid=65534", "--regid=65534", "--clear-groups")
 
 
 def test_other_user_is_refused(world_dir, start_host, examples_dir):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hostlib import config, descendants, service, wait_for, worker_command
+from hostlib import NOBODY, config, descendants, service, wait_for, worker_command
 
 
 @pytest.fixture
@@ -404,14 +404,11 @@ def test_bad_usage(cli, tmp_path, args):
 # Another user ----------------------------------------------------------------------------
 
 
-NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-
-
 def test_other_user_stopped_by_the_file_mode(cli, world_dir, start_host, examples_dir):
     host = start_host(service("web", worker_command(examples_dir), count=1, ready="notify"),
                       directory=world_dir)
     host.wait_ready("web", 1)
-    result = cli("-s", host.socket, "status", user=NOBODY)
+    result = cli("-s", host.socket, "status", user=("setpriv", *NOBODY))
     assert result.returncode == 3
     assert "permission denied" in result.stderr
 
@@ -436,7 +433,7 @@ def test_other_user_gets_the_refusal(cli, world_dir, start_host, examples_dir, s
                                      ready="notify"), socket_mode="0666"), directory=world_dir)
     host.wait_ready("web", 1)
     # Past the file mode, the supervisor itself refuses.
-    result = cli("-s", host.socket, "status", user=(*slow_send, *NOBODY))
+    result = cli("-s", host.socket, "status", user=(*slow_send, "setpriv", *NOBODY))
     assert "permission_denied" in result.stderr, result.stderr
     assert result.returncode == 1
 
