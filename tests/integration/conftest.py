@@ -43,7 +43,8 @@ def examples_dir():
 @pytest.fixture
 def start_host(aerie_bin, tmp_path):
     """start_host(config_text, args=(), wrapper=()) → a running Host in tmp_path; every host
-    still running at the end of the test is stopped (and killed if it won't stop)."""
+    still running at the end of the test is stopped (and killed if it won't stop), and its log
+    printed (pytest shows it when the test failed)."""
     hosts = []
 
     def start(config, args=(), wrapper=(), binary=None, directory=None):
@@ -58,6 +59,7 @@ def start_host(aerie_bin, tmp_path):
                 host.stop(timeout=20)
             except AssertionError:
                 host.kill()
+        print(f"--- log of host {host.pid} ---\n{host.log_text()}")
 
 
 @pytest.fixture

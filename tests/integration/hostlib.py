@@ -1,13 +1,23 @@
 """Drive a real `aerie host` from tests: write a config, start it, read its log, talk to its
-supervisor socket, stop it. Every wait polls a condition with a deadline; nothing sleeps blind."""
+supervisor socket, stop it; read what /proc says about its processes; talk HTTP to its workers.
+Every wait polls a condition with a deadline; nothing sleeps blind.
+
+In order: waiting, configs, the supervisor socket, /proc, HTTP, the Host class."""
 import json
 import os
 import pathlib
+import re
+import shlex
 import signal
 import socket
 import subprocess
 import threading
 import time
+
+NOBODY = ("--reuid=65534", "--regid=65534", "--clear-groups")  # setpriv's options for nobody
+
+
+# Waiting -----------------------------------------------------------------------------------
 
 
 def wait_for(condition, timeout=10.0, interval=0.02, message="condition"):
@@ -20,6 +30,46 @@ def wait_for(condition, timeout=10.0, interval=0.02, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+def wait_gone(pids, timeout=5.0, reaped=True, what=None):
+    """Waits until none of pids is left: not in /proc at all, or (reaped=False) not running,
+    an unreaped zombie counting as gone."""
+    gone = (lambda pid: not exists(pid)) if reaped else (lambda pid: not process_alive(pid))
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout,
+             message=f"{what or f'pids {pids}'} to be gone")
+
+
+# Configs -----------------------------------------------------------------------------------
+
+
+def worker_command(examples_dir, *args, program="worker"):
+    """The command line of an example program (build/examples/worker by default) with args."""
+    return shlex.join([str(examples_dir / program), *args])
+
+
+def service(name, command, **keys):
+    """A [service:NAME] section: `command = command`, then a `key = value` line per keyword."""
+    lines = [f"[service:{name}]", f"command = {command}"]
+    lines += [f"{key} = {value}" for key, value in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def config(*services, **host):
+    """A config file's text: a [host] section of the keywords (if any), then the services."""
+    head = ["[host]\n" + "".join(f"{key} = {value}\n" for key, value in host.items())] \
+        if host else []
+    return "\n".join(head + list(services))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The supervisor socket ---------------------------------------------------------------------
 
 
 def request(path, message, timeout=30.0):
@@ -38,14 +88,86 @@ def request(path, message, timeout=30.0):
         return json.loads(reply[: reply.index(b"\0")])
 
 
-def process_alive(pid):
-    """True if pid exists and is not a zombie."""
+# What /proc says ---------------------------------------------------------------------------
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command (state first), or None if pid is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+            text = f.read()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split() if ")" in text else None
+
+
+def exists(pid):
+    """True while pid is in /proc at all, zombies included."""
+    return proc_stat(pid) is not None
+
+
+def process_alive(pid):
+    """True if pid exists and is not a zombie."""
+    fields = proc_stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def parent(pid):
+    """The parent pid of pid, or None if pid is gone."""
+    fields = proc_stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def cpu_seconds(pid):
+    """User and system CPU time pid has used, in seconds."""
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds(pid):
+    """Seconds pid has been runnable: on a CPU or waiting in a run queue (/proc/PID/schedstat).
+    A process that spins is runnable all the time however loaded the machine is."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        running, waiting = f.read().split()[:2]
+    return (int(running) + int(waiting)) / 1e9
+
+
+def read_cmdline(pid):
+    """The raw /proc/PID/cmdline (NUL-terminated arguments), b"" if pid is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def ignored_signals(pid):
+    """The mask of signals pid ignores (SigIgn in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+
+
+def rss(pid):
+    """The resident set size of pid in bytes (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def fd_count(pid):
+    """How many file descriptors pid has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def children(pid):
+    """The pids of pid's children (of its main thread), [] if pid is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def descendants(root):
@@ -53,18 +175,86 @@ def descendants(root):
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
+            fields = proc_stat(entry)
+            if fields:
+                parents[int(entry)] = int(fields[1])
     found, frontier = [], [root]
     while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
+        parent_pid = frontier.pop()
+        kids = [pid for pid, ppid in parents.items() if ppid == parent_pid]
+        found += kids
+        frontier += kids
     return found
+
+
+def zombies_of(pid):
+    """The children of pid that are zombies it has not reaped."""
+    return [child for child in children(pid) if (proc_stat(child) or ["?"])[0] == "Z"]
+
+
+def find_process(root, cmdline):
+    """The descendant of root whose command line is cmdline (a list), or None."""
+    wanted = b"".join(arg.encode() + b"\0" for arg in cmdline)
+    return next((pid for pid in descendants(root) if read_cmdline(pid) == wanted), None)
+
+
+def supervisor_pid(host_pid, exclude=(), timeout=10.0):
+    """Waits for the host's running supervisor process (its child running supervisor-process,
+    other than the pids in exclude); returns its pid."""
+    def find():
+        return next((pid for pid in children(host_pid) if pid not in exclude
+                     and b"supervisor-process" in read_cmdline(pid) and process_alive(pid)),
+                    None)
+    return wait_for(find, timeout, message="the supervisor process")
+
+
+# HTTP to the example http_worker ------------------------------------------------------------
+
+HELLO = re.compile(rb"^hello from worker (\d+) pid (\d+) generation (\d+)\n$")  # its body
+CLIENT_TIMEOUT = 10.0  # seconds: a request slower than this is a timeout, hence a failure
+
+
+class Incomplete(Exception):
+    """The server closed the connection before a complete response."""
+
+
+class Client:
+    """One HTTP/1.1 connection; get() sends one request and reads exactly one response."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def _more(self, what):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise Incomplete(f"EOF {what}; had {self.buffer[:120]!r}")
+        self.buffer += chunk
+
+    def get(self, path):
+        """Returns (status, headers with lower-case names, body)."""
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: aerie\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self.buffer:
+            self._more("before the response head")
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers["content-length"])
+        while len(self.buffer) < length:
+            self._more(f"in a body of {length} bytes")
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, headers, body
+
+    def close(self):
+        self.sock.close()
+
+
+# The host ----------------------------------------------------------------------------------
 
 
 class Host:
@@ -94,13 +284,16 @@ class Host:
 
     @property
     def pid(self):
+        """The host's pid."""
         return self.process.pid
 
     def log(self):
+        """The lines the host has written to stderr so far."""
         with self._lock:
             return list(self.lines)
 
     def log_text(self):
+        """The log as one string."""
         return "\n".join(self.log())
 
     def wait_log(self, text, timeout=10.0, count=1):
@@ -114,12 +307,15 @@ class Host:
             raise AssertionError(f"no log line {text!r} (x{count}) in:\n{self.log_text()}")
 
     def request(self, message, timeout=30.0):
+        """One request on the host's supervisor socket; returns the decoded reply."""
         return request(self.socket, message, timeout)
 
     def status(self):
+        """The reply to a status request."""
         return self.request({"please": "status"})
 
     def workers(self, service, state=None):
+        """The workers that status lists for service (only those in state, if given)."""
         workers = self.status()["services"][service]["workers"]
         return [w for w in workers if state is None or w["state"] == state]
 
@@ -133,7 +329,20 @@ class Host:
             return pids if len(pids) == count else None
         return wait_for(ready, timeout, message=f"{count} ready workers of {service}")
 
+    def wait_generation(self, service, generation, count, timeout=15.0):
+        """Waits until service lists exactly count workers, all ready and of generation;
+        returns their pids, sorted."""
+        def settled():
+            workers = self.workers(service)
+            if len(workers) == count and all(w["state"] == "ready" and w["generation"] ==
+                                             generation for w in workers):
+                return sorted(w["pid"] for w in workers)
+            return None
+        return wait_for(settled, timeout, message=f"{count} workers of {service}, all ready, "
+                        f"of generation {generation} only")
+
     def send_signal(self, signum):
+        """Sends signum to the host."""
         os.kill(self.process.pid, signum)
 
     def stop(self, timeout=15.0, signum=signal.SIGTERM):

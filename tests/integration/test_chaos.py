@@ -18,16 +18,14 @@ import json
 import os
 import random
 import re
-import shlex
 import signal
 import socket
 import threading
 import time
 
-import pytest
-
-from hostlib import request, wait_for
-from test_rolling_restart import HELLO, Client, Incomplete, free_port
+from hostlib import (HELLO, Client, Incomplete, children, config, fd_count, free_port,
+                     proc_stat, request, rss, service, supervisor_pid, wait_for,
+                     worker_command, zombies_of)
 
 CHAOS_SECONDS = float(os.environ.get("AERIE_CHAOS_SECONDS", "15"))
 KILL_EVERY = 0.01          # seconds between two kills
@@ -41,62 +39,13 @@ SANITIZER_REPORT = re.compile(r"runtime error:|AddressSanitizer|LeakSanitizer|"
 WORKER_STATES = {"starting", "ready", "stopping", "backoff", "exited"}
 
 
-def config(examples_dir, port):
-    http = shlex.join([str(examples_dir / "http_worker")])
-    worker = shlex.join([str(examples_dir / "worker")])
-    common = ("ready = notify\nready_timeout = 10\nrestart_delay = 0.01\n"
-              "restart_delay_max = 0.05\nstop_timeout = 5\n")
-    return (f"[service:web]\ncommand = {http}\ncount = {COUNT}\n"
-            f"listen = tcp:127.0.0.1:{port}\n{common}\n"
-            f"[service:tick]\ncommand = {worker}\ncount = {COUNT}\n{common}")
-
-
-# What /proc says about the host ------------------------------------------------------------
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def proc_state(pid):
-    """(state letter, ppid), or None if pid is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def supervisor_pid(host_pid):
-    for pid in children(host_pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"supervisor-process" in f.read():
-                    return pid
-        except OSError:
-            pass
-    return None
-
-
-def zombies(host_pid):
-    return [pid for pid in children(host_pid) if (proc_state(pid) or ("?",))[0] == "Z"]
+def chaos_config(examples_dir, port):
+    """web: http_worker on a listen socket; tick: the plain worker; both quick to restart."""
+    common = dict(ready="notify", ready_timeout=10, restart_delay=0.01,
+                  restart_delay_max=0.05, stop_timeout=5)
+    return config(service("web", worker_command(examples_dir, program="http_worker"),
+                          count=COUNT, listen=f"tcp:127.0.0.1:{port}", **common),
+                  service("tick", worker_command(examples_dir), count=COUNT, **common))
 
 
 # The actors --------------------------------------------------------------------------------
@@ -173,8 +122,8 @@ class Chaos:
                     fd = None
                 if fd is not None:
                     try:
-                        state = proc_state(pid)
-                        if state and state[1] == self.host.pid and state[0] != "Z":
+                        stat = proc_stat(pid)
+                        if stat and int(stat[1]) == self.host.pid and stat[0] != "Z":
                             signal.pidfd_send_signal(fd, signal.SIGKILL)
                             self.kills += 1
                     except OSError:
@@ -356,7 +305,7 @@ def test_chaos_host_keeps_serving_and_recovers(start_host, examples_dir):
     # A sanitized host keeps freed memory in ASan's quarantine (256 MiB by default), which would
     # hide a leak from the RSS check: a small one keeps the check meaningful.
     asan = os.environ.get("ASAN_OPTIONS", "")
-    host = start_host(config(examples_dir, port), wrapper=[
+    host = start_host(chaos_config(examples_dir, port), wrapper=[
         "env", f"ASAN_OPTIONS={asan + ':' if asan else ''}quarantine_size_mb=1"])
     host.wait_ready("web", COUNT, timeout=30)
     host.wait_ready("tick", COUNT, timeout=30)
@@ -372,7 +321,7 @@ def test_chaos_host_keeps_serving_and_recovers(start_host, examples_dir):
     try:
         while time.monotonic() - started < CHAOS_SECONDS:
             assert host.process.poll() is None, f"the host died:\n{host.log_text()[-3000:]}"
-            time.sleep(0.1)
+            time.sleep(0.1)  # the chaos runs for CHAOS_SECONDS; the host is checked meanwhile
     finally:
         ended = time.monotonic()
         chaos.finish()
@@ -401,7 +350,7 @@ def test_chaos_host_keeps_serving_and_recovers(start_host, examples_dir):
 
     # It came back whole.
     wait_for(lambda: settled(host), 30, message="every service at its count and ready")
-    wait_for(lambda: not zombies(host.pid), 5, message="no zombie among the host's children")
+    wait_for(lambda: not zombies_of(host.pid), 5, message="no zombie among the host's children")
     status = host.status()
     assert sum(s["restarts"] for s in status["services"].values()) > 0, status
     wait_for(lambda: fd_count(host.pid) <= fds_before + FD_SLACK, 10,

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from hostlib import descendants, process_alive, wait_for
+from hostlib import (descendants, free_port, proc_stat, process_alive, read_cmdline, wait_for,
+                     worker_command)
 
 
 class FakeSystemd:
@@ -64,10 +65,6 @@ def systemd():
     fake.close()
 
 
-def worker(examples_dir, *args):
-    return " ".join([str(examples_dir / "worker"), *args])
-
-
 def start_under_systemd(start_host, systemd, config, **env):
     saved = {key: os.environ.get(key) for key in ["NOTIFY_SOCKET", *env]}
     os.environ["NOTIFY_SOCKET"] = systemd.address
@@ -85,7 +82,7 @@ def start_under_systemd(start_host, systemd, config, **env):
 def test_ready_reload_stopping_sent_to_systemd(start_host, systemd, examples_dir):
     host = start_under_systemd(start_host, systemd, f"""
 [service:web]
-command = {worker(examples_dir, "--ready-after 0.3")}
+command = {worker_command(examples_dir, "--ready-after", "0.3")}
 count = 2
 ready = notify
 """)
@@ -114,7 +111,7 @@ ready = notify
 def test_watchdog_pings_at_half_the_interval(start_host, systemd, examples_dir):
     host = start_under_systemd(start_host, systemd, f"""
 [service:web]
-command = {worker(examples_dir)}
+command = {worker_command(examples_dir)}
 """, WATCHDOG_USEC="400000")
     host.wait_ready("web", 1)
     first = systemd.wait(lambda t: t == "WATCHDOG=1", message="WATCHDOG=1")
@@ -131,7 +128,7 @@ command = {worker(examples_dir)}
 def test_watchdog_for_another_pid_is_not_ours(start_host, systemd, examples_dir):
     host = start_under_systemd(start_host, systemd, f"""
 [service:web]
-command = {worker(examples_dir)}
+command = {worker_command(examples_dir)}
 """, WATCHDOG_USEC="200000", WATCHDOG_PID="1")
     host.wait_ready("web", 1)
     systemd.wait(lambda t: t.startswith("READY=1"), message="READY=1")
@@ -143,7 +140,7 @@ command = {worker(examples_dir)}
 def test_workers_do_not_inherit_the_hosts_notify_socket(start_host, systemd, examples_dir):
     host = start_under_systemd(start_host, systemd, f"""
 [service:plain]
-command = {worker(examples_dir, "--print-env")}
+command = {worker_command(examples_dir, "--print-env")}
 ready = none
 """)
     lines = host.wait_log("sigign=")
@@ -161,7 +158,7 @@ def test_pid_1_in_a_container_reaps_everything(aerie_bin, examples_dir, tmp_path
         pytest.skip("a PID namespace needs root here")
     (tmp_path / "aerie.ini").write_text(f"""
 [service:web]
-command = {worker(examples_dir, "--spawn-grandchild --leave-zombie")}
+command = {worker_command(examples_dir, "--spawn-grandchild", "--leave-zombie")}
 count = 2
 ready = notify
 
@@ -185,26 +182,13 @@ command = sh -c 'setsid sleep 1000 & exec {examples_dir}/worker'
                  message="the host to say it is init")
 
         def states():
-            result = {}
-            for pid in descendants(host):
-                try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                    result[pid] = (fields[0], int(fields[1]))
-                except OSError:
-                    pass
-            return result
+            return {pid: (fields[0], int(fields[1])) for pid in descendants(host)
+                    if (fields := proc_stat(pid))}
 
         # Kill a web worker from outside: its zombie child and its grandchild are orphaned
         # into the namespace, where only PID 1 (the host) can reap them.
-        def cmdline(pid):
-            try:
-                with open(f"/proc/{pid}/cmdline") as f:
-                    return f.read()
-            except OSError:
-                return ""
         web = [pid for pid, (state, ppid) in states().items()
-               if ppid == host and "spawn-grandchild" in cmdline(pid)]
+               if ppid == host and b"spawn-grandchild" in read_cmdline(pid)]
         assert web
         os.kill(web[0], signal.SIGKILL)
         wait_for(lambda: not [pid for pid, (state, ppid) in states().items()
@@ -227,7 +211,7 @@ command = sh -c 'setsid sleep 1000 & exec {examples_dir}/worker'
 def test_health_timeout_replaces_a_quiet_worker(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {worker(examples_dir, "--watchdog-for 0.8")}
+command = {worker_command(examples_dir, "--watchdog-for", "0.8")}
 ready = notify
 health_timeout = 0.4
 restart_delay = 0.1
@@ -247,9 +231,10 @@ restart_delay = 0.1
 
 
 def test_health_timeout_keeps_a_worker_that_pings(start_host, examples_dir):
+    show = ("--print-env", "--env-key", "WATCHDOG_USEC", "--env-key", "WATCHDOG_PID")
     host = start_host(f"""
 [service:web]
-command = {worker(examples_dir, "--watchdog --print-env --env-key WATCHDOG_USEC --env-key WATCHDOG_PID")}
+command = {worker_command(examples_dir, "--watchdog", *show)}
 ready = notify
 health_timeout = 0.3
 """)
@@ -269,7 +254,7 @@ health_timeout = 0.3
 def test_worker_over_memory_limit_is_replaced_new_one_first(start_host, examples_dir, metric):
     host = start_host(f"""
 [service:web]
-command = {worker(examples_dir, "--allocate 24")}
+command = {worker_command(examples_dir, "--allocate", "24")}
 ready = notify
 count = 2
 memory_limit = 16M
@@ -277,7 +262,7 @@ memory_metric = {metric}
 memory_check_interval = 0.3
 
 [service:small]
-command = {worker(examples_dir)}
+command = {worker_command(examples_dir)}
 memory_limit = 512M
 memory_check_interval = 0.3
 """)
@@ -472,16 +457,13 @@ def test_memory_limit_added_by_a_reload_is_checked(start_host, examples_dir, tmp
 # Prometheus over HTTP -----------------------------------------------------------------------
 
 def test_prometheus_http_endpoint(start_host, examples_dir):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     host = start_host(f"""
 [host]
 prometheus = 127.0.0.1:{port}
 
 [service:web]
-command = {worker(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 2
 ready = notify
 """)
@@ -520,7 +502,7 @@ ready = notify
 def test_rolling_batch_replaces_one_worker_at_a_time(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {worker(examples_dir, "--ready-after 0.2")}
+command = {worker_command(examples_dir, "--ready-after", "0.2")}
 count = 4
 ready = notify
 rolling_batch = 1
@@ -556,7 +538,7 @@ rolling_batch = 1
 def test_rolling_batch_that_fails_keeps_the_old_workers(start_host, examples_dir, tmp_path):
     config = f"""
 [service:web]
-command = {worker(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 3
 ready = notify
 ready_timeout = 0.5

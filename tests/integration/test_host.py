@@ -14,45 +14,14 @@ import time
 
 import pytest
 
-from hostlib import descendants, process_alive, wait_for
+from hostlib import (cpu_seconds, descendants, exists, find_process, ignored_signals, parent,
+                     proc_stat, process_alive, read_cmdline, wait_for, wait_gone,
+                     worker_command, zombies_of)
 
 # 12:34:56.789 info  web.0[123] text
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (error|warn |info |debug) (.*)$")
 RESTARTING = re.compile(r"(\w+)\.(\d+): restarting in (\d+\.\d{3}) s \(failure (\d+) in a row\)$")
 ZERO_MASK = "0000000000000000"
-
-
-def command(examples_dir, *args):
-    return shlex.join([str(examples_dir / "worker"), *args])
-
-
-def proc_stat(pid):
-    """The fields of /proc/PID/stat after the command (state first), or None if pid is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def exists(pid):
-    """True while pid is in /proc at all, zombies included."""
-    return proc_stat(pid) is not None
-
-
-def parent(pid):
-    fields = proc_stat(pid)
-    return int(fields[1]) if fields else None
-
-
-def cpu_seconds(pid):
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def zombies_of(pid):
-    return [child for child in descendants(pid)
-            if (proc_stat(child) or ["?"])[0] == "Z" and parent(child) == pid]
 
 
 def messages(host):
@@ -99,30 +68,6 @@ def worker_by_index(host, service, index):
     return next(w for w in host.workers(service) if w["index"] == index)
 
 
-def wait_gone(pids, timeout=5.0):
-    """Waits until none of pids is in /proc, not even as a zombie."""
-    wait_for(lambda: not any(exists(pid) for pid in pids), timeout,
-             message=f"pids {pids} to be gone")
-
-
-def find_process(root, cmdline):
-    """The descendant of root whose command line is cmdline (a list), or None."""
-    wanted = b"".join(arg.encode() + b"\0" for arg in cmdline)
-    for pid in descendants(root):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read() == wanted:
-                    return pid
-        except OSError:
-            pass
-    return None
-
-
-def ignored_signals(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(l.split()[1], 16) for l in f if l.startswith("SigIgn:"))
-
-
 def orphan_of(host, cmdline):
     """Waits for the process running cmdline to be orphaned to the host; returns its pid."""
     def found():
@@ -131,33 +76,18 @@ def orphan_of(host, cmdline):
     return wait_for(found, 5, message=f"{cmdline} orphaned to the host")
 
 
-@pytest.fixture
-def start_host(start_host):
-    """conftest's start_host, printing each host's log at teardown: pytest shows it when the
-    test failed."""
-    hosts = []
-
-    def start(*args, **kwargs):
-        host = start_host(*args, **kwargs)
-        hosts.append(host)
-        return host
-    yield start
-    for host in hosts:
-        print(f"--- log of host {host.pid} ---\n{host.log_text()}")
-
-
 # 1 ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_start_and_stop_several_services(start_host, examples_dir, signum):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--status", "serving web")}
+command = {worker_command(examples_dir, "--status", "serving web")}
 count = 3
 ready = notify
 
 [service:clock]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 1
 ready = none
 """)
@@ -191,7 +121,7 @@ ready = none
 def test_many_workers_start_and_stop(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 30
 ready = notify
 """)
@@ -205,7 +135,7 @@ ready = notify
 def test_stop_signal_from_the_config(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 ready = notify
 stop_signal = INT
 """)
@@ -220,11 +150,11 @@ stop_signal = INT
 def test_stop_while_starting_or_in_backoff_is_prompt(start_host, examples_dir):
     host = start_host(f"""
 [service:slow]
-command = {command(examples_dir, "--ready-after", "5")}
+command = {worker_command(examples_dir, "--ready-after", "5")}
 ready = notify
 
 [service:crashy]
-command = {command(examples_dir, "--exit-code", "3")}
+command = {worker_command(examples_dir, "--exit-code", "3")}
 ready = none
 restart_delay = 5
 restart_delay_max = 5
@@ -245,7 +175,7 @@ restart_delay_max = 5
 def test_ready_from_a_process_in_the_workers_group(start_host, examples_dir):
     # sh stays the worker (no exec: "&&" follows); the real program, its child in the same
     # process group, is the one that sends READY=1.
-    script = f"{command(examples_dir)} && exit 0"
+    script = f"{worker_command(examples_dir)} && exit 0"
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -253,8 +183,7 @@ ready = notify
 ready_timeout = 5
 """)
     pid, = host.wait_ready("web", 1)
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[0] == b"sh"
+    assert read_cmdline(pid).split(b"\0")[0] == b"sh"
     host.wait_log(f"web.0[{pid}] ready after")
     assert host.stop() == 0
     assert not exists(pid)
@@ -265,7 +194,7 @@ ready_timeout = 5
 def test_killed_worker_is_replaced(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 2
 ready = notify
 """)
@@ -298,7 +227,7 @@ ready = notify
 def test_crashed_worker_is_replaced(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--exit-after", "0.2", "--crash")}
+command = {worker_command(examples_dir, "--exit-after", "0.2", "--crash")}
 ready = notify
 restart_delay = 0.1
 """)
@@ -317,7 +246,7 @@ restart_delay = 0.1
 def test_crash_loop_backs_off_without_spinning(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--exit-after", "0", "--exit-code", "3")}
+command = {worker_command(examples_dir, "--exit-after", "0", "--exit-code", "3")}
 ready = none
 restart_delay = 0.1
 restart_delay_max = 0.8
@@ -354,18 +283,18 @@ restart_delay_max = 0.8
 def test_restart_policies(start_host, examples_dir):
     host = start_host(f"""
 [service:ok]
-command = {command(examples_dir, "--exit-code", "0")}
+command = {worker_command(examples_dir, "--exit-code", "0")}
 ready = none
 restart = on-failure
 
 [service:bad]
-command = {command(examples_dir, "--exit-code", "3")}
+command = {worker_command(examples_dir, "--exit-code", "3")}
 ready = none
 restart = on-failure
 restart_delay = 0.1
 
 [service:never]
-command = {command(examples_dir, "--exit-code", "3")}
+command = {worker_command(examples_dir, "--exit-code", "3")}
 ready = none
 restart = never
 """)
@@ -397,7 +326,7 @@ restart = never
 def test_ready_timeout_kills_and_backs_off(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--no-ready")}
+command = {worker_command(examples_dir, "--no-ready")}
 ready = notify
 ready_timeout = 0.5
 restart_delay = 0.2
@@ -430,7 +359,7 @@ def test_stop_timeout_sends_sigkill(start_host, examples_dir, case):
             "stopped": []}[case]
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, *args)}
+command = {worker_command(examples_dir, *args)}
 ready = notify
 ready_timeout = 60
 stop_timeout = 0.5
@@ -463,7 +392,7 @@ stop_timeout = 0.5
 def test_second_sigint_stops_at_once(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--stop-delay", "5")}
+command = {worker_command(examples_dir, "--stop-delay", "5")}
 count = 2
 ready = notify
 stop_timeout = 10
@@ -494,7 +423,7 @@ def grandchild_of(host, worker_pid):
 def test_grandchildren_go_with_their_worker(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--spawn-grandchild")}
+command = {worker_command(examples_dir, "--spawn-grandchild")}
 ready = notify
 """)
     worker, = host.wait_ready("web", 1)
@@ -523,7 +452,8 @@ ready = notify
 def test_escaped_orphan_is_stopped_with_the_host(start_host, examples_dir):
     # The subshell exits at once, so `sleep` is orphaned; setsid puts it out of the worker's
     # process group, where the group kill can't reach it.
-    script = f"(setsid sleep 1234 </dev/null >/dev/null 2>&1 &) && exec {command(examples_dir)}"
+    script = ("(setsid sleep 1234 </dev/null >/dev/null 2>&1 &) && "
+              f"exec {worker_command(examples_dir)}")
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -545,7 +475,7 @@ ready = notify
 @pytest.mark.parametrize("how", ["timeout", "again"])
 def test_orphan_ignoring_sigterm_gets_sigkill(start_host, examples_dir, how):
     script = ('(setsid sh -c "trap \\"\\" TERM && exec sleep 1236" </dev/null >/dev/null 2>&1 &)'
-              f" && exec {command(examples_dir)}")
+              f" && exec {worker_command(examples_dir)}")
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -574,7 +504,7 @@ ready = notify
 
 
 def test_orphan_exiting_on_its_own_is_reaped(start_host, examples_dir):
-    script = f"(sleep 0.3 &) && exec {command(examples_dir)}"
+    script = f"(sleep 0.3 &) && exec {worker_command(examples_dir)}"
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -593,7 +523,7 @@ ready = notify
 def test_zombie_of_a_worker_is_reaped(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--leave-zombie")}
+command = {worker_command(examples_dir, "--leave-zombie")}
 ready = notify
 """)
     worker, = host.wait_ready("web", 1)
@@ -621,7 +551,7 @@ ready = notify
 def test_output_capture(start_host, examples_dir):
     # stdout goes away so that nothing follows the partial stderr line in the pipe: the host
     # has to hold it until the pipe closes, then log it as a line of its own.
-    script = f"exec {command(examples_dir, '--stderr-lines', '3')} >/dev/null"
+    script = f"exec {worker_command(examples_dir, '--stderr-lines', '3')} >/dev/null"
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -641,7 +571,7 @@ ready = notify
 def test_output_lines_keep_their_order(start_host, examples_dir):
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, "--stderr-lines", "200")}
+command = {worker_command(examples_dir, "--stderr-lines", "200")}
 ready = notify
 """)
     pid, = host.wait_ready("web", 1)
@@ -654,7 +584,7 @@ ready = notify
 
 def test_long_output_line_is_logged_in_pieces(start_host, examples_dir):
     script = (f"head -c 5000 /dev/zero | tr \"\\\\0\" x && echo && echo after && "
-              f"exec {command(examples_dir)}")
+              f"exec {worker_command(examples_dir)}")
     host = start_host(f"""
 [service:web]
 command = sh -c {shlex.quote(script)}
@@ -676,7 +606,7 @@ command = yes
 ready = none
 
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 ready = notify
 """, wrapper=["sh", "-c", 'exec "$@" 2>/dev/null', "sh"])
     try:
@@ -717,14 +647,14 @@ def test_worker_environment(start_host, examples_dir, tmp_path, monkeypatch):
     show = ("--print-env", "--env-key", "GREETING")
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir, *show)}
+command = {worker_command(examples_dir, *show)}
 count = 2
 ready = notify
 env = GREETING=hello
 directory = sub
 
 [service:clock]
-command = {command(examples_dir, *show)}
+command = {worker_command(examples_dir, *show)}
 ready = none
 """, wrapper=["sh", "-c", 'exec 7</dev/null && exec "$@"', "sh"])  # a leaked fd 7 in the host
     host.wait_ready("web", 2)
@@ -832,7 +762,7 @@ def test_fork_failure_backs_off(open_directory, start_host, examples_dir, delay)
     # forking web.1 fails with EAGAIN.
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 2
 ready = notify
 restart_delay = {delay}
@@ -861,17 +791,17 @@ def test_idle_host_makes_no_syscalls(start_host, examples_dir, tmp_path):
     assert strace, "strace is not installed: the set-up script installs it (apt-get install strace)"
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 5
 ready = notify
 
 [service:done]
-command = {command(examples_dir, "--exit-code", "0")}
+command = {worker_command(examples_dir, "--exit-code", "0")}
 ready = none
 restart = on-failure
 
 [service:slow]
-command = {command(examples_dir, "--no-ready")}
+command = {worker_command(examples_dir, "--no-ready")}
 ready = notify
 ready_timeout = 60
 """)
@@ -904,7 +834,7 @@ def test_valgrind_clean(start_host, examples_dir, aerie_plain_bin):
     assert valgrind, "valgrind is not installed"
     host = start_host(f"""
 [service:web]
-command = {command(examples_dir)}
+command = {worker_command(examples_dir)}
 count = 2
 ready = notify
 """, binary=aerie_plain_bin, wrapper=[

@@ -6,13 +6,11 @@ graceful stop. Every memcheck log must say 0 errors, definite leaks counted as e
 host must exit 0."""
 import json
 import re
-import shlex
 import shutil
 import socket
 import time
 
-from hostlib import request, wait_for
-from test_rolling_restart import Client, free_port
+from hostlib import Client, config, free_port, request, service, wait_for, worker_command
 
 VALGRIND_OPTIONS = ["--leak-check=full", "--errors-for-leak-kinds=definite",
                     "--error-exitcode=99", "--trace-children=yes",
@@ -21,16 +19,15 @@ REQUESTS = 1000
 ERROR_SUMMARY = re.compile(r"^==(\d+)== ERROR SUMMARY: (\d+) errors", re.M)
 
 
-def config(examples_dir, port, web_count):
-    worker = shlex.join([str(examples_dir / "worker")])
-    http = shlex.join([str(examples_dir / "http_worker")])
-    crash = shlex.join([str(examples_dir / "worker"), "--exit-code", "1"])
-    return (f"[service:web]\ncommand = {worker}\ncount = {web_count}\nready = notify\n"
-            "ready_timeout = 60\nstop_timeout = 20\n\n"
-            f"[service:http]\ncommand = {http}\ncount = 1\nlisten = tcp:127.0.0.1:{port}\n"
-            "ready = notify\nready_timeout = 60\nstop_timeout = 20\n\n"
-            f"[service:crash]\ncommand = {crash}\nrestart_delay = 0.01\n"
-            "restart_delay_max = 0.05\n")
+def session_config(examples_dir, port, web_count):
+    """web: web_count plain workers; http: http_worker on a listen socket; crash: a crash loop."""
+    slow = dict(ready="notify", ready_timeout=60, stop_timeout=20)
+    return config(
+        service("web", worker_command(examples_dir), count=web_count, **slow),
+        service("http", worker_command(examples_dir, program="http_worker"), count=1,
+                listen=f"tcp:127.0.0.1:{port}", **slow),
+        service("crash", worker_command(examples_dir, "--exit-code", "1"), restart_delay=0.01,
+                restart_delay_max=0.05))
 
 
 def exchange(path, payloads, replies=None, timeout=60):
@@ -67,7 +64,7 @@ def test_valgrind_session_has_no_errors_in_host_and_supervisor(start_host, examp
     logs = tmp_path / "memcheck"
     logs.mkdir()
     port = free_port()
-    host = start_host(config(examples_dir, port, 2), binary=aerie_plain_bin, wrapper=[
+    host = start_host(session_config(examples_dir, port, 2), binary=aerie_plain_bin, wrapper=[
         valgrind, *VALGRIND_OPTIONS, f"--log-file={logs}/vg.%p.log"])
     host.wait_ready("web", 2, timeout=60)
     host.wait_ready("http", 1, timeout=60)
@@ -129,7 +126,7 @@ def test_valgrind_session_has_no_errors_in_host_and_supervisor(start_host, examp
         return [line for line in host.log()
                 if re.search(r"rolling restart (to generation \d+ done|failed)", line)]
     before = len(restarts_ended())
-    host.config.write_text(config(examples_dir, port, 3))
+    host.config.write_text(session_config(examples_dir, port, 3))
     assert request(host.socket, {"please": "restart", "signal": "HUP"}, 60) == {
         "ok": True, "signal": "HUP"}
     wait_for(lambda: len(restarts_ended()) > before, 90, message="the reload's restart ends")

@@ -23,11 +23,10 @@ import time
 
 import pytest
 
-from hostlib import wait_for
+from hostlib import NOBODY, proc_stat, read_cmdline, wait_for
 
 PYTHON = sys.executable
 PAGE = os.sysconf("SC_PAGE_SIZE")
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 WALKS = [pytest.param([], id="children"), pytest.param(["--scan-proc"], id="scan-proc")]
 ARG = "an arg with spaces"
 
@@ -68,33 +67,16 @@ while time.monotonic() < deadline:
 """
 
 
-def read_stat(pid):
-    """(state, ppid, pgid) from /proc/PID/stat, or None if the process is gone."""
-    try:
-        text = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text.rpartition(")")[2].split()
-    return fields[0], int(fields[1]), int(fields[2])
-
-
-def read_cmdline(pid):
-    try:
-        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
 def proc_tree(root):
     """{pid: depth} for root and its descendants, from every /proc/PID/stat (not aerie's code)."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = read_stat(int(entry))
+            stat = proc_stat(entry)
             if stat:
-                children.setdefault(stat[1], []).append(int(entry))
+                children.setdefault(int(stat[1]), []).append(int(entry))
     depths = {}
-    stack = [(root, 0)] if read_stat(root) else []
+    stack = [(root, 0)] if proc_stat(root) else []
     while stack:
         pid, depth = stack.pop()
         depths[pid] = depth
@@ -108,7 +90,7 @@ def tree_settled(root, count):
     if len(depths) != count:
         return None
     for pid in depths:
-        stat = read_stat(pid)
+        stat = proc_stat(pid)
         if stat is None:
             return None
         if pid != root and stat[0] != "Z" and read_cmdline(pid) == read_cmdline(stat[1]):
@@ -149,8 +131,8 @@ def kill_group(process):
     def group_gone():
         for entry in os.listdir("/proc"):
             if entry.isdigit():
-                stat = read_stat(int(entry))
-                if stat and stat[2] == process.pid and stat[0] != "Z":
+                stat = proc_stat(entry)
+                if stat and int(stat[2]) == process.pid and stat[0] != "Z":
                     return False
         return True
 
@@ -294,7 +276,7 @@ def test_table(aerie_bin, tree, walk):
 def test_unprivileged_capture_has_no_memory(aerie_bin, tree, walk):
     """As nobody over root's processes: smaps_rollup is EACCES, the rest is world-readable."""
     root, depths, _ = tree
-    captured, expected, gap = capture_json(aerie_bin, root, walk, user=NOBODY)
+    captured, expected, gap = capture_json(aerie_bin, root, walk, user=["setpriv", *NOBODY])
     assert set(captured) == set(depths)
     assert all(process["memory"] is None for process in captured.values())
     # Everything else still agrees with ps, resident_size included (from the kernel's

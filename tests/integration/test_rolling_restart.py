@@ -6,36 +6,23 @@ refused) or answers anything but a complete 200 is a failure. A keep-alive clien
 connection for its next request after a response that says `Connection: close` (or after a
 failure): that is HTTP, not a retry. `pytest -s` prints the totals of each test."""
 import re
-import shlex
 import signal
 import socket
 import threading
 import time
 
-from hostlib import process_alive, wait_for
-
-HELLO = re.compile(rb"^hello from worker (\d+) pid (\d+) generation (\d+)\n$")
-CLIENT_TIMEOUT = 10.0  # seconds: a request slower than this is a timeout, hence a failure
+from hostlib import (CLIENT_TIMEOUT, HELLO, Client, Incomplete, children, free_port,
+                     process_alive, service, wait_for, wait_gone, worker_command)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def web_config(examples_dir, port, count=2, command=None, ready_timeout=10):
-    command = command or shlex.join([str(examples_dir / "http_worker")])
-    return (f"[service:web]\ncommand = {command}\ncount = {count}\n"
-            f"listen = tcp:127.0.0.1:{port}\nready = notify\nready_timeout = {ready_timeout}\n"
-            f"stop_timeout = 10\n")
+def http_config(examples_dir, port, count=2, command=None, ready_timeout=10):
+    """The web service: http_worker (or command) on a socket the host binds at port."""
+    return service("web", command or worker_command(examples_dir, program="http_worker"),
+                   count=count, listen=f"tcp:127.0.0.1:{port}", ready="notify",
+                   ready_timeout=ready_timeout, stop_timeout=10)
 
 
 # The load generator --------------------------------------------------------------------------
-
-
-class Incomplete(Exception):
-    """The server closed the connection before a complete response."""
 
 
 class Result:
@@ -45,42 +32,6 @@ class Result:
         self.kind, self.sent = kind, sent
         self.done = self.pid = self.generation = self.detail = None
         self.outcome, self.closed = "ok", False
-
-
-class Client:
-    """One HTTP/1.1 connection; get() sends one request and reads exactly one response."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    def _more(self, what):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise Incomplete(f"EOF {what}; had {self.buffer[:120]!r}")
-        self.buffer += chunk
-
-    def get(self, path):
-        """Returns (status, headers with lower-case names, body)."""
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: aerie\r\n\r\n".encode())
-        while b"\r\n\r\n" not in self.buffer:
-            self._more("before the response head")
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers["content-length"])
-        while len(self.buffer) < length:
-            self._more(f"in a body of {length} bytes")
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return status, headers, body
-
-    def close(self):
-        self.sock.close()
 
 
 def one_request(client, kind, path):
@@ -209,24 +160,8 @@ class Load:
         return line
 
 
-def wait_gone(pids, timeout=5.0, what="old workers"):
-    wait_for(lambda: not any(process_alive(pid) for pid in pids), timeout, message=f"{what} gone")
-
-
 def ready_workers(host, service="web"):
     return host.workers(service, "ready")
-
-
-def wait_only_generation(host, generation, count, service="web", timeout=10.0):
-    """Waits until the service lists exactly count workers, all ready and of generation;
-    returns their pids."""
-    def settled():
-        workers = host.workers(service)
-        if len(workers) == count and all(w["state"] == "ready" and w["generation"] == generation
-                                         for w in workers):
-            return sorted(w["pid"] for w in workers)
-        return None
-    return wait_for(settled, timeout, message=f"{count} workers of generation {generation} only")
 
 
 def wait_restart_logged(host, count, timeout=20.0):
@@ -247,7 +182,7 @@ def wait_restart_logged(host, count, timeout=20.0):
 
 def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
     port = free_port()
-    host = start_host(web_config(examples_dir, port))
+    host = start_host(http_config(examples_dir, port))
     pids = sorted(host.wait_ready("web", 2))
     seen = set(pids)
     # (from, to, generation, pids): a request sent after from and answered before to (after
@@ -259,6 +194,9 @@ def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
     with Load(port) as load:
         load.wait_warm()
         window_start = time.monotonic()
+        # Load pacing: each generation serves the load for 0.3 s before the next restart, so
+        # that its window holds answered requests and /sleep requests are in flight at the
+        # restart (the drain is exercised).
         time.sleep(0.3)
         generation = 1
         for restart in range(5):
@@ -274,16 +212,16 @@ def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
             assert len(new) == 2, host.status()
             assert not set(new) & seen, f"restart {restart + 1}: a pid was reused: {new} {seen}"
             seen |= set(new)
-            wait_gone(old, what=f"generation {generation - 1}")
+            wait_gone(old, reaped=False, what=f"generation {generation - 1}")
             timings.append((round((replied - asked) * 1000), round((time.monotonic() - replied)
                                                                    * 1000)))
-            pids = wait_only_generation(host, generation, 2)
+            pids = host.wait_generation("web", generation, 2, timeout=10)
             assert pids == new
             window_start = time.monotonic()
             drained.append((replied, generation - 1))
-            time.sleep(0.3)
+            time.sleep(0.3)  # load pacing, as above
         windows.append((window_start, time.monotonic(), generation, set(pids)))
-        time.sleep(0.3)
+        time.sleep(0.3)  # load pacing: the last generation's requests in flight complete
     print(f"[5 rolling restarts] (restart ms, old generation gone after ms): {timings}")
     line = load.assert_clean("5 rolling restarts")
 
@@ -308,13 +246,13 @@ def test_rolling_restarts_under_load_lose_no_request(start_host, examples_dir):
 
 def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_dir):
     port = free_port()
-    http_worker = shlex.join([str(examples_dir / "http_worker")])
-    good = web_config(examples_dir, port, ready_timeout=1)
+    http_worker = worker_command(examples_dir, program="http_worker")
+    good = http_config(examples_dir, port, ready_timeout=1)
     host = start_host(good)
     old = sorted(host.wait_ready("web", 2))
 
     def still_the_old_generation():
-        assert wait_only_generation(host, 1, 2) == old
+        assert host.wait_generation("web", 1, 2, timeout=10) == old
         assert all(process_alive(pid) for pid in old)
         assert host.status()["services"]["web"]["ready"] == 2
 
@@ -329,8 +267,8 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         still_the_old_generation()
 
         # The new workers exit 2 at once: `--listen bogus` is bad usage.
-        host.config.write_text(web_config(examples_dir, port, ready_timeout=1,
-                                          command=f"{http_worker} --listen bogus"))
+        host.config.write_text(http_config(examples_dir, port, ready_timeout=1,
+                                           command=f"{http_worker} --listen bogus"))
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 2)
         assert "rolling restart failed" in line and "exited with status 2 before it was ready" \
@@ -346,8 +284,9 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         still_the_old_generation()
 
         # New workers that never say READY=1: killed at ready_timeout (1 s).
-        host.config.write_text(web_config(examples_dir, port, ready_timeout=1, command=shlex.join(
-            [str(examples_dir / "worker"), "--no-ready"])))
+        never_ready = worker_command(examples_dir, "--no-ready")
+        host.config.write_text(http_config(examples_dir, port, ready_timeout=1,
+                                           command=never_ready))
         started = time.monotonic()
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 4)
@@ -355,7 +294,7 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         assert time.monotonic() - started >= 0.9
         host.wait_log("not ready within ready_timeout: killing it")
         still_the_old_generation()
-        time.sleep(0.3)
+        time.sleep(0.3)  # load pacing: the old generation serves on after four failures
 
         # And a good config again: the next generation takes over.
         host.config.write_text(good)
@@ -363,10 +302,11 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         line = wait_restart_logged(host, 5)
         assert " done" in line, line
         generation = int(re.search(r"generation (\d+) done", line).group(1))
-        new = wait_only_generation(host, generation, 2)
+        new = host.wait_generation("web", generation, 2, timeout=10)
         assert not set(new) & set(old)
-        wait_gone(old)
-        time.sleep(0.3)
+        wait_gone(old, reaped=False, what="old workers")
+        wait_for(lambda: any(r.generation == generation for r in load.snapshot()),
+                 message=f"a response from generation {generation}")
     load.assert_clean("failed restarts")
     served = {r.generation for r in load.results}
     assert served == {1, generation}, f"responses came from generations {served}"
@@ -377,12 +317,12 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
 
 def test_reload_changes_the_worker_count_under_load(start_host, examples_dir):
     port = free_port()
-    host = start_host(web_config(examples_dir, port, count=2))
+    host = start_host(http_config(examples_dir, port, count=2))
     old = host.wait_ready("web", 2)
     with Load(port, keepalive=4, fresh=2, sleepers=2) as load:
         load.wait_warm()
         for number, count in ((1, 3), (2, 1)):
-            host.config.write_text(web_config(examples_dir, port, count=count))
+            host.config.write_text(http_config(examples_dir, port, count=count))
             host.send_signal(signal.SIGHUP)
             line = wait_restart_logged(host, number)
             assert " done" in line, line
@@ -392,9 +332,11 @@ def test_reload_changes_the_worker_count_under_load(start_host, examples_dir):
             new = [w["pid"] for w in status["workers"]
                    if w["generation"] == generation and w["state"] == "ready"]
             assert len(new) == count, status
-            wait_gone(old)
-            assert wait_only_generation(host, generation, count) == sorted(new)
+            wait_gone(old, reaped=False, what="old workers")
+            assert host.wait_generation("web", generation, count, timeout=10) == sorted(new)
             old = new
+            # Load pacing: the new workers alone serve for 0.3 s before the next reload or the
+            # end of the load (longer than the last 0.2 s that the check below looks at).
             time.sleep(0.3)
     load.assert_clean("count 2 -> 3 -> 1")
     last = max(r.sent for r in load.results)
@@ -410,9 +352,7 @@ def generations_alive(host_pid, service):
     AERIE_SERVICE and AERIE_GENERATION in their environment. (Cheaper than descendants(): the
     sampling below wants to be quick.)"""
     found = {}
-    with open(f"/proc/{host_pid}/task/{host_pid}/children") as f:
-        children = [int(pid) for pid in f.read().split()]
-    for pid in children:
+    for pid in children(host_pid):
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
@@ -424,9 +364,8 @@ def generations_alive(host_pid, service):
 
 
 def test_restart_during_a_restart_is_queued_not_interleaved(start_host, examples_dir):
-    worker = shlex.join([str(examples_dir / "worker"), "--ready-after", "0.5"])
-    host = start_host(f"[service:tick]\ncommand = {worker}\ncount = 2\nready = notify\n"
-                      f"ready_timeout = 10\n")
+    host = start_host(service("tick", worker_command(examples_dir, "--ready-after", "0.5"),
+                              count=2, ready="notify", ready_timeout=10))
     host.wait_ready("tick", 2, timeout=15)
 
     samples, stop = [], threading.Event()
@@ -458,7 +397,7 @@ def test_restart_during_a_restart_is_queued_not_interleaved(start_host, examples
         host.wait_log("rolling restart queued behind the one under way")
         first.join(15)
         second.join(15)
-        wait_only_generation(host, 3, 2, service="tick")
+        host.wait_generation("tick", 3, 2, timeout=10)
     finally:
         stop.set()
         sampler.join(5)

@@ -3,6 +3,8 @@ systemd ExecStartPost): exit 0 only when every service has as many ready workers
 else 1 and one line saying what is missing."""
 import subprocess
 
+from hostlib import config, service, worker_command
+
 
 def check(aerie_bin, socket, *extra):
     return subprocess.run([aerie_bin, "supervisor", "-s", str(socket), "status", "--check",
@@ -10,10 +12,10 @@ def check(aerie_bin, socket, *extra):
 
 
 def test_ready_and_not_ready(aerie_bin, start_host, examples_dir):
-    worker = examples_dir / "worker"
-    host = start_host(f"[service:web]\ncommand = {worker}\ncount = 2\nready = notify\n"
-                      f"[service:slow]\ncommand = {worker} --no-ready\nready = notify\n"
-                      "ready_timeout = 60\n")
+    host = start_host(config(
+        service("web", worker_command(examples_dir), count=2, ready="notify"),
+        service("slow", worker_command(examples_dir, "--no-ready"), ready="notify",
+                ready_timeout=60)))
     host.wait_ready("web", 2)
     done = check(aerie_bin, host.socket)
     assert done.returncode == 1
@@ -22,9 +24,8 @@ def test_ready_and_not_ready(aerie_bin, start_host, examples_dir):
 
 
 def test_every_service_ready(aerie_bin, start_host, examples_dir):
-    worker = examples_dir / "worker"
-    host = start_host(f"[service:web]\ncommand = {worker}\ncount = 2\nready = notify\n"
-                      f"[service:clock]\ncommand = {worker}\n")
+    host = start_host(config(service("web", worker_command(examples_dir), count=2, ready="notify"),
+                             service("clock", worker_command(examples_dir))))
     host.wait_ready("web", 2)
     host.wait_ready("clock", 1)
     done = check(aerie_bin, host.socket)

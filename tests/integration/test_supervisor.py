@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from hostlib import descendants, process_alive, wait_for
+from hostlib import (NOBODY, busy_seconds, config, descendants, process_alive, service,
+                     supervisor_pid, wait_for, wait_gone, worker_command)
 
 KIB = 1024
 MAX_REQUEST = 64 * KIB  # PROTOCOL_MAX_REQUEST
@@ -94,42 +95,11 @@ def connect():
         conn.close()
 
 
-def worker(examples_dir, args=""):
-    return f"{examples_dir / 'worker'} {args}".rstrip()
-
-
-def service(name, command, count=1, extra=""):
-    return f"[service:{name}]\ncommand = {command}\ncount = {count}\nready = notify\n{extra}\n"
-
-
-def web_config(examples_dir, args="--status serving", count=2, host=""):
-    head = f"[host]\n{host}\n" if host else ""
-    return head + service("web", worker(examples_dir, args), count)
-
-
-def supervisor_pid(host, exclude=()):
-    """The pid of the host's running supervisor process (its child running supervisor-process)."""
-
-    def find():
-        for pid in descendants(host.pid):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmdline = f.read()
-            except OSError:
-                continue
-            if b"supervisor-process" in cmdline and pid not in exclude and process_alive(pid):
-                return pid
-        return None
-
-    return wait_for(find, 10, message="the supervisor process")
-
-
-def busy_seconds(pid):
-    """Seconds pid has been runnable: on a CPU or waiting in a run queue (/proc/PID/schedstat).
-    A process that spins is runnable all the time however loaded the machine is."""
-    with open(f"/proc/{pid}/schedstat") as f:
-        running, waiting = f.read().split()[:2]
-    return (int(running) + int(waiting)) / 1e9
+def web_config(examples_dir, *args, count=2, **host):
+    """A config of one service, web: count workers running the example worker with args
+    (--status serving if none), under a [host] section of the host keywords if any."""
+    command = worker_command(examples_dir, *(args or ("--status", "serving")))
+    return config(service("web", command, count=count, ready="notify"), **host)
 
 
 def is_error(reply, code):
@@ -139,21 +109,6 @@ def is_error(reply, code):
     assert isinstance(reply["error"]["message"], str) and reply["error"]["message"], reply
     assert reply["error"]["code"] == code, reply
     return True
-
-
-def wait_generation(host, service_name, generation, count, timeout=15.0):
-    """Waits until service has exactly count workers, all ready and of generation."""
-
-    def done():
-        workers = host.workers(service_name)
-        return (
-            workers
-            if len(workers) == count
-            and all(w["generation"] == generation and w["state"] == "ready" for w in workers)
-            else None
-        )
-
-    return wait_for(done, timeout, message=f"{service_name} at generation {generation}")
 
 
 # The socket file --------------------------------------------------------------------------
@@ -170,7 +125,7 @@ def test_socket_is_private_and_removed_at_exit(start_host, examples_dir):
 
 
 def test_socket_mode_is_honoured(start_host, examples_dir):
-    host = start_host(web_config(examples_dir, host="socket_mode = 0660"))
+    host = start_host(web_config(examples_dir, socket_mode="0660"))
     host.wait_ready("web", 2)
     assert stat.S_IMODE(os.stat(host.socket).st_mode) == 0o660
 
@@ -200,9 +155,9 @@ def test_live_socket_is_not_stolen(start_host, examples_dir, tmp_path):
     first = start_host(web_config(examples_dir), directory=tmp_path / "a")
     first.wait_ready("web", 2)
     inode = os.stat(first.socket).st_ino
-    supervisor = supervisor_pid(first)
+    supervisor = supervisor_pid(first.pid)
 
-    config = web_config(examples_dir, host=f"supervisor = {first.socket}")
+    config = web_config(examples_dir, supervisor=first.socket)
     second = start_host(config, directory=tmp_path / "b")
     assert second.process.wait(10) == 1
     line = second.wait_log("is answering on this socket")[0]
@@ -210,7 +165,7 @@ def test_live_socket_is_not_stolen(start_host, examples_dir, tmp_path):
 
     assert os.stat(first.socket).st_ino == inode
     assert first.status()["host"]["pid"] == first.pid
-    assert supervisor_pid(first) == supervisor
+    assert supervisor_pid(first.pid) == supervisor
     assert first.process.poll() is None
 
 
@@ -218,7 +173,7 @@ def test_supervisor_path_is_relative_to_the_config(start_host, examples_dir, tmp
     elsewhere = tmp_path / "elsewhere"
     (tmp_path / "sub" / "dir").mkdir(parents=True)
     (elsewhere / "sub" / "dir").mkdir(parents=True)
-    config = web_config(examples_dir, host="supervisor = sub/dir/x.ipc")
+    config = web_config(examples_dir, supervisor="sub/dir/x.ipc")
     # Started from another directory: the path must follow the config file, not the cwd.
     host = start_host(config, wrapper=("env", "-C", str(elsewhere)))
     host.socket = tmp_path / "sub" / "dir" / "x.ipc"
@@ -231,7 +186,7 @@ def test_supervisor_path_is_relative_to_the_config(start_host, examples_dir, tmp
 
 
 def test_socket_in_missing_directory_fails_clearly(start_host, examples_dir, tmp_path):
-    host = start_host(web_config(examples_dir, host="supervisor = nowhere/x.ipc"))
+    host = start_host(web_config(examples_dir, supervisor="nowhere/x.ipc"))
     assert host.process.wait(10) == 1
     line = host.wait_log("No such file or directory")[0]
     assert str(tmp_path / "nowhere" / "x.ipc") in line
@@ -243,7 +198,7 @@ def test_socket_in_missing_directory_fails_clearly(start_host, examples_dir, tmp
 def test_metrics_is_the_host_tree(start_host, examples_dir):
     host = start_host(web_config(examples_dir, count=3))
     workers = host.wait_ready("web", 3)
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     metrics = host.request({"please": "metrics"})
 
     assert all(key.isdigit() for key in metrics)
@@ -275,7 +230,7 @@ def test_metrics_is_the_host_tree(start_host, examples_dir):
         process = metrics[str(pid)]
         assert process["parent_process_id"] == host.pid
         assert process["process_group_id"] == pid  # each worker leads its own group
-        assert process["command"] == worker(examples_dir, "--status serving")
+        assert process["command"] == worker_command(examples_dir, "--status", "serving")
         # Bytes, not KiB or pages: any live process maps more than 100 KiB.
         assert process["resident_size"] > 100 * KIB
         assert process["memory"]["resident_size"] > 100 * KIB
@@ -293,8 +248,8 @@ def test_metrics_is_the_host_tree(start_host, examples_dir):
 
 
 def test_status_shape(start_host, examples_dir):
-    config = web_config(examples_dir) + service("clock", worker(examples_dir, "--ready-after 0.1"))
-    host = start_host(config)
+    host = start_host(web_config(examples_dir) + "\n" + service(
+        "clock", worker_command(examples_dir, "--ready-after", "0.1"), count=1, ready="notify"))
     web = host.wait_ready("web", 2)
     host.wait_ready("clock", 1)
     status = host.status()
@@ -322,7 +277,7 @@ def test_status_shape(start_host, examples_dir):
 
 
 def test_restart_answers_once_the_new_generation_is_ready(start_host, examples_dir):
-    host = start_host(web_config(examples_dir, "--ready-after 0.5"))
+    host = start_host(web_config(examples_dir, "--ready-after", "0.5"))
     old = host.wait_ready("web", 2)
     started = time.monotonic()
     reply = host.request({"please": "restart"})
@@ -334,18 +289,18 @@ def test_restart_answers_once_the_new_generation_is_ready(start_host, examples_d
     assert [w["generation"] for w in workers] == [2, 2]
     assert not {w["pid"] for w in workers} & set(old)
     assert host.status()["host"]["generation"] == 2
-    wait_for(lambda: not any(process_alive(pid) for pid in old), 5, message="old workers gone")
-    wait_generation(host, "web", 2, 2)
+    wait_gone(old, reaped=False, what="old workers")
+    host.wait_generation("web", 2, 2)
 
 
 def test_restart_one_service(start_host, examples_dir):
-    config = web_config(examples_dir) + service("clock", worker(examples_dir), count=2)
-    host = start_host(config)
+    host = start_host(web_config(examples_dir) + "\n" + service(
+        "clock", worker_command(examples_dir), count=2, ready="notify"))
     old_web = host.wait_ready("web", 2)
     clock = host.wait_ready("clock", 2)
     assert host.request({"please": "restart", "service": "web"}) == {"ok": True, "generation": 2}
-    web = wait_generation(host, "web", 2, 2)
-    assert not {w["pid"] for w in web} & set(old_web)
+    web = host.wait_generation("web", 2, 2)
+    assert not set(web) & set(old_web)
     assert [w["pid"] for w in host.workers("clock")] == clock
     assert [w["generation"] for w in host.workers("clock")] == [1, 1]
     assert all(process_alive(pid) for pid in clock)
@@ -363,8 +318,8 @@ def test_restart_of_unknown_service_fails(start_host, examples_dir):
 
 def test_failed_restart_keeps_the_old_generation(start_host, examples_dir, tmp_path):
     # The workers start while there is no "fail" file, and exit 3 at once if there is one.
-    command = f"/bin/sh -c 'test -e fail && exit 3; exec {worker(examples_dir)}'"
-    host = start_host(service("web", command, count=2))
+    command = f"/bin/sh -c 'test -e fail && exit 3; exec {worker_command(examples_dir)}'"
+    host = start_host(service("web", command, count=2, ready="notify"))
     old = host.wait_ready("web", 2)
     (tmp_path / "fail").touch()
     reply = host.request({"please": "restart"})
@@ -378,11 +333,11 @@ def test_failed_restart_keeps_the_old_generation(start_host, examples_dir, tmp_p
     (tmp_path / "fail").unlink()
     reply = host.request({"please": "restart"})
     assert reply.get("ok") is True, reply
-    wait_generation(host, "web", reply["generation"], 2)
+    host.wait_generation("web", reply["generation"], 2)
 
 
 def test_concurrent_restarts_are_queued(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 0.3"))
+    host = start_host(web_config(examples_dir, "--ready-after", "0.3"))
     host.wait_ready("web", 2)
     first, second = connect(host.socket), connect(host.socket)
     first.send({"please": "restart"})
@@ -391,7 +346,7 @@ def test_concurrent_restarts_are_queued(start_host, examples_dir, connect):
     host.wait_log("rolling restart queued behind the one under way")
     assert first.reply() == {"ok": True, "generation": 2}
     assert second.reply() == {"ok": True, "generation": 3}
-    wait_generation(host, "web", 3, 2)
+    host.wait_generation("web", 3, 2)
 
     log = host.log()
     done_2 = next(i for i, line in enumerate(log) if "generation 2 done" in line)
@@ -400,7 +355,7 @@ def test_concurrent_restarts_are_queued(start_host, examples_dir, connect):
 
 
 def test_restart_under_way_when_the_host_stops(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 1"))
+    host = start_host(web_config(examples_dir, "--ready-after", "1"))
     host.wait_ready("web", 2, timeout=15)
     conn = connect(host.socket)
     conn.send({"please": "restart"})
@@ -413,7 +368,7 @@ def test_restart_under_way_when_the_host_stops(start_host, examples_dir, connect
 
 
 def test_queued_restart_when_the_host_stops(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 1"))
+    host = start_host(web_config(examples_dir, "--ready-after", "1"))
     host.wait_ready("web", 2, timeout=15)
     first, second = connect(host.socket), connect(host.socket)
     first.send({"please": "restart"})
@@ -440,7 +395,7 @@ def test_restart_with_hup_signal(start_host, examples_dir):
         assert reply == {"ok": True, "signal": "HUP"}, name
         wait_for(lambda: host.status()["host"]["generation"] == generation, 10,
                  message=f"generation {generation}")
-        wait_generation(host, "web", generation, 2)
+        host.wait_generation("web", generation, 2)
     assert host.process.poll() is None
 
 
@@ -472,26 +427,26 @@ def test_restart_with_term_signal_stops_the_host(start_host, examples_dir):
 
 
 def test_client_that_leaves_before_the_reply(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 0.3"))
+    host = start_host(web_config(examples_dir, "--ready-after", "0.3"))
     old = host.wait_ready("web", 2)
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(str(host.socket))
         s.sendall(b'{"please":"restart"}\0')
     host.wait_log("rolling restart to generation 2 done")
-    wait_generation(host, "web", 2, 2)
-    wait_for(lambda: not any(process_alive(pid) for pid in old), 5, message="old workers gone")
+    host.wait_generation("web", 2, 2)
+    wait_gone(old, reaped=False, what="old workers")
     # The reply hit a closed socket (EPIPE): the supervisor lives on and serves others.
     assert connect(host.socket).request({"please": "metrics"}).keys() >= {str(supervisor)}
-    assert supervisor_pid(host) == supervisor
+    assert supervisor_pid(host.pid) == supervisor
     assert f"supervisor[{supervisor}] killed" not in host.log_text()
     assert f"supervisor[{supervisor}] exited" not in host.log_text()
 
 
 def test_client_that_leaves_does_not_make_the_supervisor_spin(start_host, examples_dir):
-    host = start_host(web_config(examples_dir, "--ready-after 1"))
+    host = start_host(web_config(examples_dir, "--ready-after", "1"))
     host.wait_ready("web", 2, timeout=15)
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     before, started = busy_seconds(supervisor), time.monotonic()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(str(host.socket))
@@ -506,7 +461,7 @@ def test_client_that_leaves_does_not_make_the_supervisor_spin(start_host, exampl
 
 
 def test_pipelined_requests_are_answered_in_order(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 0.2"))
+    host = start_host(web_config(examples_dir, "--ready-after", "0.2"))
     host.wait_ready("web", 2)
     conn = connect(host.socket)
     conn.sock.sendall(b'{"please":"metrics"}\0{"please":"status"}\0{"please":"reboot"}\0'
@@ -552,15 +507,15 @@ def fat_host(start_host, examples_dir):
     """A host whose metrics reply is large: four workers with a 100 KB command line each (a
     shell expands $B, 4000 bytes, 25 times), so that a single reply outgrows the socket's
     buffer and a few requests make megabytes of output."""
-    command = f"/bin/sh -c 'exec {worker(examples_dir)} --status \"{'$B' * 25}\"'"
-    host = start_host(service("web", command, count=4, extra="env = B=" + "x" * 4000))
+    command = f"/bin/sh -c 'exec {worker_command(examples_dir)} --status \"{'$B' * 25}\"'"
+    host = start_host(service("web", command, count=4, ready="notify", env="B=" + "x" * 4000))
     host.wait_ready("web", 4, timeout=20)
     return host
 
 
 def test_client_leaving_mid_reply(fat_host, connect):
     host = fat_host
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     leaver = connect(host.socket)
     leaver.sock.sendall(b'{"please":"metrics"}\0' * 10)  # 4 MB of replies
     assert leaver.sock.recv(1)
@@ -570,12 +525,12 @@ def test_client_leaving_mid_reply(fat_host, connect):
         metrics = other.request({"please": "metrics"})
         assert len(metrics) == 6  # host, supervisor, 4 workers
     assert other.request({"please": "status"})["services"]["web"]["ready"] == 4
-    assert supervisor_pid(host) == supervisor
+    assert supervisor_pid(host.pid) == supervisor
 
 
 def test_client_that_never_reads_is_dropped(fat_host, connect):
     host = fat_host
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     one = len(json.dumps(host.request({"please": "metrics"}), separators=(",", ":"))) + 1
     assert one > 300 * KIB
     hog = connect(host.socket)
@@ -588,7 +543,7 @@ def test_client_that_never_reads_is_dropped(fat_host, connect):
     started = time.monotonic()
     assert str(host.pid) in connect(host.socket).request({"please": "metrics"})
     assert time.monotonic() - started < 2
-    assert supervisor_pid(host) == supervisor
+    assert supervisor_pid(host.pid) == supervisor
 
 
 def test_pipelining_client_does_not_hold_up_others(start_host, examples_dir, connect):
@@ -624,8 +579,9 @@ def test_pipelining_client_does_not_hold_up_others(start_host, examples_dir, con
 def test_status_larger_than_a_mebibyte_is_answered(start_host, examples_dir, aerie_plain_bin):
     # ~600 bytes per worker in status (a 490-byte STATUS= text): 1800 workers make 1.08 MB.
     # The plain build starts them in a few seconds; the bug is in logic, not memory.
-    command = worker(examples_dir, "--status " + "s" * 490)
-    host = start_host(service("web", command, count=1800), binary=aerie_plain_bin)
+    command = worker_command(examples_dir, "--status", "s" * 490)
+    host = start_host(service("web", command, count=1800, ready="notify"),
+                      binary=aerie_plain_bin)
     host.wait_log("ready after", count=1800, timeout=60)
     try:
         reply = host.request({"please": "status"}, timeout=5)
@@ -768,12 +724,12 @@ def test_at_most_64_clients(start_host, examples_dir, connect):
 def test_supervisor_crash_costs_only_a_respawn(start_host, examples_dir, connect):
     host = start_host(web_config(examples_dir))
     workers = host.wait_ready("web", 2)
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     connected = connect(host.socket)
     assert connected.request({"please": "status"})["host"]["pid"] == host.pid
 
     os.kill(supervisor, 9)
-    wait_for(lambda: not process_alive(supervisor), 5, message="the supervisor dead")
+    wait_gone([supervisor], reaped=False, what="the supervisor")
     host.wait_log(f"supervisor[{supervisor}] killed by signal 9")
     # Connected meanwhile: the kernel queues it on the socket the host holds.
     started = time.monotonic()
@@ -786,15 +742,15 @@ def test_supervisor_crash_costs_only_a_respawn(start_host, examples_dir, connect
     assert all(w["restarts"] == 0 for w in status["services"]["web"]["workers"])
     assert status["services"]["web"]["restarts"] == 0
     assert all(process_alive(pid) for pid in workers)
-    assert supervisor_pid(host, exclude=(supervisor,)) != supervisor
+    assert supervisor_pid(host.pid, exclude=(supervisor,)) != supervisor
     assert connected.at_eof()  # its connection went with the old supervisor
     assert host.process.poll() is None
 
 
 def test_supervisor_crash_during_a_restart(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--ready-after 0.5"))
+    host = start_host(web_config(examples_dir, "--ready-after", "0.5"))
     host.wait_ready("web", 2)
-    supervisor = supervisor_pid(host)
+    supervisor = supervisor_pid(host.pid)
     waiting = connect(host.socket)
     waiting.send({"please": "restart"})
     host.wait_log("rolling restart of every service asked for")
@@ -802,13 +758,13 @@ def test_supervisor_crash_during_a_restart(start_host, examples_dir, connect):
     assert waiting.at_eof()  # its connection went with the supervisor; no reply is made up
     # The restart goes on without it, and the next supervisor answers for the result.
     host.wait_log("rolling restart to generation 2 done")
-    assert supervisor_pid(host, exclude=(supervisor,)) != supervisor
+    assert supervisor_pid(host.pid, exclude=(supervisor,)) != supervisor
     assert connect(host.socket).request({"please": "status"})["host"]["generation"] == 2
-    wait_generation(host, "web", 2, 2)
+    host.wait_generation("web", 2, 2)
 
 
 def test_supervisor_answers_while_the_host_stops(start_host, examples_dir, connect):
-    host = start_host(web_config(examples_dir, "--stop-delay 1"))
+    host = start_host(web_config(examples_dir, "--stop-delay", "1"))
     workers = host.wait_ready("web", 2)
     host.send_signal(signal.SIGTERM)
     host.wait_log("received SIGTERM")
@@ -858,11 +814,8 @@ def as_user(path, *ids):
     return json.loads(result.stdout)
 
 
-NOBODY = ("--reuid=65534", "--regid=65534", "--clear-groups")
-
-
 def test_other_user_is_refused(world_dir, start_host, examples_dir):
-    host = start_host(web_config(examples_dir, host="socket_mode = 0666"), directory=world_dir)
+    host = start_host(web_config(examples_dir, socket_mode="0666"), directory=world_dir)
     host.wait_ready("web", 2)
     result = as_user(host.socket, *NOBODY)
     assert is_error(result["reply"], "permission_denied")
@@ -874,7 +827,7 @@ def test_other_user_is_refused(world_dir, start_host, examples_dir):
 
 
 def test_socket_group_lets_members_in(world_dir, start_host, examples_dir):
-    host = start_host(web_config(examples_dir, host="socket_mode = 0660\nsocket_group = 65534"),
+    host = start_host(web_config(examples_dir, socket_mode="0660", socket_group=65534),
                       directory=world_dir)
     host.wait_ready("web", 2)
     assert os.stat(host.socket).st_gid == 65534

@@ -11,15 +11,7 @@ import time
 
 import pytest
 
-from hostlib import descendants, wait_for
-
-
-def worker(examples_dir, args=""):
-    return f"{examples_dir / 'worker'} {args}".rstrip()
-
-
-def service(name, command, count=1):
-    return f"[service:{name}]\ncommand = {command}\ncount = {count}\nready = notify\n"
+from hostlib import NOBODY, config, descendants, service, wait_for, worker_command
 
 
 @pytest.fixture
@@ -36,9 +28,10 @@ def cli(aerie_bin):
 @pytest.fixture
 def host(start_host, examples_dir):
     """web: 2 workers that say "serving"; clock: 1 worker."""
-    config = (service("web", worker(examples_dir, "--status serving"), 2)
-              + service("clock", worker(examples_dir), 1))
-    running = start_host(config)
+    running = start_host(config(
+        service("web", worker_command(examples_dir, "--status", "serving"), count=2,
+                ready="notify"),
+        service("clock", worker_command(examples_dir), count=1, ready="notify")))
     running.wait_ready("web", 2)
     running.wait_ready("clock", 1)
     return running
@@ -411,13 +404,11 @@ def test_bad_usage(cli, tmp_path, args):
 # Another user ----------------------------------------------------------------------------
 
 
-NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-
-
 def test_other_user_stopped_by_the_file_mode(cli, world_dir, start_host, examples_dir):
-    host = start_host(service("web", worker(examples_dir), 1), directory=world_dir)
+    host = start_host(service("web", worker_command(examples_dir), count=1, ready="notify"),
+                      directory=world_dir)
     host.wait_ready("web", 1)
-    result = cli("-s", host.socket, "status", user=NOBODY)
+    result = cli("-s", host.socket, "status", user=("setpriv", *NOBODY))
     assert result.returncode == 3
     assert "permission denied" in result.stderr
 
@@ -438,11 +429,11 @@ def slow_send():
 
 
 def test_other_user_gets_the_refusal(cli, world_dir, start_host, examples_dir, slow_send):
-    config = "[host]\nsocket_mode = 0666\n" + service("web", worker(examples_dir), 1)
-    host = start_host(config, directory=world_dir)
+    host = start_host(config(service("web", worker_command(examples_dir), count=1,
+                                     ready="notify"), socket_mode="0666"), directory=world_dir)
     host.wait_ready("web", 1)
     # Past the file mode, the supervisor itself refuses.
-    result = cli("-s", host.socket, "status", user=(*slow_send, *NOBODY))
+    result = cli("-s", host.socket, "status", user=(*slow_send, "setpriv", *NOBODY))
     assert "permission_denied" in result.stderr, result.stderr
     assert result.returncode == 1
 

@@ -11,20 +11,22 @@ import time
 
 import pytest
 
-from hostlib import descendants, process_alive, wait_for
+from hostlib import (config, cpu_seconds, descendants, read_cmdline, service, wait_for, wait_gone,
+                     worker_command)
 
 INTERVAL = 0.5  # seconds between refreshes in these tests
 
 
-def config(examples_dir, extra=""):
-    worker = examples_dir / "worker"
-    return (f"[service:web]\ncommand = {worker} --status serving\ncount = 3\nready = notify\n"
-            f"[service:clock]\ncommand = {worker}\nready = notify\n" + extra)
+def top_config(examples_dir, *extra):
+    """web: 3 workers that say "serving"; clock: 1 worker; then the extra services."""
+    return config(service("web", worker_command(examples_dir, "--status", "serving"), count=3,
+                          ready="notify"),
+                  service("clock", worker_command(examples_dir), ready="notify"), *extra)
 
 
 @pytest.fixture
 def host(start_host, examples_dir):
-    running = start_host(config(examples_dir))
+    running = start_host(top_config(examples_dir))
     running.wait_ready("web", 3)
     running.wait_ready("clock", 1)
     return running
@@ -72,14 +74,8 @@ class Tmux:
 
     def top_pid(self):
         shell = int(self.flag("pane_pid"))
-        for pid in descendants(shell):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"top" in f.read().split(b"\0"):
-                        return pid
-            except OSError:
-                pass
-        return None
+        return next((pid for pid in descendants(shell)
+                     if b"top" in read_cmdline(pid).split(b"\0")), None)
 
     def kill(self):
         # top goes first, on its own: a pane closed under a sanitized top makes the
@@ -91,7 +87,7 @@ class Tmux:
         if pid:
             os.kill(pid, signal.SIGTERM)
             try:
-                wait_for(lambda: not process_alive(pid), 10, message="top to exit")
+                wait_gone([pid], 10, reaped=False, what="top")
             except AssertionError:
                 os.kill(pid, signal.SIGKILL)
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True,
@@ -289,23 +285,17 @@ def test_processor_utilization_recent(start_host, examples_dir):
     burst = ('python3 -c "import time; t = time.time(); '
              '[0 for _ in iter(lambda: time.time() - t < 1, False)]; '
              'open(\'burst.done\', \'w\').close(); time.sleep(600)"')
-    extra = ("[service:burst]\ncommand = " + burst + "\n"
-             "[service:busy]\ncommand = python3 -c \"while True: pass\"\n")
-    running = start_host(config(examples_dir, extra))
+    running = start_host(top_config(examples_dir, service("burst", burst),
+                                    service("busy", 'python3 -c "while True: pass"')))
     running.wait_ready("web", 3)
     pid = {name: running.workers(name)[0]["pid"] for name in ("burst", "busy")}
-
-    def cpu_seconds(pid):
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     # This machine may be loaded: what busy gets is compared with what the test itself reads
     # from /proc over (nearly) the same window, not with 100 %.
     wait_for((running.directory / "burst.done").exists, 15, message="the burst to be over")
     running.request({"please": "metrics"})  # the previous capture
     before = (cpu_seconds(pid["busy"]), time.monotonic())
-    time.sleep(1.0)
+    time.sleep(1.0)  # measuring: the window that processor_utilization_recent covers
     metrics = running.request({"please": "metrics"})
     after = (cpu_seconds(pid["busy"]), time.monotonic())
     for process in metrics.values():
