@@ -42,10 +42,12 @@ static const char top_help[] = "live view of every process: CPU over the last in
 
 /* One command line of the usage: the form, then its help wrapped in a column of its own. */
 static void
-usage_form(FILE *out, const char *form, const char *help)
+print_form(FILE *out, const char *form, const char *help)
 {
 	enum { HELP_COLUMN = 37, HELP_WIDTH = 42 };
-	fprintf(out, "  %-*s", HELP_COLUMN - 3, form);
+	/* A form too wide for its column gets a line of its own. */
+	if (fprintf(out, "  %-*s", HELP_COLUMN - 3, form) > HELP_COLUMN - 1)
+		fprintf(out, "\n%*s", HELP_COLUMN - 1, "");
 	size_t used = 0;
 	for (const char *word = help; *word;) {
 		size_t length = strcspn(word, " ");
@@ -76,12 +78,12 @@ usage(FILE *out)
 		const struct command_entry *entry = &command_table[i];
 		char form[64];
 		snprintf(form, sizeof(form), "%s %s", entry->name, entry->arguments);
-		usage_form(out, form, entry->help);
+		print_form(out, form, entry->help);
 		for (size_t j = 0; j < sizeof(extra_forms) / sizeof(extra_forms[0]); j++)
 			if (extra_forms[j].command == entry->command)
-				usage_form(out, extra_forms[j].form, extra_forms[j].help);
+				print_form(out, extra_forms[j].form, extra_forms[j].help);
 	}
-	usage_form(out, top_form, top_help);
+	print_form(out, top_form, top_help);
 	fputs("\n"
 	      "  -s, --socket PATH   the socket (default: supervisor.ipc in this directory)\n"
 	      "  -t, --timeout SEC   how long to wait for the answer (default 60)\n"

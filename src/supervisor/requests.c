@@ -121,7 +121,8 @@ requests_forward(struct client *client, enum command command, const char *servic
 	size_t length = service ? strlen(service) : 0;
 	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
 	if (r < 0) {
-		log_errno(LOG_WARN, r, "channel: request not passed to the host");
+		/* The client's error reply says it; a flood of them is no news for the log. */
+		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
 		return r;
 	}
 	client->awaiting = id;
