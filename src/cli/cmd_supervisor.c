@@ -1,9 +1,8 @@
-/* cmd_supervisor: `aerie supervisor [-s SOCKET] restart|metrics|status`, the client of the
- * supervisor socket; and `aerie supervisor-process`, the host's child that serves it. */
+/* cmd_supervisor: `aerie supervisor [-s SOCKET] COMMAND`, the client of the supervisor socket:
+ * the commands of lib/commands.h, and top. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,13 +15,55 @@
 
 #include "cli/cli.h"
 #include "cli/cmd_top.h"
+#include "lib/commands.h"
 #include "lib/format.h"
 #include "lib/limits.h"
 #include "lib/protocol.h"
 #include "lib/unixsock.h"
 #include "metrics/metrics_json.h"
 #include "metrics/metrics_table.h"
-#include "supervisor/supervisor.h"
+
+/* The forms of a command that the client shows besides the table's, after it. */
+static const struct usage_form {
+	enum command command;
+	const char *form;
+	const char *help;
+} extra_forms[] = {
+    {COMMAND_RESTART, "restart --signal SIG",
+     "deliver SIG to the host instead (Falcon's form: HUP restarts, INT/TERM stop)"},
+    {COMMAND_STATUS, "status --check",
+     "exit 0 only if every service has all its workers ready (a readiness probe)"},
+};
+
+/* The client's own command: it pipelines status and metrics each interval. */
+static const char top_form[] = "top [--interval SEC]";
+static const char top_help[] = "live view of every process: CPU over the last interval (default "
+			       "1 s), memory, state; q quits, s sorts, r restarts";
+
+/* One command line of the usage: the form, then its help wrapped in a column of its own. */
+static void
+print_form(FILE *out, const char *form, const char *help)
+{
+	enum { HELP_COLUMN = 37, HELP_WIDTH = 42 };
+	/* A form too wide for its column gets a line of its own. */
+	if (fprintf(out, "  %-*s", HELP_COLUMN - 3, form) > HELP_COLUMN - 1)
+		fprintf(out, "\n%*s", HELP_COLUMN - 1, "");
+	size_t used = 0;
+	for (const char *word = help; *word;) {
+		size_t length = strcspn(word, " ");
+		if (used > 0 && used + 1 + length > HELP_WIDTH) {
+			fprintf(out, "\n%*s", HELP_COLUMN, "");
+			used = 0;
+		} else {
+			fputc(' ', out);
+			used += used > 0;
+		}
+		fprintf(out, "%.*s", (int)length, word);
+		used += length;
+		word += length + strspn(word + length, " ");
+	}
+	fputc('\n', out);
+}
 
 static void
 usage(FILE *out)
@@ -31,20 +72,19 @@ usage(FILE *out)
 	      "\n"
 	      "Talk to a running host through its supervisor socket (Falcon-compatible).\n"
 	      "\n"
-	      "Commands:\n"
-	      "  status [--json]                    services, workers, readiness, restarts\n"
-	      "  status --check                     exit 0 only if every service has all its\n"
-	      "                                     workers ready (a readiness probe)\n"
-	      "  top [--interval SEC]               live view of every process: CPU over the\n"
-	      "                                     last interval (default 1 s), memory,\n"
-	      "                                     state; q quits, s sorts, r restarts\n"
-	      "  metrics [--json | --prometheus]    CPU and memory of the host and every\n"
-	      "                                     descendant, as a tree (or for Prometheus)\n"
-	      "  restart [--service NAME]           rolling restart: new workers first, the\n"
-	      "                                     old ones stop once the new are ready\n"
-	      "  restart --signal SIG               deliver SIG to the host instead (Falcon's\n"
-	      "                                     form: HUP restarts, INT/TERM stop)\n"
-	      "\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < COMMAND_COUNT; i++) {
+		const struct command_entry *entry = &command_table[i];
+		char form[64];
+		snprintf(form, sizeof(form), "%s %s", entry->name, entry->arguments);
+		print_form(out, form, entry->help);
+		for (size_t j = 0; j < sizeof(extra_forms) / sizeof(extra_forms[0]); j++)
+			if (extra_forms[j].command == entry->command)
+				print_form(out, extra_forms[j].form, extra_forms[j].help);
+	}
+	print_form(out, top_form, top_help);
+	fputs("\n"
 	      "  -s, --socket PATH   the socket (default: supervisor.ipc in this directory)\n"
 	      "  -t, --timeout SEC   how long to wait for the answer (default 60)\n"
 	      "  -h, --help          this text\n"
@@ -294,26 +334,40 @@ check_ready(const json_t *reply)
 	return EXIT_OK;
 }
 
-static int
-run_command(const char *command, const struct client_options *options)
+/* The request for entry's command, with the options that go with it. */
+static json_t *
+request_new(const struct command_entry *entry, const struct client_options *options)
 {
-	json_t *request;
-	if (strcmp(command, "metrics") == 0 && options->prometheus) {
-		request = json_pack("{s:s,s:s}", "please", "metrics", "format", "prometheus");
-	} else if (strcmp(command, "metrics") == 0 || strcmp(command, "status") == 0) {
-		request = json_pack("{s:s}", "please", command);
-	} else if (strcmp(command, "restart") == 0) {
-		request = json_pack("{s:s}", "please", "restart");
-		if (request && options->service)
-			json_object_set_new(request, "service", json_string(options->service));
-		if (request && options->signal)
-			json_object_set_new(request, "signal", json_string(options->signal));
-	} else {
-		fprintf(stderr,
-			"aerie supervisor: unknown command '%s' (restart, metrics, status, top)\n",
-			command);
-		return EXIT_USAGE;
+	json_t *request = json_pack("{s:s}", "please", entry->name);
+	if (!request)
+		return NULL;
+	int r = 0;
+	switch (entry->command) {
+	case COMMAND_METRICS:
+		if (options->prometheus)
+			r = json_object_set_new(request, "format", json_string("prometheus"));
+		break;
+	case COMMAND_RESTART:
+		if (options->service)
+			r = json_object_set_new(request, "service", json_string(options->service));
+		if (r == 0 && options->signal)
+			r = json_object_set_new(request, "signal", json_string(options->signal));
+		break;
+	case COMMAND_STATUS:
+	case COMMAND_COUNT:
+		break;
 	}
+	if (r < 0) {
+		json_decref(request);
+		return NULL;
+	}
+	return request;
+}
+
+static int
+run_command(const struct command_entry *entry, const struct client_options *options)
+{
+	json_t *request = request_new(entry, options);
 	char *text = request ? json_dumps(request, JSON_COMPACT) : NULL;
 	json_decref(request);
 	if (!text) {
@@ -332,7 +386,7 @@ run_command(const char *command, const struct client_options *options)
 		fputs(json_string_value(reply), stdout);
 	} else if (options->json) {
 		code = print_json(reply);
-	} else if (strcmp(command, "metrics") == 0) {
+	} else if (entry->command == COMMAND_METRICS) {
 		struct metrics_tree tree;
 		if (metrics_json_parse(reply, &tree) == 0) {
 			metrics_table_print(stdout, &tree);
@@ -340,9 +394,9 @@ run_command(const char *command, const struct client_options *options)
 		} else {
 			code = print_json(reply); /* not our shape: show it as it is */
 		}
-	} else if (strcmp(command, "status") == 0 && options->check) {
+	} else if (entry->command == COMMAND_STATUS && options->check) {
 		code = check_ready(reply);
-	} else if (strcmp(command, "status") == 0) {
+	} else if (entry->command == COMMAND_STATUS) {
 		print_status(reply);
 	} else if (json_object_get(reply, "signal")) {
 		printf("sent SIG%s to the host\n",
@@ -355,6 +409,16 @@ run_command(const char *command, const struct client_options *options)
 	}
 	json_decref(reply);
 	return code;
+}
+
+/* "unknown command" with what there is: the table's and top. */
+static void
+report_unknown(const char *command)
+{
+	fprintf(stderr, "aerie supervisor: unknown command '%s' (", command);
+	for (size_t i = 0; i < COMMAND_COUNT; i++)
+		fprintf(stderr, "%s, ", command_table[i].name);
+	fputs("top)\n", stderr);
 }
 
 int
@@ -428,24 +492,30 @@ cmd_supervisor(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *command = argv[optind];
-	if ((client.service || client.signal) && strcmp(command, "restart") != 0) {
+	const struct command_entry *entry = command_find(command);
+	bool top = strcmp(command, "top") == 0;
+	if (!entry && !top) {
+		report_unknown(command);
+		return EXIT_USAGE;
+	}
+	if ((client.service || client.signal) && (!entry || entry->command != COMMAND_RESTART)) {
 		fprintf(stderr, "aerie supervisor: --service and --signal go with restart\n");
 		return EXIT_USAGE;
 	}
-	if (client.prometheus && (strcmp(command, "metrics") != 0 || client.json)) {
+	if (client.prometheus && (!entry || entry->command != COMMAND_METRICS || client.json)) {
 		fprintf(stderr,
 			"aerie supervisor: --prometheus goes with metrics, without --json\n");
 		return EXIT_USAGE;
 	}
-	if (client.check && (strcmp(command, "status") != 0 || client.json)) {
+	if (client.check && (!entry || entry->command != COMMAND_STATUS || client.json)) {
 		fprintf(stderr, "aerie supervisor: --check goes with status, without --json\n");
 		return EXIT_USAGE;
 	}
-	if (client.interval > 0 && strcmp(command, "top") != 0) {
+	if (client.interval > 0 && !top) {
 		fprintf(stderr, "aerie supervisor: --interval goes with top\n");
 		return EXIT_USAGE;
 	}
-	if (strcmp(command, "top") == 0) {
+	if (top) {
 		if (client.json || client.prometheus) {
 			fprintf(stderr, "aerie supervisor: top has no --json or --prometheus: "
 					"without a terminal it prints one table\n");
@@ -455,39 +525,5 @@ cmd_supervisor(int argc, char **argv)
 			       client.interval > 0 ? client.interval : TOP_DEFAULT_INTERVAL,
 			       client.timeout);
 	}
-	return run_command(command, &client);
-}
-
-/* Internal: started by the host with the sockets at fd 3 and 4 (see control.c). */
-int
-cmd_supervisor_process(int argc, char **argv)
-{
-	static const struct option options[] = {
-	    {"host-pid", required_argument, NULL, 'p'},
-	    {"socket-gid", required_argument, NULL, 'g'},
-	    {"prometheus", no_argument, NULL, 'P'},
-	    {0},
-	};
-	long host_pid = 0, socket_gid = -1;
-	bool http = false;
-	for (int c; (c = getopt_long(argc, argv, "", options, NULL)) != -1;) {
-		char *end = "";
-		if (c == 'P')
-			http = true;
-		else if (c == 'p')
-			host_pid = strtol(optarg, &end, 10);
-		else if (c == 'g')
-			socket_gid = strtol(optarg, &end, 10);
-		else
-			return EXIT_USAGE;
-		if (*end)
-			return EXIT_USAGE;
-	}
-	if (host_pid <= 0 || host_pid > INT_MAX) {
-		fprintf(stderr,
-			"aerie supervisor-process is started by 'aerie host', not by hand\n");
-		return EXIT_USAGE;
-	}
-	return supervisor_main((pid_t)host_pid, socket_gid < 0 ? (gid_t)-1 : (gid_t)socket_gid,
-			       http);
+	return run_command(entry, &client);
 }

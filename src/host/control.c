@@ -4,27 +4,29 @@
  * The split is Falcon's (its supervisor is a child process) made strict, like OpenBSD's
  * privilege separation: the host never reads a byte from a client. The supervisor process
  * accepts on the socket the host bound, frames and parses requests, answers metrics itself and
- * passes status/restart to the host as one small JSON datagram on a SOCK_SEQPACKET pair. If it
- * crashes or hangs, the host restarts it; the listening socket stays open in the host, so the
- * kernel queues new connections meanwhile. */
+ * passes status/restart to the host as one small binary message on a SOCK_SEQPACKET pair
+ * (lib/channel.h), which is all the host reads from it: no JSON. If it crashes or hangs, the host
+ * restarts it; the listening socket stays open in the host, so the kernel queues new connections
+ * meanwhile. */
 #include "host/control.h"
 
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "host/listen.h"
 #include "host/worker.h"
+#include "lib/channel.h"
 #include "lib/limits.h"
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -112,23 +114,17 @@ bind_socket(struct control *control, const struct config *config, char *error, s
 	return 0;
 }
 
-/* One datagram per reply: the request's id in decimal, a space, the reply's JSON. The id stays
- * outside the JSON so that the supervisor passes the reply on as it is, without parsing it
- * again (with 100 workers that was half the time of a status request). Returns 0 or an errno. */
+/* A reply goes out as the host wrote it, with its NUL (the client's frame) and the id in the
+ * channel's header, so that the supervisor passes it on without parsing it again (with 100
+ * workers that was half the time of a status request). Returns 0 or -errno. */
 static int
-send_datagram(struct control *control, uint64_t id, const char *text, size_t length)
+send_reply(struct control *control, uint64_t id, const char *json, size_t length)
 {
-	char prefix[32];
-	int prefix_length = snprintf(prefix, sizeof(prefix), "%llu ", (unsigned long long)id);
-	struct iovec parts[] = {{prefix, (size_t)prefix_length}, {(char *)text, length}};
-	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 2};
 	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
 	 * it is stuck, and the reply is dropped rather than blocking the host. */
 	if (control->channel_fd < 0)
-		return ENOTCONN;
-	if (sendmsg(control->channel_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		return errno;
-	return 0;
+		return -ENOTCONN;
+	return channel_send(control->channel_fd, CHANNEL_REPLY, id, json, length + 1);
 }
 
 void
@@ -137,19 +133,19 @@ control_reply(struct control *control, struct control_ticket ticket, const char 
 {
 	if (ticket.epoch != control->epoch || control->stopping)
 		return; /* its supervisor process, and the client with it, are gone */
-	int error = send_datagram(control, ticket.id, json, length);
-	if (error == 0)
+	int r = send_reply(control, ticket.id, json, length);
+	if (r == 0)
 		return;
-	log_warn("supervisor channel: reply dropped: %s", strerror(error));
-	/* Too large for one datagram: the client gets an error rather than nothing. */
-	static const char too_large[] =
-	    "{\"error\":{\"code\":\"too_large\",\"message\":\"reply too large to pass on\"}}";
-	if (error == EMSGSIZE)
-		(void)send_datagram(control, ticket.id, too_large, sizeof(too_large) - 1);
+	log_errno(LOG_WARN, r, "supervisor channel: reply dropped");
+	/* Too large for one datagram: the client gets an error rather than nothing (an error
+	 * reply is small, so this does not come back here). */
+	if (r == -EMSGSIZE && length > 256)
+		control_reply_error(control, ticket, PROTOCOL_CODE_TOO_LARGE,
+				    "reply too large to pass on");
 }
 
 void
-control_reply_error(struct control *control, struct control_ticket ticket, const char *code,
+control_reply_error(struct control *control, struct control_ticket ticket, enum protocol_code code,
 		    const char *message)
 {
 	json_t *reply = protocol_error(code, message);
@@ -164,37 +160,16 @@ control_reply_error(struct control *control, struct control_ticket ticket, const
 }
 
 static void
-handle_request(struct control *control, json_t *request)
-{
-	json_t *id = json_object_get(request, "id");
-	const char *please = json_string_value(json_object_get(request, "please"));
-	if (!json_is_integer(id) || !please) {
-		log_warn("supervisor channel: request without id or please ignored");
-		return;
-	}
-	struct control_request message = {
-	    .ticket = {(uint64_t)json_integer_value(id), control->epoch},
-	    .service = json_string_value(json_object_get(request, "service")),
-	};
-	if (strcmp(please, "status") == 0) {
-		message.command = COMMAND_STATUS;
-	} else if (strcmp(please, "restart") == 0) {
-		message.command = COMMAND_RESTART;
-	} else {
-		control_reply_error(control, message.ticket, "unknown_command", "unknown command");
-		return;
-	}
-	control->fn(control, &message, control->data);
-}
-
-static void
 on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct control *control = data;
 	(void)loop;
 	(void)events;
 	for (;;) {
-		char buffer[PROTOCOL_MAX_REQUEST + 1024];
+		/* One byte more than the largest request: a longer one shows as truncated, and
+		 * channel_parse refuses it. */
+		_Alignas(struct channel_header) char
+		    buffer[sizeof(struct channel_header) + CHANNEL_MAX_REQUEST + 1];
 		ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -205,12 +180,18 @@ on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 			loop_remove(control->loop, fd);
 			return;
 		}
-		json_t *request = json_loadb(buffer, (size_t)n, 0, NULL);
-		if (json_is_object(request))
-			handle_request(control, request);
-		else
+		struct channel_message message;
+		if (channel_parse(buffer, (size_t)n, &message) < 0 ||
+		    message.header.type == CHANNEL_REPLY) {
 			log_warn("supervisor channel: malformed message ignored");
-		json_decref(request);
+			continue;
+		}
+		struct control_request request = {
+		    .command = message.command,
+		    .ticket = {message.header.id, control->epoch},
+		    .service = message.service[0] ? message.service : NULL,
+		};
+		control->fn(control, &request, control->data);
 	}
 }
 
@@ -236,14 +217,18 @@ spawn_supervisor(struct control *control)
 	}
 	bool http = control->http_fd >= 0;
 	char *argv[] = {control->executable,
-			"supervisor-process",
-			"--host-pid",
+			CHANNEL_PROCESS_COMMAND,
+			"--" CHANNEL_OPTION_HOST_PID,
 			control->host_pid_text,
-			"--socket-gid",
+			"--" CHANNEL_OPTION_SOCKET_GID,
 			control->socket_gid_text,
-			http ? "--prometheus" : NULL,
+			http ? "--" CHANNEL_OPTION_PROMETHEUS : NULL,
 			NULL};
-	int fds[] = {control->listen_fd, pair[1], control->http_fd};
+	int fds[] = {
+	    [CHANNEL_FD_CONTROL - CHANNEL_FD_FIRST] = control->listen_fd,
+	    [CHANNEL_FD_HOST - CHANNEL_FD_FIRST] = pair[1],
+	    [CHANNEL_FD_HTTP - CHANNEL_FD_FIRST] = control->http_fd,
+	};
 	struct worker_exec exec = {
 	    .argv = argv,
 	    .service_name = "supervisor",

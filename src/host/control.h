@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "lib/commands.h"
+#include "lib/protocol.h"
 
 struct loop;
 struct control;
@@ -19,9 +20,10 @@ struct control_ticket {
 	unsigned epoch;
 };
 
-/* A request the supervisor process passed on: it parsed and checked it already. */
+/* A request the supervisor process passed on: it parsed and checked it already, and
+ * channel_parse checked the message that carried it. */
 struct control_request {
-	enum command command; /* COMMAND_STATUS or COMMAND_RESTART */
+	enum command command; /* one that command_table says the host answers */
 	struct control_ticket ticket;
 	const char *service; /* restart: one service, or NULL for all; valid during the call */
 };
@@ -34,12 +36,13 @@ typedef void (*control_fn)(struct control *control, const struct control_request
  * into error). Nothing is spawned yet. Requests go to fn. */
 int control_open(struct loop *loop, const struct config *config, control_fn fn, void *data,
 		 struct control **ret_control, char *error, size_t error_size);
-/* Answers ticket with a reply's JSON text (length bytes, no NUL). */
+/* Answers ticket with a reply's JSON text: length bytes and the NUL after them (json[length]),
+ * which goes with it as the client's frame. */
 void control_reply(struct control *control, struct control_ticket ticket, const char *json,
 		   size_t length);
 /* Answers ticket with {"error":{"code":code,"message":message}}. */
-void control_reply_error(struct control *control, struct control_ticket ticket, const char *code,
-			 const char *message);
+void control_reply_error(struct control *control, struct control_ticket ticket,
+			 enum protocol_code code, const char *message);
 /* Starts the supervisor process (and restarts it whenever it exits, until control_stop). */
 void control_start(struct control *control);
 /* Stops the supervisor process; returns true while it still runs. */

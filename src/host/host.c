@@ -470,7 +470,8 @@ on_restart_done(struct host *host, unsigned generation, const char *message, voi
 {
 	struct pending_restart *pending = data;
 	if (message) {
-		control_reply_error(host->control, pending->ticket, "restart_failed", message);
+		control_reply_error(host->control, pending->ticket, PROTOCOL_CODE_RESTART_FAILED,
+				    message);
 	} else {
 		char reply[64];
 		int length =
@@ -490,7 +491,8 @@ on_control_request(struct control *control, const struct control_request *reques
 		char *status;
 		ssize_t length = host_status_encode(host, &status);
 		if (length < 0) {
-			control_reply_error(control, request->ticket, "internal", "out of memory");
+			control_reply_error(control, request->ticket, PROTOCOL_CODE_INTERNAL,
+					    "out of memory");
 			return;
 		}
 		control_reply(control, request->ticket, status, (size_t)length);
@@ -500,7 +502,8 @@ on_control_request(struct control *control, const struct control_request *reques
 	case COMMAND_RESTART: {
 		struct pending_restart *pending = malloc(sizeof(*pending));
 		if (!pending) {
-			control_reply_error(control, request->ticket, "internal", "out of memory");
+			control_reply_error(control, request->ticket, PROTOCOL_CODE_INTERNAL,
+					    "out of memory");
 			return;
 		}
 		*pending = (struct pending_restart){host, request->ticket};
@@ -509,10 +512,12 @@ on_control_request(struct control *control, const struct control_request *reques
 		host_restart(host, request->service, false, on_restart_done, pending);
 		return;
 	}
-	case COMMAND_METRICS:
+	case COMMAND_METRICS: /* the supervisor process answers it */
+	case COMMAND_COUNT:
 		break;
 	}
-	control_reply_error(control, request->ticket, "unknown_command", "unknown command");
+	control_reply_error(control, request->ticket, PROTOCOL_CODE_UNKNOWN_COMMAND,
+			    "unknown command");
 }
 
 static void

@@ -11,12 +11,47 @@
 #include "lib/limits.h"
 #include "lib/signame.h"
 
-json_t *
-protocol_error(const char *code, const char *message)
+static const char *const code_names[PROTOCOL_CODE_COUNT] = {
+    [PROTOCOL_CODE_MALFORMED] = "malformed",
+    [PROTOCOL_CODE_TOO_LARGE] = "too_large",
+    [PROTOCOL_CODE_INVALID_REQUEST] = "invalid_request",
+    [PROTOCOL_CODE_UNKNOWN_COMMAND] = "unknown_command",
+    [PROTOCOL_CODE_UNKNOWN_SIGNAL] = "unknown_signal",
+    [PROTOCOL_CODE_SIGNAL_NOT_ALLOWED] = "signal_not_allowed",
+    [PROTOCOL_CODE_SIGNAL_FAILED] = "signal_failed",
+    [PROTOCOL_CODE_METRICS_FAILED] = "metrics_failed",
+    [PROTOCOL_CODE_RESTART_FAILED] = "restart_failed",
+    [PROTOCOL_CODE_HOST_UNAVAILABLE] = "host_unavailable",
+    [PROTOCOL_CODE_PERMISSION_DENIED] = "permission_denied",
+    [PROTOCOL_CODE_TOO_MANY_CLIENTS] = "too_many_clients",
+    [PROTOCOL_CODE_INTERNAL] = "internal",
+};
+
+const char *
+protocol_code_name(enum protocol_code code)
 {
-	json_t *error = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+	/* Out of range is a bug; the reply still carries a code a client knows. */
+	if ((unsigned)code >= PROTOCOL_CODE_COUNT || !code_names[code])
+		return code_names[PROTOCOL_CODE_INTERNAL];
+	return code_names[code];
+}
+
+json_t *
+protocol_error(enum protocol_code code, const char *message)
+{
+	const char *name = protocol_code_name(code);
+	json_t *error = json_pack("{s:{s:s,s:s}}", "error", "code", name, "message", message);
 	/* A message cut inside a UTF-8 sequence is not a JSON string: keep the code at least. */
-	return error ? error : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", code);
+	return error ? error : json_pack("{s:{s:s,s:s}}", "error", "code", name, "message", name);
+}
+
+const char *
+protocol_out_of_memory(size_t *ret_length)
+{
+	static const char reply[] =
+	    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	*ret_length = sizeof(reply);
+	return reply;
 }
 
 ssize_t
@@ -29,10 +64,22 @@ protocol_frame(const char *input, size_t length)
 }
 
 static int
-fail(json_t **ret_error, const char *code, const char *message)
+fail(json_t **ret_error, enum protocol_code code, const char *message)
 {
 	*ret_error = protocol_error(code, message);
 	return -EINVAL;
+}
+
+/* "what: expected" and the table's commands, as in `unknown command "x": expected "metrics",
+ * "restart" or "status"`. */
+static int
+fail_expected(json_t **ret_error, enum protocol_code code, const char *what)
+{
+	char expected[COMMAND_COUNT * 32];
+	(void)command_list(expected, sizeof(expected));
+	char message[sizeof(expected) + 128];
+	(void)snprintf(message, sizeof(message), "%s: expected %s", what, expected);
+	return fail(ret_error, code, message);
 }
 
 /* jansson's parser allows 2048 levels; a request needs two, so anything deeper is refused
@@ -70,13 +117,13 @@ parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error
 	else if (json_is_string(value) && json_string_length(value) < sizeof(text))
 		snprintf(text, sizeof(text), "%s", json_string_value(value));
 	else
-		return fail(ret_error, "unknown_signal",
+		return fail(ret_error, PROTOCOL_CODE_UNKNOWN_SIGNAL,
 			    "\"signal\" must be a signal name such as \"HUP\" or a number");
 	int signal = signame_parse(text);
 	if (signal < 0) {
 		char message[96];
 		snprintf(message, sizeof(message), "unknown signal \"%s\"", text);
-		return fail(ret_error, "unknown_signal", message);
+		return fail(ret_error, PROTOCOL_CODE_UNKNOWN_SIGNAL, message);
 	}
 	/* What the host acts on: a stop, a restart, a log reopen. Anything else (KILL, USR2,
 	 * SEGV…) would kill the host and orphan its workers, which no client should be able to
@@ -86,12 +133,50 @@ parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error
 		snprintf(message, sizeof(message),
 			 "signal %s is not one the host handles: use HUP, INT, TERM or USR1",
 			 signame_name(signal));
-		return fail(ret_error, "signal_not_allowed", message);
+		return fail(ret_error, PROTOCOL_CODE_SIGNAL_NOT_ALLOWED, message);
 	}
 	request->signal = signal;
 	snprintf(request->signal_name, sizeof(request->signal_name), "%s", signame_name(signal));
 	return 0;
 }
+
+/* The keys of a metrics request: "format" is "json" (the default) or "prometheus". */
+static int
+parse_metrics(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	json_t *format = json_object_get(root, "format");
+	const char *name = json_string_value(format);
+	if (format && (!name || (strcmp(name, "json") != 0 && strcmp(name, "prometheus") != 0)))
+		return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+			    "unknown \"format\": expected \"json\" or \"prometheus\"");
+	request->prometheus = name && strcmp(name, "prometheus") == 0;
+	return 0;
+}
+
+/* The keys of a restart request: one "service" or all, and Falcon's "signal". */
+static int
+parse_restart(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	json_t *service = json_object_get(root, "service");
+	json_t *signal = json_object_get(root, "signal");
+	if (service && (!json_is_string(service) || json_string_length(service) == 0 ||
+			json_string_length(service) > PROTOCOL_MAX_SERVICE))
+		return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+			    "\"service\" must be the name of a service");
+	if (service)
+		snprintf(request->service, sizeof(request->service), "%s",
+			 json_string_value(service));
+	if (signal && !json_is_null(signal))
+		return parse_signal(signal, request, ret_error);
+	return 0;
+}
+
+/* Each command's own keys, read after "please"; a command without keys has none here. */
+static int (*const parsers[COMMAND_COUNT])(json_t *root, struct protocol_request *request,
+					   json_t **ret_error) = {
+    [COMMAND_METRICS] = parse_metrics,
+    [COMMAND_RESTART] = parse_restart,
+};
 
 int
 protocol_parse(const char *data, size_t length, struct protocol_request *ret_request,
@@ -99,9 +184,9 @@ protocol_parse(const char *data, size_t length, struct protocol_request *ret_req
 {
 	struct protocol_request request = {0};
 	if (length > PROTOCOL_MAX_REQUEST)
-		return fail(ret_error, "too_large", "request larger than 65536 bytes");
+		return fail(ret_error, PROTOCOL_CODE_TOO_LARGE, "request larger than 65536 bytes");
 	if (nesting_depth(data, length) > PROTOCOL_MAX_DEPTH)
-		return fail(ret_error, "malformed", "JSON nested too deeply");
+		return fail(ret_error, PROTOCOL_CODE_MALFORMED, "JSON nested too deeply");
 
 	json_error_t error;
 	json_t *root = json_loadb(data, length, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
@@ -109,60 +194,32 @@ protocol_parse(const char *data, size_t length, struct protocol_request *ret_req
 		char message[256];
 		snprintf(message, sizeof(message), "invalid JSON at byte %d: %s", error.position,
 			 error.text);
-		return fail(ret_error, "malformed", message);
+		return fail(ret_error, PROTOCOL_CODE_MALFORMED, message);
 	}
 	int r = 0;
 	json_t *please = json_object_get(root, "please");
 	if (!json_is_object(root)) {
-		r = fail(ret_error, "invalid_request",
+		r = fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
 			 "a request is a JSON object such as {\"please\":\"metrics\"}");
 		goto out;
 	}
 	if (!json_is_string(please)) {
-		r = fail(ret_error, "invalid_request",
-			 "missing \"please\": expected \"metrics\", \"restart\" or \"status\"");
+		r = fail_expected(ret_error, PROTOCOL_CODE_INVALID_REQUEST, "missing \"please\"");
 		goto out;
 	}
-	const char *command = json_string_value(please);
-	if (strcmp(command, "metrics") == 0) {
-		request.command = COMMAND_METRICS;
-		json_t *format = json_object_get(root, "format");
-		const char *name = json_string_value(format);
-		if (format &&
-		    (!name || (strcmp(name, "json") != 0 && strcmp(name, "prometheus") != 0))) {
-			r = fail(ret_error, "invalid_request",
-				 "unknown \"format\": expected \"json\" or \"prometheus\"");
-			goto out;
-		}
-		request.prometheus = name && strcmp(name, "prometheus") == 0;
-	} else if (strcmp(command, "status") == 0) {
-		request.command = COMMAND_STATUS;
-	} else if (strcmp(command, "restart") == 0) {
-		request.command = COMMAND_RESTART;
-		json_t *service = json_object_get(root, "service");
-		json_t *signal = json_object_get(root, "signal");
-		if (service && (!json_is_string(service) || json_string_length(service) == 0 ||
-				json_string_length(service) >= sizeof(request.service))) {
-			r = fail(ret_error, "invalid_request",
-				 "\"service\" must be the name of a service");
-			goto out;
-		}
-		if (service)
-			snprintf(request.service, sizeof(request.service), "%s",
-				 json_string_value(service));
-		if (signal && !json_is_null(signal)) {
-			r = parse_signal(signal, &request, ret_error);
-			if (r < 0)
-				goto out;
-		}
-	} else {
-		char message[200];
-		snprintf(
-		    message, sizeof(message),
-		    "unknown command \"%.64s\": expected \"metrics\", \"restart\" or \"status\"",
-		    command);
-		r = fail(ret_error, "unknown_command", message);
+	const struct command_entry *entry = command_find(json_string_value(please));
+	if (!entry) {
+		char what[96];
+		(void)snprintf(what, sizeof(what), "unknown command \"%.64s\"",
+			       json_string_value(please));
+		r = fail_expected(ret_error, PROTOCOL_CODE_UNKNOWN_COMMAND, what);
 		goto out;
+	}
+	request.command = entry->command;
+	if (parsers[entry->command]) {
+		r = parsers[entry->command](root, &request, ret_error);
+		if (r < 0)
+			goto out;
 	}
 	*ret_request = request;
 out:

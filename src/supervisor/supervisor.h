@@ -5,7 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Serves on fd 3 (listening socket) and fd 4 (channel to the host) until SIGTERM or the host
- * goes away. socket_gid: members may connect besides the host's user and root; (gid_t)-1 for
- * none. http: fd 5 is a TCP socket serving GET /metrics (Prometheus). Returns the exit code. */
+/* Serves on the fds of lib/channel.h (the listening socket, the channel to the host) until
+ * SIGTERM or the host goes away. socket_gid: members may connect besides the host's user and
+ * root; (gid_t)-1 for none. http: CHANNEL_FD_HTTP is a TCP socket serving GET /metrics
+ * (Prometheus). Returns the exit code. */
 int supervisor_main(pid_t host_pid, gid_t socket_gid, bool http);

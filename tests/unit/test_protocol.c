@@ -1,4 +1,5 @@
-/* Unit tests of protocol.c: request parsing and error replies. */
+/* Unit tests of protocol.c and commands.c: request parsing, error replies, and the command
+ * table the parser reads. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,7 +160,7 @@ static void
 test_encode(void **state)
 {
 	(void)state;
-	json_t *reply = protocol_error("unknown_command", "unknown command \"x\"");
+	json_t *reply = protocol_error(PROTOCOL_CODE_UNKNOWN_COMMAND, "unknown command \"x\"");
 	char *text;
 	ssize_t length = protocol_encode(reply, &text);
 	json_decref(reply);
@@ -169,7 +170,7 @@ test_encode(void **state)
 				  "command \\\"x\\\"\"}}");
 	free(text);
 	/* A message that is not UTF-8 still gives a reply with its code. */
-	reply = protocol_error("malformed", "bad \xff");
+	reply = protocol_error(PROTOCOL_CODE_MALFORMED, "bad \xff");
 	assert_non_null(reply);
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
@@ -197,6 +198,87 @@ test_frame(void **state)
 	free(big);
 }
 
+/* The message of the error reply to text, which must be refused with code. */
+static void
+assert_message(const char *text, const char *code, const char *message)
+{
+	struct protocol_request request;
+	json_t *error = NULL;
+	assert_int_equal(protocol_parse(text, strlen(text), &request, &error), -EINVAL);
+	json_t *body = json_object_get(error, "error");
+	assert_string_equal(json_string_value(json_object_get(body, "code")), code);
+	assert_string_equal(json_string_value(json_object_get(body, "message")), message);
+	json_decref(error);
+}
+
+/* Every entry of the table is the one its enum indexes, is found by its name, and parses into
+ * its command; the parser's messages list the table's names as they always read. */
+static void
+test_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < COMMAND_COUNT; i++) {
+		const struct command_entry *entry = &command_table[i];
+		assert_int_equal(entry->command, i);
+		assert_non_null(entry->name);
+		assert_non_null(entry->arguments);
+		assert_non_null(entry->help);
+		assert_ptr_equal(command_find(entry->name), entry);
+		assert_true(entry->answerer == COMMAND_BY_SUPERVISOR ||
+			    entry->answerer == COMMAND_BY_HOST);
+		char text[128];
+		snprintf(text, sizeof(text), "{\"please\":\"%s\"}", entry->name);
+		struct protocol_request request;
+		assert_null(PARSE(text, &request));
+		assert_int_equal(request.command, entry->command);
+	}
+	assert_null(command_find("explode"));
+	assert_null(command_find(""));
+	assert_null(command_find("Status"));
+	assert_int_equal(command_table[COMMAND_METRICS].answerer, COMMAND_BY_SUPERVISOR);
+	assert_int_equal(command_table[COMMAND_STATUS].answerer, COMMAND_BY_HOST);
+	assert_int_equal(command_table[COMMAND_RESTART].answerer, COMMAND_BY_HOST);
+
+	char list[128];
+	const char expected[] = "\"metrics\", \"restart\" or \"status\"";
+	assert_int_equal(command_list(list, sizeof(list)), strlen(expected));
+	assert_string_equal(list, expected);
+	assert_int_equal(command_list(list, 5), strlen(expected)); /* cut, as snprintf cuts */
+	assert_string_equal(list, "\"met");
+	assert_message(
+	    "{\"please\":\"explode\"}", "unknown_command",
+	    "unknown command \"explode\": expected \"metrics\", \"restart\" or \"status\"");
+	assert_message("{}", "invalid_request",
+		       "missing \"please\": expected \"metrics\", \"restart\" or \"status\"");
+}
+
+/* Each code has its own name, and one out of range is still a code clients know. */
+static void
+test_codes(void **state)
+{
+	(void)state;
+	for (int i = 0; i < PROTOCOL_CODE_COUNT; i++) {
+		const char *name = protocol_code_name((enum protocol_code)i);
+		assert_non_null(name);
+		assert_true(strlen(name) > 0);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(name, protocol_code_name((enum protocol_code)j));
+	}
+	assert_string_equal(protocol_code_name(PROTOCOL_CODE_TOO_LARGE), "too_large");
+	assert_string_equal(protocol_code_name(PROTOCOL_CODE_RESTART_FAILED), "restart_failed");
+	assert_string_equal(protocol_code_name(PROTOCOL_CODE_COUNT), "internal");
+	assert_string_equal(protocol_code_name((enum protocol_code) - 1), "internal");
+	size_t length;
+	const char *fallback = protocol_out_of_memory(&length);
+	assert_int_equal(fallback[length - 1], '\0');
+	assert_int_equal(strlen(fallback) + 1, length);
+	json_t *reply = json_loads(fallback, 0, NULL);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
+	    "internal");
+	json_decref(reply);
+}
+
 int
 main(void)
 {
@@ -204,7 +286,8 @@ main(void)
 	    cmocka_unit_test(test_commands),   cmocka_unit_test(test_signals),
 	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_nesting),
 	    cmocka_unit_test(test_size_limit), cmocka_unit_test(test_encode),
-	    cmocka_unit_test(test_frame),
+	    cmocka_unit_test(test_frame),      cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_codes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

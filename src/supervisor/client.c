@@ -1,0 +1,285 @@
+/* client: one connection to the supervisor process: its bounded input and output buffers,
+ * the NUL framing of its requests, and its idle deadline. Everything here is bounded per
+ * client: input (one request of PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then the
+ * client is dropped) and time (SUPERVISOR_IDLE_TIMEOUT without a request). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/limits.h"
+#include "lib/log.h"
+#include "supervisor/private.h"
+
+static void on_client(struct loop *loop, int fd, uint32_t events, void *data);
+
+void
+client_update_events(struct client *client)
+{
+	uint32_t events = 0;
+	/* Stop reading while the input is full and waiting on an answer: the kernel's buffer
+	 * then pushes back on the client instead of this process's memory. */
+	if (!client->eof && !client->close_after && client->input_length <= PROTOCOL_MAX_REQUEST)
+		events |= EPOLLIN;
+	if (client->output_sent < client->output_length)
+		events |= EPOLLOUT;
+	struct loop *loop = client->supervisor->loop;
+	/* epoll reports a hang-up even for an empty mask: a client that left while the host
+	 * works on its request would wake this process in a loop. Out of the set it waits
+	 * quietly for the host's answer (or its idle deadline). */
+	if (events == 0) {
+		if (client->watched)
+			loop_remove(loop, client->fd);
+		client->watched = false;
+	} else if (client->watched) {
+		(void)loop_modify(loop, client->fd, events);
+	} else {
+		client->watched = loop_add(loop, client->fd, events, on_client, client) == 0;
+	}
+}
+
+/* Writes what it can; false if the client is gone (and freed). */
+static bool
+client_flush(struct client *client)
+{
+	while (client->output_sent < client->output_length) {
+		ssize_t n =
+		    send(client->fd, client->output + client->output_sent,
+			 client->output_length - client->output_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			/* EPIPE, ECONNRESET: it left without reading (Falcon's restart client
+			 * does exactly that). */
+			log_debug("client: %s", strerror(errno));
+			client_close(client);
+			return false;
+		}
+		client->output_sent += (size_t)n;
+	}
+	if (client->output_sent == client->output_length) {
+		client->output_sent = client->output_length = 0;
+		if (client->close_after && !client->eof) {
+			/* Closing with unread input would reset the connection and could lose
+			 * the error reply: shut our side and read to the end instead. */
+			client->draining = true;
+			(void)shutdown(client->fd, SHUT_WR);
+			(void)loop_modify(client->supervisor->loop, client->fd, EPOLLIN);
+			return true;
+		}
+		if (client->close_after ||
+		    (client->eof && !client->awaiting &&
+		     protocol_frame(client->input, client->input_length) < 0)) {
+			client_close(client);
+			return false;
+		}
+	}
+	client_update_events(client);
+	return true;
+}
+
+bool
+client_queue(struct client *client, const char *text, size_t length)
+{
+	size_t pending = client->output_length - client->output_sent;
+	if (pending + length > PROTOCOL_MAX_OUTPUT) {
+		log_warn("client uid %u: dropped, %zu reply bytes unread", (unsigned)client->uid,
+			 pending);
+		client_close(client);
+		return false;
+	}
+	if (client->output_sent > 0) {
+		memmove(client->output, client->output + client->output_sent, pending);
+		client->output_length = pending;
+		client->output_sent = 0;
+	}
+	if (client->output_length + length > client->output_capacity) {
+		/* Doubling: a burst of replies costs linear copying, not quadratic. */
+		size_t capacity = client->output_capacity ? client->output_capacity : 4096;
+		while (capacity < client->output_length + length)
+			capacity *= 2;
+		char *output = realloc(client->output, capacity);
+		if (!output) {
+			client_close(client);
+			return false;
+		}
+		client->output = output;
+		client->output_capacity = capacity;
+	}
+	memcpy(client->output + client->output_length, text, length);
+	client->output_length += length;
+	return client_flush(client);
+}
+
+bool
+client_reply(struct client *client, json_t *reply)
+{
+	char *text = NULL;
+	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
+	json_decref(reply);
+	if (length < 0) {
+		size_t fallback_length;
+		const char *fallback = protocol_out_of_memory(&fallback_length);
+		return client_queue(client, fallback, fallback_length);
+	}
+	bool alive = client_queue(client, text, (size_t)length);
+	free(text);
+	return alive;
+}
+
+void
+client_process(struct client *client)
+{
+	if (client->http) {
+		if (!client->awaiting && !client->close_after)
+			http_process(client);
+		return;
+	}
+	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
+		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
+			/* Fairness: a client that pipelined thousands of requests gets the rest
+			 * on the next turns of the loop, after the other clients' events. */
+			(void)loop_timer_start(client->supervisor->loop, &client->resume_timer, 0);
+			break;
+		}
+		ssize_t framed = protocol_frame(client->input, client->input_length);
+		if (framed == PROTOCOL_FRAME_MORE)
+			break;
+		if (framed == PROTOCOL_FRAME_TOO_LARGE) {
+			client->close_after = true;
+			(void)client_reply(client,
+					   protocol_error(PROTOCOL_CODE_TOO_LARGE,
+							  "request larger than 65536 bytes; "
+							  "closing the connection"));
+			return;
+		}
+		size_t length = (size_t)framed;
+		struct protocol_request request;
+		json_t *error = NULL;
+		int r = protocol_parse(client->input, length, &request, &error);
+		/* The request is taken out of the input before it is answered: an answer may
+		 * flush, and a flush looks at what is left to decide whether to close. */
+		memmove(client->input, client->input + length + 1,
+			client->input_length - length - 1);
+		client->input_length -= length + 1;
+		if (r < 0 ? !client_reply(client, error) : !requests_dispatch(client, &request))
+			return;
+	}
+	if (!client->awaiting && client->eof && client->output_length == 0) {
+		client_close(client);
+		return;
+	}
+	client_update_events(client);
+}
+
+static void
+on_client(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct client *client = data;
+	(void)loop;
+	if (events & EPOLLOUT && !client_flush(client))
+		return;
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	if (client->draining) {
+		char discard[4096];
+		ssize_t n;
+		while ((n = recv(fd, discard, sizeof(discard), MSG_DONTWAIT)) > 0)
+			;
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			client_close(client);
+		return;
+	}
+	while (!client->eof && client->input_length <= PROTOCOL_MAX_REQUEST) {
+		ssize_t n = recv(fd, client->input + client->input_length,
+				 PROTOCOL_MAX_REQUEST + 1 - client->input_length, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			client_close(client);
+			return;
+		}
+		if (n == 0) {
+			client->eof = true;
+			break;
+		}
+		client->input_length += (size_t)n;
+		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+	}
+	client_process(client);
+}
+
+static void
+on_resume(struct loop *loop, void *data)
+{
+	(void)loop;
+	client_process(data);
+}
+
+static void
+on_idle(struct loop *loop, void *data)
+{
+	struct client *client = data;
+	(void)loop;
+	if (client->awaiting) {
+		/* The host is still working on it (a long rolling restart). */
+		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+		return;
+	}
+	log_debug("client uid %u: idle, closing", (unsigned)client->uid);
+	client_close(client);
+}
+
+int
+client_new(struct supervisor *supervisor, int fd, uid_t uid, bool http)
+{
+	struct client *client = calloc(1, sizeof(*client));
+	char *input = malloc(PROTOCOL_MAX_REQUEST + 1);
+	int r =
+	    client && input ? loop_add(supervisor->loop, fd, EPOLLIN, on_client, client) : -ENOMEM;
+	if (r < 0) {
+		free(client);
+		free(input);
+		return r;
+	}
+	*client = (struct client){.supervisor = supervisor,
+				  .next = supervisor->clients,
+				  .fd = fd,
+				  .uid = uid,
+				  .watched = true,
+				  .http = http,
+				  .input = input};
+	loop_timer_init(&client->resume_timer, on_resume, client);
+	loop_timer_init(&client->idle_timer, on_idle, client);
+	(void)loop_timer_start(supervisor->loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+	supervisor->clients = client;
+	supervisor->client_count++;
+	return 0;
+}
+
+void
+client_close(struct client *client)
+{
+	struct supervisor *supervisor = client->supervisor;
+	for (struct client **p = &supervisor->clients; *p; p = &(*p)->next)
+		if (*p == client) {
+			*p = client->next;
+			break;
+		}
+	supervisor->client_count--;
+	loop_timer_stop(supervisor->loop, &client->idle_timer);
+	loop_timer_stop(supervisor->loop, &client->resume_timer);
+	if (client->watched)
+		loop_remove(supervisor->loop, client->fd);
+	close(client->fd);
+	free(client->input);
+	free(client->output);
+	free(client);
+	supervisor_accept_resume(supervisor);
+}

@@ -1,0 +1,90 @@
+/* http: Prometheus over HTTP: one GET /metrics per connection on the socket of [host]
+ * prometheus, answered from the host's status and /proc, then closed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/limits.h"
+#include "supervisor/private.h"
+
+/* One HTTP response, then the connection closes (HTTP/1.0 style: a scrape per connection). */
+static void
+http_respond(struct client *client, const char *status, const char *body, size_t length)
+{
+	char *text;
+	int n = asprintf(&text,
+			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n%.*s",
+			 status,
+			 strncmp(status, "200", 3) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+							: "text/plain; charset=utf-8",
+			 length, (int)length, body);
+	client->close_after = true;
+	if (n < 0) {
+		client_close(client);
+		return;
+	}
+	(void)client_queue(client, text, (size_t)n);
+	free(text);
+}
+
+/* The request head only: GET /metrics is the one thing served. */
+void
+http_process(struct client *client)
+{
+	char *end = memmem(client->input, client->input_length, "\r\n\r\n", 4);
+	if (!end) {
+		if (client->input_length > SUPERVISOR_HTTP_MAX_HEAD) {
+			static const char body[] = "request head too large\n";
+			http_respond(client, "431 Request Header Fields Too Large", body,
+				     sizeof(body) - 1);
+		} else if (client->eof) {
+			client_close(client);
+		} else {
+			client_update_events(client);
+		}
+		return;
+	}
+	*end = '\0';
+	char method[8] = "", path[64] = "";
+	if (sscanf(client->input, "%7s %63s HTTP/", method, path) != 2 || path[0] != '/') {
+		static const char body[] = "bad request\n";
+		http_respond(client, "400 Bad Request", body, sizeof(body) - 1);
+		return;
+	}
+	client->input_length = 0; /* one request per connection; what follows is ignored */
+	if (strcmp(method, "GET") != 0) {
+		static const char body[] = "only GET\n";
+		http_respond(client, "405 Method Not Allowed", body, sizeof(body) - 1);
+		return;
+	}
+	if (strcmp(path, "/metrics") != 0 && strncmp(path, "/metrics?", 9) != 0) {
+		static const char body[] = "not found: try /metrics\n";
+		http_respond(client, "404 Not Found", body, sizeof(body) - 1);
+		return;
+	}
+	if (requests_forward(client, COMMAND_STATUS, NULL) < 0) {
+		static const char body[] = "the host does not answer\n";
+		http_respond(client, "503 Service Unavailable", body, sizeof(body) - 1);
+		return;
+	}
+	client->awaiting_prometheus = true;
+	client_update_events(client);
+}
+
+void
+http_answer(struct client *client, const json_t *status)
+{
+	char *exposition = NULL;
+	ssize_t size = !json_is_object(status) || json_object_get(status, "error")
+			   ? -EIO
+			   : requests_exposition(client->supervisor, status, &exposition);
+	if (size >= 0) {
+		http_respond(client, "200 OK", exposition, (size_t)size);
+	} else {
+		static const char body[] = "cannot capture metrics\n";
+		http_respond(client, "500 Internal Server Error", body, sizeof(body) - 1);
+	}
+	free(exposition);
+}

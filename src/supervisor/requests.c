@@ -1,0 +1,232 @@
+/* requests: what the supervisor process does with each request, through a table indexed by
+ * enum command: metrics answered here from /proc, Falcon's signal form of restart sent to the
+ * host, and the rest passed to the host on the channel, whose replies come back here. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/channel.h"
+#include "lib/log.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_json.h"
+#include "metrics/metrics_prometheus.h"
+#include "supervisor/private.h"
+
+/* Answers request on client; false if the client was closed meanwhile. */
+typedef bool (*request_fn)(struct client *client, const struct protocol_request *request);
+
+/* The host's tree, encoded straight into the reply (see metrics_json.c for why). */
+static bool
+reply_metrics(struct client *client)
+{
+	struct metrics_tree tree;
+	int r = metrics_capture(client->supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0) {
+		char message[128];
+		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
+			 strerror(-r));
+		return client_reply(client, protocol_error(PROTOCOL_CODE_METRICS_FAILED, message));
+	}
+	/* Over the time since the last capture by any client: one baseline for all, whose
+	 * windows cpu_interval.c keeps at least CPU_INTERVAL_MIN_SECONDS long. Out of memory
+	 * leaves the lifetime values, which the encoder then gives. */
+	(void)cpu_interval_update(&client->supervisor->cpu, &tree);
+	char *text;
+	ssize_t length = metrics_json_encode(&tree, &text);
+	metrics_tree_free(&tree);
+	if (length < 0)
+		return client_reply(client, NULL);
+	bool alive = client_queue(client, text, (size_t)length + 1); /* with its NUL */
+	free(text);
+	return alive;
+}
+
+/* The error reply for a request the host could not be given. */
+static bool
+reply_unforwarded(struct client *client)
+{
+	return client_reply(
+	    client, protocol_error(PROTOCOL_CODE_HOST_UNAVAILABLE, "the host does not answer"));
+}
+
+static bool
+request_metrics(struct client *client, const struct protocol_request *request)
+{
+	if (!request->prometheus)
+		return reply_metrics(client);
+	/* Labels come from the host's status: ask for it first. */
+	if (requests_forward(client, COMMAND_STATUS, NULL) < 0)
+		return reply_unforwarded(client);
+	client->awaiting_prometheus = true;
+	return true;
+}
+
+/* Passes the request to the host as it is. */
+static bool
+request_host(struct client *client, const struct protocol_request *request)
+{
+	if (requests_forward(client, request->command, request->service) < 0)
+		return reply_unforwarded(client);
+	return true;
+}
+
+/* With a signal, Falcon's form: the signal goes to the host, which is this process's parent. */
+static bool
+request_restart(struct client *client, const struct protocol_request *request)
+{
+	if (!request->signal)
+		return request_host(client, request);
+	struct supervisor *supervisor = client->supervisor;
+	if (getppid() != supervisor->host_pid)
+		return client_reply(
+		    client, protocol_error(PROTOCOL_CODE_HOST_UNAVAILABLE, "the host is gone"));
+	if (kill(supervisor->host_pid, request->signal) < 0) {
+		char message[128];
+		snprintf(message, sizeof(message), "cannot signal the host: %s", strerror(errno));
+		return client_reply(client, protocol_error(PROTOCOL_CODE_SIGNAL_FAILED, message));
+	}
+	return client_reply(client,
+			    json_pack("{s:b,s:s}", "ok", 1, "signal", request->signal_name));
+}
+
+/* The supervisor process's half of command_table. */
+static const request_fn handlers[COMMAND_COUNT] = {
+    [COMMAND_METRICS] = request_metrics,
+    [COMMAND_RESTART] = request_restart,
+    [COMMAND_STATUS] = request_host,
+};
+
+bool
+requests_dispatch(struct client *client, const struct protocol_request *request)
+{
+	request_fn handler = handlers[request->command];
+	if (handler)
+		return handler(client, request);
+	/* A command the host answers needs no handler here: it is passed on as it is. */
+	if (command_table[request->command].answerer == COMMAND_BY_HOST)
+		return request_host(client, request);
+	return client_reply(client,
+			    protocol_error(PROTOCOL_CODE_INTERNAL, "this command has no handler"));
+}
+
+int
+requests_forward(struct client *client, enum command command, const char *service)
+{
+	struct supervisor *supervisor = client->supervisor;
+	uint64_t id = ++supervisor->next_id;
+	size_t length = service ? strlen(service) : 0;
+	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
+	if (r < 0) {
+		/* The client's error reply says it; a flood of them is no news for the log. */
+		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
+		return r;
+	}
+	client->awaiting = id;
+	return 0;
+}
+
+ssize_t
+requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text)
+{
+	struct metrics_tree tree;
+	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0)
+		return r;
+	ssize_t length =
+	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), ret_text);
+	metrics_tree_free(&tree);
+	return length;
+}
+
+/* The host's tree in Prometheus' text format, labelled from the host's status; sent as one JSON
+ * string so that the framing stays the same. */
+static json_t *
+prometheus_reply(struct supervisor *supervisor, const json_t *status)
+{
+	if (json_object_get(status, "error"))
+		return json_incref((json_t *)status);
+	char *text;
+	ssize_t length = requests_exposition(supervisor, status, &text);
+	if (length == -ENOMEM)
+		return NULL;
+	if (length < 0)
+		return protocol_error(PROTOCOL_CODE_METRICS_FAILED,
+				      "cannot read /proc for the host");
+	json_t *reply = json_stringn(text, (size_t)length);
+	free(text);
+	return reply;
+}
+
+static struct client *
+find_awaiting(struct supervisor *supervisor, uint64_t id)
+{
+	for (struct client *client = supervisor->clients; client; client = client->next)
+		if (client->awaiting == id)
+			return client;
+	return NULL;
+}
+
+/* One reply of the host, to the client that waits for it. */
+static void
+answer(struct supervisor *supervisor, const struct channel_message *message)
+{
+	struct client *client = find_awaiting(supervisor, message->header.id);
+	if (!client)
+		return; /* for a client that has left */
+	client->awaiting = 0;
+	if (!client->http && !client->awaiting_prometheus) {
+		/* Passed on as the host wrote it, with the frame's NUL. */
+		if (client_queue(client, message->reply, message->reply_length))
+			client_process(client);
+		return;
+	}
+	json_t *reply =
+	    json_loadb(message->reply, message->reply_length - 1, JSON_DECODE_ANY, NULL);
+	client->awaiting_prometheus = false;
+	if (client->http)
+		http_answer(client, reply);
+	else if (client_reply(client, reply ? prometheus_reply(supervisor, reply)
+					    : protocol_error(PROTOCOL_CODE_INTERNAL, "bad reply")))
+		client_process(client);
+	json_decref(reply);
+}
+
+void
+requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct supervisor *supervisor = data;
+	(void)events;
+	for (;;) {
+		/* One datagram per reply, as large as the host made it (a status of thousands of
+		 * workers): its size first, then a buffer that fits. */
+		ssize_t size = recv(fd, NULL, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
+		if (size < 0 && errno == EINTR)
+			continue;
+		if (size < 0 && errno == EAGAIN)
+			return;
+		char *buffer = size > 0 ? malloc((size_t)size) : NULL;
+		if (size > 0 && !buffer) {
+			(void)recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); /* drop it */
+			log_error("channel: no memory for a %zd byte reply", size);
+			continue;
+		}
+		ssize_t n = size > 0 ? recv(fd, buffer, (size_t)size, MSG_DONTWAIT) : size;
+		if (n <= 0) {
+			free(buffer);
+			log_info("the host closed the channel; exiting");
+			loop_quit(loop);
+			return;
+		}
+		struct channel_message message;
+		if (channel_parse(buffer, (size_t)n, &message) == 0 &&
+		    message.header.type == CHANNEL_REPLY)
+			answer(supervisor, &message);
+		else
+			log_warn("channel: malformed message from the host ignored");
+		free(buffer);
+	}
+}
