@@ -29,9 +29,6 @@
 #include "lib/loop.h"
 #include "metrics/metrics_json.h"
 
-static const char request_status[] = "{\"please\":\"status\"}";
-static const char request_metrics[] = "{\"please\":\"metrics\"}";
-
 struct top {
 	const char *socket;
 	double interval;
@@ -161,9 +158,9 @@ on_tick(struct loop *loop, void *data)
 	}
 	/* A round still under way (a host slow to answer) is not doubled. */
 	if (top->due == 0) {
-		int r = top_link_send(&top->link, request_status);
+		int r = top_link_ask(&top->link, COMMAND_STATUS);
 		if (r == 0)
-			r = top_link_send(&top->link, request_metrics);
+			r = top_link_ask(&top->link, COMMAND_METRICS);
 		if (r < 0) {
 			lose_connection(top, strerror(-r));
 			return;
@@ -209,7 +206,7 @@ start_restart(struct top *top)
 		snprintf(top->message, sizeof(top->message), "rolling restart: %s", error);
 		return;
 	}
-	if (top_link_send(&top->restart, "{\"please\":\"restart\"}") < 0 ||
+	if (top_link_ask(&top->restart, COMMAND_RESTART) < 0 ||
 	    loop_add(top->loop, top->restart.fd, EPOLLIN, on_restart, top) < 0) {
 		top_link_close(&top->restart);
 		snprintf(top->message, sizeof(top->message), "rolling restart: cannot ask for it");
@@ -439,9 +436,9 @@ snapshot(struct top_link *link, const char *socket, double timeout)
 {
 	json_t *status = NULL, *metrics = NULL;
 	double deadline = loop_now_seconds() + timeout;
-	int r = top_link_send(link, request_status);
+	int r = top_link_ask(link, COMMAND_STATUS);
 	if (r == 0)
-		r = top_link_send(link, request_metrics);
+		r = top_link_ask(link, COMMAND_METRICS);
 	if (r == 0)
 		r = receive_blocking(link, deadline, &status);
 	if (r >= 0)

@@ -40,6 +40,14 @@ top_link_close(struct top_link *link)
 }
 
 int
+top_link_ask(struct top_link *link, enum command command)
+{
+	char request[64];
+	snprintf(request, sizeof(request), "{\"please\":\"%s\"}", command_table[command].name);
+	return top_link_send(link, request);
+}
+
+int
 top_link_send(struct top_link *link, const char *request)
 {
 	size_t length = strlen(request) + 1;

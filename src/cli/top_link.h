@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "lib/commands.h"
+
 struct top_link {
 	int fd; /* -1: not connected */
 	char *input;
@@ -23,6 +25,8 @@ void top_link_close(struct top_link *link);
 /* Sends request (a JSON text) and its NUL. The requests are tiny and at most a few are in
  * flight, so a full socket buffer is an error (-EAGAIN), not something to queue. */
 int top_link_send(struct top_link *link, const char *request);
+/* top_link_send of the plain request of command, {"please":NAME}. */
+int top_link_ask(struct top_link *link, enum command command);
 /* Reads what has arrived. Returns 1 with the next reply in *ret_reply (a new reference), 0 if
  * no whole reply is there yet, or -errno: -ECONNRESET when the supervisor closed, -EPROTO for
  * a reply that is not JSON, -EMSGSIZE for one larger than 64 MiB. */

@@ -8,7 +8,8 @@
 #define PROTOCOL_MAX_CLIENTS 64		       /* concurrent connections */
 #define PROTOCOL_MAX_OUTPUT (16 * 1024 * 1024) /* unread reply bytes before a client is dropped */
 #define PROTOCOL_MAX_DEPTH 32		       /* JSON nesting accepted in a request */
-#define CLIENT_MAX_REPLY (64 * 1024 * 1024)    /* a reply a client reads; 1000 processes ~700 KiB */
+#define PROTOCOL_MAX_SERVICE 127 /* the longest "service" a request may name (config's: 64) */
+#define CLIENT_MAX_REPLY (64 * 1024 * 1024) /* a reply a client reads; 1000 processes ~700 KiB */
 
 /* The supervisor process. */
 #define SUPERVISOR_HTTP_MAX_HEAD 8192  /* bytes of an HTTP request head */

@@ -10,9 +10,6 @@
 #include "lib/commands.h"
 #include "lib/limits.h"
 
-/* The longest "service" a request may name (a config's names are shorter still). */
-#define PROTOCOL_MAX_SERVICE 127
-
 struct protocol_request {
 	enum command command;
 	char service[PROTOCOL_MAX_SERVICE + 1]; /* restart: "" for all */
