@@ -1,4 +1,5 @@
-/* worker: one worker process: its spawn (fds, env, process group) and its captured output. */
+/* worker: one worker process: its spawn (spawn.c: fds, env, process group) and its captured
+ * output (output.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,7 @@ enum worker_state {
 };
 
 struct service;
+struct worker_environment;
 
 struct worker {
 	struct service *service;
@@ -49,6 +51,9 @@ struct worker {
 	pid_t output_pid;
 	size_t output_length;
 	char output[WORKER_OUTPUT_LINE_MAX];
+	/* Built at its first spawn and kept for the next ones, which allocate nothing unless
+	 * their inputs differ (spawn.c); freed by worker_release. */
+	struct worker_environment *environment;
 };
 
 /* What the process is started with. */
@@ -73,6 +78,9 @@ int worker_spawn(struct worker *worker, struct loop *loop, const struct worker_e
 void worker_kill(const struct worker *worker, int signal);
 /* Logs whatever output is left and stops reading it. */
 void worker_output_close(struct worker *worker, struct loop *loop);
-/* Frees what the worker holds across its runs (its output pipe, …): called where a worker is
- * freed, never in between two runs. */
+/* Frees what the worker holds across its runs (its output pipe, its environment): called where
+ * a worker is freed, never in between two runs. */
 void worker_release(struct worker *worker, struct loop *loop);
+/* spawn.c's, once the child runs: closes what is left of the previous run's pipe and reads
+ * fd, the new one's, from the loop. */
+void worker_output_open(struct worker *worker, struct loop *loop, int fd, pid_t pid);

@@ -1,4 +1,5 @@
-/* worker: one worker process: its spawn (fds, env, process group) and its captured output. */
+/* spawn: the start of one worker: its environment, kept from one run to the next, and the
+ * child's async-signal-safe set-up (signals, process group, fds) on a reused stack until exec. */
 #include "host/worker.h"
 
 #include <errno.h>
@@ -14,14 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include "lib/limits.h"
-#include "lib/log.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h, not in every libc's headers */
@@ -55,100 +51,148 @@ overridden(const char *entry, const struct worker_exec *exec)
 	return false;
 }
 
-/* The variables the host sets (own_keys) plus room: each is allocated here. */
-#define ENVIRONMENT_OWN_MAX 12
-
-/* The environment is built in the parent: the child does only async-signal-safe work. The
- * LISTEN_PID slot is left for the child, which alone knows its pid before exec. */
-struct environment {
-	char **entries;
-	char *owned[ENVIRONMENT_OWN_MAX]; /* strings allocated here */
-	size_t owned_count;
-	char *listen_pid;   /* points at a buffer of PID_SLOT_SIZE in entries, or NULL */
+/* A worker's environment, built in the parent (the child does only async-signal-safe work) at
+ * its first spawn and kept in struct worker for the next ones: a respawn after a crash, which
+ * runs from the reap path, allocates nothing. One allocation holds this header, the entries and
+ * the text of every entry that isn't environ's. */
+struct worker_environment {
+	/* entries[0, inherited) point into environ, which the host leaves as it is after
+	 * start-up (listen_inherit and sdnotify_open take LISTEN_* and NOTIFY_SOCKET out before
+	 * the first spawn): which of them are kept depends on the config's keys alone. */
+	size_t inherited;
+	size_t count;	    /* before the NULL: then the config's entries, then the host's */
+	char *listen_pid;   /* a slot of PID_SLOT_SIZE in entries that the child fills, or NULL */
 	char *watchdog_pid; /* the same for WATCHDOG_PID */
+	char *entries[];
 };
 
 #define PID_SLOT_SIZE 32
 
-static void
-environment_free(struct environment *environment)
+/* An entry the host sets: key (with its '=') and value, or with value NULL a slot for the
+ * child's pid, which only the child knows before exec. */
+struct own_entry {
+	const char *key;
+	const char *value;
+};
+
+/* The own_keys entries plus room. */
+#define OWN_MAX 12
+
+/* The text of the numbers among them. */
+struct own_numbers {
+	char index[16], generation[16], listen_count[24], watchdog_usec[24];
+};
+
+/* The entries the host sets for this spawn, in the order the child gets them, into own;
+ * returns how many. Computed at every spawn (a few snprintfs, no allocation) to tell whether
+ * the kept environment still fits. */
+static size_t
+own_entries(const struct worker *worker, const struct worker_exec *exec,
+	    struct own_numbers *numbers, struct own_entry own[OWN_MAX])
 {
-	for (size_t i = 0; i < environment->owned_count; i++)
-		free(environment->owned[i]);
-	free(environment->entries);
+	size_t count = 0;
+	(void)snprintf(numbers->index, sizeof(numbers->index), "%u", worker->index);
+	(void)snprintf(numbers->generation, sizeof(numbers->generation), "%u", worker->generation);
+	own[count++] = (struct own_entry){"AERIE_SERVICE=", exec->service_name};
+	own[count++] = (struct own_entry){"AERIE_WORKER=", numbers->index};
+	own[count++] = (struct own_entry){"AERIE_GENERATION=", numbers->generation};
+	if (exec->notify_socket)
+		own[count++] = (struct own_entry){"NOTIFY_SOCKET=", exec->notify_socket};
+	if (exec->listen_count > 0) {
+		(void)snprintf(numbers->listen_count, sizeof(numbers->listen_count), "%zu",
+			       exec->listen_count);
+		own[count++] = (struct own_entry){"LISTEN_FDS=", numbers->listen_count};
+		if (exec->listen_names)
+			own[count++] = (struct own_entry){"LISTEN_FDNAMES=", exec->listen_names};
+		own[count++] = (struct own_entry){"LISTEN_PID=", NULL};
+	}
+	if (exec->watchdog_seconds > 0) {
+		(void)snprintf(numbers->watchdog_usec, sizeof(numbers->watchdog_usec), "%llu",
+			       (unsigned long long)(exec->watchdog_seconds * 1e6));
+		own[count++] = (struct own_entry){"WATCHDOG_USEC=", numbers->watchdog_usec};
+		own[count++] = (struct own_entry){"WATCHDOG_PID=", NULL};
+	}
+	return count;
+}
+
+static bool
+own_entry_matches(const struct worker_environment *environment, const char *entry,
+		  const struct own_entry *own)
+{
+	if (!own->value) /* the slot's text is the previous child's: which slot it is counts */
+		return entry == (strcmp(own->key, "LISTEN_PID=") == 0 ? environment->listen_pid
+								      : environment->watchdog_pid);
+	size_t length = strlen(own->key);
+	return strncmp(entry, own->key, length) == 0 && strcmp(entry + length, own->value) == 0;
+}
+
+/* Whether environment is what this spawn would build. A worker can be started again with other
+ * inputs (after a rolling restart, its service passes the newer config), so the kept entries,
+ * every input among them, are compared with the new ones by their text, not by the addresses
+ * they came from: a config loaded again where a freed one was must not pass for it, and the
+ * copies never point into a config that has been freed since. */
+static bool
+environment_fits(const struct worker_environment *environment, const struct worker_exec *exec,
+		 const struct own_entry *own, size_t own_count)
+{
+	if (environment->count != environment->inherited + exec->env_count + own_count)
+		return false;
+	char *const *entry = environment->entries + environment->inherited;
+	for (size_t i = 0; i < exec->env_count; i++)
+		if (strcmp(*entry++, exec->env[i]) != 0)
+			return false;
+	for (size_t i = 0; i < own_count; i++)
+		if (!own_entry_matches(environment, *entry++, &own[i]))
+			return false;
+	return true;
 }
 
 static int
-environment_own(struct environment *environment, size_t *count, char *entry)
-{
-	if (!entry)
-		return -ENOMEM;
-	environment->owned[environment->owned_count++] = entry;
-	environment->entries[(*count)++] = entry;
-	return 0;
-}
-
-static int
-environment_build(struct environment *environment, const struct worker *worker,
-		  const struct worker_exec *exec)
+environment_build(const struct worker_exec *exec, const struct own_entry *own, size_t own_count,
+		  struct worker_environment **ret_environment)
 {
 	size_t inherited = 0;
 	for (char **e = environ; *e; e++)
-		inherited++;
-	*environment = (struct environment){0};
-	environment->entries =
-	    calloc(inherited + exec->env_count + ENVIRONMENT_OWN_MAX + 1, sizeof(char *));
-	if (!environment->entries)
+		if (!overridden(*e, exec))
+			inherited++;
+	size_t count = inherited + exec->env_count + own_count;
+	size_t text_size = 0;
+	for (size_t i = 0; i < exec->env_count; i++)
+		text_size += strlen(exec->env[i]) + 1;
+	for (size_t i = 0; i < own_count; i++)
+		text_size +=
+		    own[i].value ? strlen(own[i].key) + strlen(own[i].value) + 1 : PID_SLOT_SIZE;
+	struct worker_environment *environment =
+	    calloc(1, sizeof(*environment) + (count + 1) * sizeof(char *) + text_size);
+	if (!environment)
 		return -ENOMEM;
+	environment->inherited = inherited;
+	environment->count = count;
 
-	size_t count = 0;
+	size_t n = 0;
 	for (char **e = environ; *e; e++)
 		if (!overridden(*e, exec))
-			environment->entries[count++] = *e;
-	for (size_t i = 0; i < exec->env_count; i++)
-		environment->entries[count++] = exec->env[i];
-
-	char *entry;
-	int r = 0;
-	if (asprintf(&entry, "AERIE_SERVICE=%s", exec->service_name) < 0)
-		entry = NULL;
-	r = r ?: environment_own(environment, &count, entry);
-	if (asprintf(&entry, "AERIE_WORKER=%u", worker->index) < 0)
-		entry = NULL;
-	r = r ?: environment_own(environment, &count, entry);
-	if (asprintf(&entry, "AERIE_GENERATION=%u", worker->generation) < 0)
-		entry = NULL;
-	r = r ?: environment_own(environment, &count, entry);
-	if (exec->notify_socket) {
-		if (asprintf(&entry, "NOTIFY_SOCKET=%s", exec->notify_socket) < 0)
-			entry = NULL;
-		r = r ?: environment_own(environment, &count, entry);
+			environment->entries[n++] = *e;
+	char *text = (char *)&environment->entries[count + 1];
+	for (size_t i = 0; i < exec->env_count; i++) {
+		environment->entries[n++] = text;
+		text = stpcpy(text, exec->env[i]) + 1;
 	}
-	if (exec->listen_count > 0) {
-		if (asprintf(&entry, "LISTEN_FDS=%zu", exec->listen_count) < 0)
-			entry = NULL;
-		r = r ?: environment_own(environment, &count, entry);
-		if (exec->listen_names) {
-			if (asprintf(&entry, "LISTEN_FDNAMES=%s", exec->listen_names) < 0)
-				entry = NULL;
-			r = r ?: environment_own(environment, &count, entry);
+	for (size_t i = 0; i < own_count; i++) {
+		environment->entries[n++] = text;
+		if (own[i].value) {
+			text = stpcpy(stpcpy(text, own[i].key), own[i].value) + 1;
+			continue;
 		}
-		entry = calloc(1, PID_SLOT_SIZE);
-		r = r ?: environment_own(environment, &count, entry);
-		environment->listen_pid = entry;
+		/* Empty (calloc) until the child writes KEY=PID into it. */
+		if (strcmp(own[i].key, "LISTEN_PID=") == 0)
+			environment->listen_pid = text;
+		else
+			environment->watchdog_pid = text;
+		text += PID_SLOT_SIZE;
 	}
-	if (exec->watchdog_seconds > 0) {
-		if (asprintf(&entry, "WATCHDOG_USEC=%llu",
-			     (unsigned long long)(exec->watchdog_seconds * 1e6)) < 0)
-			entry = NULL;
-		r = r ?: environment_own(environment, &count, entry);
-		entry = calloc(1, PID_SLOT_SIZE);
-		r = r ?: environment_own(environment, &count, entry);
-		environment->watchdog_pid = entry;
-	}
-	if (r < 0)
-		environment_free(environment);
-	return r;
+	*ret_environment = environment;
+	return 0;
 }
 
 /* Which signals the host ignores (SIGPIPE, and any it inherited ignored), asked once: the host
@@ -218,7 +262,7 @@ child_fail(const char *what, const char *argument, int error)
 }
 
 CHILD_CODE static _Noreturn void
-child_exec(const struct worker_exec *exec, struct environment *environment, int output_fd,
+child_exec(const struct worker_exec *exec, struct worker_environment *environment, int output_fd,
 	   const sigset_t *ignored)
 {
 	/* The host blocks its signals for signalfd and ignores SIGPIPE; a worker starts clean.
@@ -283,7 +327,7 @@ child_exec(const struct worker_exec *exec, struct environment *environment, int 
 /* What the child needs, on the parent's memory: the child shares it until execve. */
 struct child {
 	const struct worker_exec *exec;
-	struct environment *environment;
+	struct worker_environment *environment;
 	int output_fd;
 	const sigset_t *ignored;
 };
@@ -303,10 +347,11 @@ child_main(void *data)
  * execve, so a program on a hung network file system holds the host as well (posix_spawn, and
  * systemd, which spawns through it, make the same trade).
  * Only SIGKILL ends that wait: the host's other signals are blocked for its signalfd.
- * The child (child_exec) writes only its own stack and the pid slots of the environment built
- * for it, which the host frees unread. What else it touches of the host's (strerror's
- * translation lock, execvpe's read of PATH, errno) is safe because the host is one thread,
- * suspended, and has no signal handlers that could run in the child. The stack is mapped once
+ * The child (child_exec) writes only its own stack and the pid slots of the worker's kept
+ * environment, which the host never reads (the next child writes them again). What else it
+ * touches of the host's (strerror's translation lock, execvpe's read of PATH, errno) is safe
+ * because the host is one thread, suspended, and has no signal handlers that could run in the
+ * child. The stack is mapped once
  * and reused, as one child at most runs on it, with a guard page below it so that an overflow
  * faults rather than writing over the host. Returns the pid or -errno. */
 static pid_t
@@ -333,131 +378,53 @@ spawn_child(struct child *child)
 	return pid < 0 ? -errno : pid;
 }
 
-static void
-log_output_line(struct worker *worker, const char *line, size_t length)
-{
-	log_worker_line(worker->label, (int)worker->output_pid, line, length);
-}
-
-/* Logs each complete line in the buffer and keeps the partial tail; a line that fills the
- * whole buffer is logged as it is. */
-static void
-output_flush_lines(struct worker *worker, bool all)
-{
-	char *start = worker->output;
-	char *end = worker->output + worker->output_length;
-	for (char *newline; (newline = memchr(start, '\n', (size_t)(end - start)));) {
-		log_output_line(worker, start, (size_t)(newline - start));
-		start = newline + 1;
-	}
-	size_t rest = (size_t)(end - start);
-	if (rest > 0 && (all || rest == sizeof(worker->output))) {
-		log_output_line(worker, start, rest);
-		rest = 0;
-	}
-	memmove(worker->output, start, rest);
-	worker->output_length = rest;
-}
-
-static void
-on_output(struct loop *loop, int fd, uint32_t events, void *data)
-{
-	struct worker *worker = data;
-	(void)events;
-	/* A bounded number of reads per wake-up: a worker writing without pause (yes) would
-	 * otherwise keep the host here forever; epoll is level-triggered and calls back. */
-	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(fd, worker->output + worker->output_length,
-				 sizeof(worker->output) - worker->output_length);
-		if (n > 0) {
-			worker->output_length += (size_t)n;
-			output_flush_lines(worker, false);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		/* EOF: every holder of the write end is gone. */
-		worker_output_close(worker, loop);
-		return;
-	}
-}
-
-void
-worker_output_close(struct worker *worker, struct loop *loop)
-{
-	if (worker->output_fd < 0)
-		return;
-	/* Take what is already written before closing (bounded: a grandchild may still write). */
-	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(worker->output_fd, worker->output + worker->output_length,
-				 sizeof(worker->output) - worker->output_length);
-		if (n <= 0 && !(n < 0 && errno == EINTR))
-			break;
-		if (n > 0) {
-			worker->output_length += (size_t)n;
-			output_flush_lines(worker, false);
-		}
-	}
-	output_flush_lines(worker, true);
-	loop_remove(loop, worker->output_fd);
-	close(worker->output_fd);
-	worker->output_fd = -1;
-}
-
 void
 worker_release(struct worker *worker, struct loop *loop)
 {
 	worker_output_close(worker, loop);
+	free(worker->environment);
+	worker->environment = NULL;
 }
 
 int
 worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec)
 {
-	struct environment environment;
-	int r = environment_build(&environment, worker, exec);
-	if (r < 0)
-		return r;
+	struct own_numbers numbers = {0};
+	struct own_entry own[OWN_MAX];
+	size_t own_count = own_entries(worker, exec, &numbers, own);
+	/* Built at the worker's first spawn, and again only if this one's inputs differ. */
+	if (!worker->environment || !environment_fits(worker->environment, exec, own, own_count)) {
+		struct worker_environment *environment;
+		int r = environment_build(exec, own, own_count, &environment);
+		if (r < 0)
+			return r;
+		free(worker->environment);
+		worker->environment = environment;
+	}
 
 	int pipe_fds[2];
-	if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
-		r = -errno;
-		environment_free(&environment);
-		return r;
-	}
+	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+		return -errno;
+	int r = 0;
 	if (fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK) < 0) {
 		r = -errno;
 		goto fail;
 	}
 
-	struct child child = {exec, &environment, pipe_fds[1], ignored_signals()};
+	struct child child = {exec, worker->environment, pipe_fds[1], ignored_signals()};
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;
 		goto fail;
 	}
 	close(pipe_fds[1]);
-	environment_free(&environment);
-
-	worker_output_close(worker, loop); /* a leftover pipe from the previous run */
-	worker->output_fd = pipe_fds[0];
-	worker->output_pid = pid;
-	worker->output_length = 0;
-	r = loop_add(loop, worker->output_fd, EPOLLIN, on_output, worker);
-	if (r < 0) {
-		/* The worker runs; its output is lost but it is supervised all the same. */
-		log_errno(LOG_WARN, r, "%s[%d]: cannot watch output", worker->label, (int)pid);
-		close(worker->output_fd);
-		worker->output_fd = -1;
-	}
+	worker_output_open(worker, loop, pipe_fds[0], pid);
 	worker->pid = pid;
 	return 0;
 
 fail:
 	close(pipe_fds[0]);
 	close(pipe_fds[1]);
-	environment_free(&environment);
 	return r;
 }
 

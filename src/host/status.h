@@ -1,0 +1,22 @@
+/* status: the SPEC's status object of a host and its services, encoded as JSON; pure. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "host/service.h"
+
+/* What the status says of the host itself. */
+struct status_host {
+	pid_t pid;
+	double uptime; /* seconds */
+	unsigned generation;
+	bool stopping;
+};
+
+/* {"host":{…},"services":{NAME:{…}}} of host and the count services, in their order, as compact
+ * JSON in a malloc'd, NUL-terminated buffer. Returns its length (the NUL not counted) or
+ * -ENOMEM. */
+ssize_t status_encode(const struct status_host *host, struct service *const *services, size_t count,
+		      char **ret_text);
