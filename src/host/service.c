@@ -366,7 +366,8 @@ service_handle(struct service *service, struct worker *worker, enum worker_event
 		action(service, worker, status);
 }
 
-/* Rolling restarts. */
+/* What the host calls: a stop is an event for each worker, raised; an exit or a notify
+ * message is handled at once. */
 
 void
 service_stop(struct service *service)

@@ -260,7 +260,7 @@ service_dispatch(struct service *service)
 		service_worker_free(service, service->removed[i]);
 	service->removed_count = 0;
 
-	/* Last, what the owner hears: it may start or stop things here, which only queues. */
+	/* Last, once the queue is empty, what the owner hears. */
 	if (service->roll_result_pending) {
 		service->roll_result_pending = false;
 		char message[sizeof(service->roll_message)];

@@ -50,7 +50,7 @@ service_roll_abort(struct service *service, const char *message)
 	roll_finish(service, SERVICE_ROLL_FAILED, text);
 }
 
-/* The next worker of a rolling restart in batches; false when all are started. */
+/* The next worker of a rolling restart in batches; NULL when all are started. */
 static struct worker *
 roll_new_worker(struct service *service)
 {
