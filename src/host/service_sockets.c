@@ -41,6 +41,7 @@ service_open_sockets(struct service *service, const char *directory,
 	if (config->listen_count == 0)
 		return 0;
 	size_t name_length = strlen(service->name) + 1;
+	service->listen_count = 0; /* counts the sockets open, for closing on failure */
 	service->listen_fds = calloc(config->listen_count, sizeof(int));
 	service->listen_adopted = calloc(config->listen_count, sizeof(bool));
 	service->listen_specs = calloc(config->listen_count, sizeof(char *));
