@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "host/control.h"
+#include "host/host_private.h"
 #include "host/notify.h"
 #include "host/sdnotify.h"
 #include "host/service.h"
@@ -23,129 +24,7 @@
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/signame.h"
-
-struct restart_request {
-	struct restart_request *next;
-	char *service; /* NULL: all */
-	bool reload;
-	host_restart_fn fn;
-	void *data;
-};
-
-struct host {
-	const char *config_path;
-	/* The config in force, and older ones that workers of an older generation still use. */
-	struct config *configs[HOST_MAX_CONFIGS];
-	size_t config_count;
-	struct loop *loop;
-	struct notify *notify;
-	struct control *control;
-	/* The host's own service manager (systemd), when started with NOTIFY_SOCKET. */
-	struct sdnotify *systemd;
-	bool systemd_ready_sent;
-	char systemd_status[512];
-	double watchdog_interval;
-	struct loop_timer watchdog_timer;
-	double started_at; /* CLOCK_MONOTONIC seconds */
-	struct service **services;
-	size_t service_count;
-	unsigned generation;
-	int exit_code;
-	/* Stopping */
-	unsigned stop_requests;
-	size_t services_stopped;
-	bool orphans_signalled;
-	bool stopped;
-	struct loop_timer orphan_timer;
-	/* Rolling restarts: the one running, and those waiting for it. */
-	struct restart_request *restart_running;
-	size_t restart_services_pending;
-	char restart_error[512];
-	struct restart_request *restart_queue;
-};
-
-static struct config *
-current_config(struct host *host)
-{
-	return host->configs[host->config_count - 1];
-}
-
-static bool
-is_known_child(struct host *host, pid_t pid)
-{
-	if (host->control && control_pid(host->control) == pid)
-		return true;
-	for (size_t i = 0; i < host->service_count; i++)
-		if (service_has_worker(host->services[i], pid))
-			return true;
-	return false;
-}
-
-/* Signals every child of the host that is not a worker nor the supervisor process: orphans
- * of workers, reparented to the host (the subreaper). With all, every child. */
-static void
-kill_orphans(struct host *host, int signal, bool all)
-{
-	/* The host is single-threaded: its children are all in its main task's list. Read one
-	 * pid at a time: the list of 1000 children is longer than any fixed buffer. */
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-	FILE *file = fopen(path, "re");
-	if (!file)
-		return;
-	char *word = NULL;
-	size_t size = 0;
-	while (getdelim(&word, &size, ' ', file) > 0) {
-		char *end;
-		long pid = strtol(word, &end, 10);
-		if (end == word || pid <= 0)
-			continue;
-		bool orphan = !is_known_child(host, (pid_t)pid);
-		if (!orphan && !all)
-			continue;
-		if (orphan)
-			log_info("stopping orphan %ld with SIG%s", pid, signame_name(signal));
-		(void)kill((pid_t)pid, signal);
-	}
-	free(word);
-	fclose(file);
-}
-
-static bool
-has_children(void)
-{
-	siginfo_t info = {0};
-	return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
-}
-
-static void
-on_orphan_deadline(struct loop *loop, void *data)
-{
-	(void)loop;
-	kill_orphans(data, SIGKILL, false);
-}
-
-/* When stopping, the host is done once every service has stopped and no child is left. */
-static void
-check_stopped(struct host *host)
-{
-	if (!host->stop_requests || host->services_stopped < host->service_count || host->stopped)
-		return;
-	/* The supervisor answers until the workers are gone, so an operator can watch the stop. */
-	if (host->control && control_stop(host->control))
-		return;
-	if (!has_children()) {
-		log_info("all workers stopped");
-		host->stopped = true;
-		loop_quit(host->loop);
-		return;
-	}
-	if (!host->orphans_signalled) {
-		host->orphans_signalled = true;
-		kill_orphans(host, host->stop_requests > 1 ? SIGKILL : SIGTERM, false);
-		(void)loop_timer_start(host->loop, &host->orphan_timer, HOST_ORPHAN_STOP_TIMEOUT);
-	}
-}
+#include "metrics/metrics.h"
 
 /* Tells systemd how the host is doing: READY=1 once every service is at its count for the
  * first time (and after each rolling restart), STATUS= whenever the summary changes. */
@@ -188,254 +67,6 @@ on_watchdog(struct loop *loop, void *data)
 }
 
 static void
-stop(struct host *host, int signal)
-{
-	host->stop_requests++;
-	/* Restarts still waiting will not run: their askers get an answer, not silence. */
-	while (host->restart_queue) {
-		struct restart_request *request = host->restart_queue;
-		host->restart_queue = request->next;
-		if (request->fn)
-			request->fn(host, host->generation, "the host is stopping", request->data);
-		free(request->service);
-		free(request);
-	}
-	if (host->stop_requests == 1) {
-		sdnotify_send(host->systemd, "STOPPING=1\nSTATUS=stopping");
-		log_info("received SIG%s: stopping gracefully (again to stop at once)",
-			 signame_name(signal));
-		for (size_t i = 0; i < host->service_count; i++)
-			service_stop(host->services[i]);
-	} else {
-		log_warn("received SIG%s again: killing every worker", signame_name(signal));
-		for (size_t i = 0; i < host->service_count; i++)
-			service_kill(host->services[i]);
-		/* Everything else: the supervisor process and any orphan. */
-		kill_orphans(host, SIGKILL, true);
-	}
-	check_stopped(host);
-}
-
-static void
-reap(struct host *host)
-{
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid <= 0)
-			break;
-		bool found = host->control && control_child_exited(host->control, pid, status);
-		for (size_t i = 0; i < host->service_count && !found; i++)
-			found = service_child_exited(host->services[i], pid, status);
-		if (!found)
-			log_debug("reaped orphan %d (wait status %#x)", (int)pid, (unsigned)status);
-	}
-	check_stopped(host);
-}
-
-/* Drops configs that no service uses any more. The newest is always kept. */
-static void
-release_configs(struct host *host)
-{
-	size_t kept = 0;
-	for (size_t c = 0; c < host->config_count; c++) {
-		struct config *config = host->configs[c];
-		bool used = c + 1 == host->config_count;
-		for (size_t i = 0; i < host->service_count && !used; i++) {
-			struct service *service = host->services[i];
-			for (size_t s = 0; s < config->service_count; s++)
-				if (service->config == &config->services[s] ||
-				    service->roll_config == &config->services[s])
-					used = true;
-		}
-		if (used) {
-			host->configs[kept++] = config;
-		} else {
-			config_free(config);
-			free(config);
-		}
-	}
-	host->config_count = kept;
-}
-
-static void restart_next(struct host *host);
-
-static void
-restart_finish(struct host *host)
-{
-	struct restart_request *request = host->restart_running;
-	host->restart_running = NULL;
-	const char *error = host->restart_error[0] ? host->restart_error : NULL;
-	if (error)
-		log_warn("rolling restart failed: %s", error);
-	else
-		log_info("rolling restart to generation %u done", host->generation);
-	release_configs(host);
-	/* systemd's notify-reload: the reload is over, whichever way it went. */
-	if (host->systemd && !host->stop_requests) {
-		host->systemd_ready_sent = false;
-		report_to_systemd(host);
-	}
-	if (request->fn)
-		request->fn(host, host->generation, error, request->data);
-	free(request->service);
-	free(request);
-	restart_next(host);
-}
-
-static struct service *
-find_service(struct host *host, const char *name)
-{
-	for (size_t i = 0; i < host->service_count; i++)
-		if (strcmp(host->services[i]->name, name) == 0)
-			return host->services[i];
-	return NULL;
-}
-
-static const struct config_service *
-find_config_service(const struct config *config, const char *name)
-{
-	for (size_t i = 0; i < config->service_count; i++)
-		if (strcmp(config->services[i].name, name) == 0)
-			return &config->services[i];
-	return NULL;
-}
-
-/* Reads the config file again. On success the new config becomes current. */
-static int
-reload_config(struct host *host)
-{
-	if (host->config_count == HOST_MAX_CONFIGS) {
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "too many generations still stopping; try again later");
-		return -EBUSY;
-	}
-	struct config *config = calloc(1, sizeof(*config));
-	if (!config)
-		return -ENOMEM;
-	char error[400];
-	int r = config_load(host->config_path, config, error, sizeof(error));
-	if (r < 0) {
-		free(config);
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "config not reloaded: %s", error);
-		return r;
-	}
-	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
-	for (size_t i = 0; i < host->service_count; i++)
-		if (!find_config_service(config, host->services[i]->name))
-			log_warn("service %s is gone from %s: it keeps running until the host "
-				 "restarts",
-				 host->services[i]->name, host->config_path);
-	for (size_t i = 0; i < host->service_count; i++) {
-		const struct config_service *next =
-		    find_config_service(config, host->services[i]->name);
-		bool same = next && next->listen_count == host->services[i]->listen_count;
-		for (size_t l = 0; same && l < next->listen_count; l++)
-			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
-		if (next && !same)
-			log_warn(
-			    "service %s: listen changed in %s: the sockets bound at start stay "
-			    "until the host restarts",
-			    host->services[i]->name, host->config_path);
-	}
-	for (size_t i = 0; i < config->service_count; i++)
-		if (!find_service(host, config->services[i].name))
-			log_warn("service %s is new in %s: it starts when the host restarts",
-				 config->services[i].name, host->config_path);
-	host->configs[host->config_count++] = config;
-	log_info("reloaded %s", host->config_path);
-	return 0;
-}
-
-static void
-restart_next(struct host *host)
-{
-	struct restart_request *request = host->restart_queue;
-	if (!request || host->restart_running || host->stop_requests)
-		return;
-	host->restart_queue = request->next;
-	host->restart_running = request;
-	host->restart_error[0] = '\0';
-	host->restart_services_pending = 0;
-
-	if (request->reload && reload_config(host) < 0) {
-		restart_finish(host);
-		return;
-	}
-	struct service *only = NULL;
-	if (request->service) {
-		only = find_service(host, request->service);
-		if (!only) {
-			snprintf(host->restart_error, sizeof(host->restart_error),
-				 "no service named \"%s\"", request->service);
-			restart_finish(host);
-			return;
-		}
-	}
-	host->generation++;
-	if (host->systemd) {
-		struct timespec now;
-		(void)clock_gettime(CLOCK_MONOTONIC, &now);
-		sdnotify_send(host->systemd,
-			      "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
-			      "to generation %u",
-			      (unsigned long long)now.tv_sec * 1000000ULL +
-				  (unsigned long long)now.tv_nsec / 1000,
-			      host->generation);
-	}
-	/* One count held for this loop itself: a service whose workers are ready at once
-	 * (ready = none) reports before service_roll returns, and the restart must not be
-	 * finished while other services have yet to start theirs. */
-	host->restart_services_pending = 1;
-	for (size_t i = 0; i < host->service_count; i++) {
-		struct service *service = host->services[i];
-		const struct config_service *config =
-		    find_config_service(current_config(host), service->name);
-		if ((only && service != only) || !config)
-			continue;
-		host->restart_services_pending++;
-		int r = service_roll(service, host->generation, config);
-		if (r < 0) {
-			host->restart_services_pending--;
-			snprintf(host->restart_error, sizeof(host->restart_error), "%s: %s",
-				 service->name, strerror(-r));
-		}
-	}
-	if (--host->restart_services_pending == 0)
-		restart_finish(host);
-}
-
-void
-host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn, void *data)
-{
-	if (host->stop_requests) {
-		if (fn)
-			fn(host, host->generation, "the host is stopping", data);
-		return;
-	}
-	struct restart_request *request = calloc(1, sizeof(*request));
-	if (!request || (service && !(request->service = strdup(service)))) {
-		free(request);
-		if (fn)
-			fn(host, host->generation, "out of memory", data);
-		return;
-	}
-	request->reload = reload;
-	request->fn = fn;
-	request->data = data;
-	struct restart_request **tail = &host->restart_queue;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = request;
-	if (host->restart_running)
-		log_info("rolling restart queued behind the one under way");
-	restart_next(host);
-}
-
-static void
 on_service_event(struct service *service, enum service_event event, const char *message, void *data)
 {
 	struct host *host = data;
@@ -443,7 +74,7 @@ on_service_event(struct service *service, enum service_event event, const char *
 	switch (event) {
 	case SERVICE_STOPPED:
 		host->services_stopped++;
-		check_stopped(host);
+		host_check_stopped(host);
 		break;
 	case SERVICE_ROLL_FAILED:
 		if (message && !host->restart_error[0])
@@ -451,11 +82,32 @@ on_service_event(struct service *service, enum service_event event, const char *
 		/* fall through */
 	case SERVICE_ROLL_DONE:
 		if (host->restart_running && --host->restart_services_pending == 0)
-			restart_finish(host);
+			host_restart_finish(host);
 		break;
 	case SERVICE_CHANGED:
-		report_to_systemd(host);
+		host->systemd_changed = true;
 		break;
+	}
+}
+
+/* The loop's before-wait hook, the one place where what callbacks raised is done: each
+ * service's queued events (which may end a roll, which may let the next restart start, which
+ * raises more), until nothing is left; then systemd hears the turn's outcome once. */
+static void
+on_before_wait(struct loop *loop, void *data)
+{
+	struct host *host = data;
+	(void)loop;
+	bool busy;
+	do {
+		busy = false;
+		for (size_t i = 0; i < host->service_count; i++)
+			busy = service_dispatch(host->services[i]) || busy;
+		busy = host_restart_next(host) || busy;
+	} while (busy);
+	if (host->systemd_changed) {
+		host->systemd_changed = false;
+		report_to_systemd(host);
 	}
 }
 
@@ -541,7 +193,7 @@ on_notify(const struct notify_message *message, void *data)
 static void
 reopen_log(struct host *host)
 {
-	const char *path = current_config(host)->log_path;
+	const char *path = host->configs[host->config_count - 1]->log_path;
 	if (!path) {
 		log_info("received SIGUSR1: logs go to stderr, nothing to reopen");
 		return;
@@ -560,11 +212,11 @@ on_signal(struct loop *loop, int signal, void *data)
 	(void)loop;
 	switch (signal) {
 	case SIGCHLD:
-		reap(host);
+		host_reap(host);
 		break;
 	case SIGINT:
 	case SIGTERM:
-		stop(host, signal);
+		host_stop(host, signal);
 		break;
 	case SIGHUP:
 		if (host->stop_requests)
@@ -601,13 +253,7 @@ host_free(struct host *host)
 		host->restart_queue = host->restart_running;
 		host->restart_running = NULL;
 	}
-	for (struct restart_request *r = host->restart_queue, *next; r; r = next) {
-		next = r->next;
-		if (r->fn)
-			r->fn(host, host->generation, "the host is stopping", r->data);
-		free(r->service);
-		free(r);
-	}
+	host_restart_cancel_queued(host);
 	control_close(host->control);
 	notify_close(host->notify);
 	loop_timer_stop(host->loop, &host->watchdog_timer);
@@ -619,6 +265,52 @@ host_free(struct host *host)
 		free(host->configs[i]);
 	}
 }
+
+/* The processes behind the services: real ones. */
+static int
+spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct worker_exec *exec)
+{
+	(void)data;
+	return worker_spawn(worker, loop, exec);
+}
+
+static void
+kill_worker(void *data, const struct worker *worker, int signal)
+{
+	(void)data;
+	worker_kill(worker, signal);
+}
+
+static void
+kill_group(void *data, pid_t pgid)
+{
+	(void)data;
+	(void)kill(-pgid, SIGKILL);
+}
+
+/* The memory of a worker and all its descendants, by the configured measure. */
+static uint64_t
+tree_memory(void *data, pid_t pid, enum config_memory_metric metric)
+{
+	(void)data;
+	struct metrics_tree tree;
+	if (metrics_capture(pid, METRICS_WALK_CHILDREN, &tree) < 0)
+		return 0;
+	uint64_t total = 0;
+	for (size_t i = 0; i < tree.count; i++)
+		total += metric == CONFIG_MEMORY_RSS || !tree.processes[i].has_memory
+			     ? tree.processes[i].resident_size
+			     : tree.processes[i].memory.proportional_size;
+	metrics_tree_free(&tree);
+	return total;
+}
+
+static const struct spawner processes = {
+    .spawn = spawn_worker,
+    .kill = kill_worker,
+    .kill_group = kill_group,
+    .memory = tree_memory,
+};
 
 static void
 seed_jitter(void)
@@ -676,7 +368,8 @@ host_main(const char *config_path, bool init)
 		log_errno(LOG_ERROR, r, "cannot create the event loop");
 		goto out;
 	}
-	loop_timer_init(&host.orphan_timer, on_orphan_deadline, &host);
+	loop_before_wait(host.loop, on_before_wait, &host);
+	loop_timer_init(&host.orphan_timer, host_on_orphan_deadline, &host);
 	loop_timer_init(&host.watchdog_timer, on_watchdog, &host);
 	host.watchdog_interval = host.systemd ? sdnotify_watchdog_seconds() / 2 : 0;
 	if (host.watchdog_interval > 0)
@@ -708,7 +401,7 @@ host_main(const char *config_path, bool init)
 	}
 	for (size_t i = 0; i < config->service_count; i++) {
 		r = service_new(&config->services[i], host.loop, notify_address(host.notify),
-				on_service_event, &host, &host.services[i]);
+				&processes, on_service_event, &host, &host.services[i]);
 		if (r < 0)
 			goto out;
 		host.service_count++;
@@ -732,7 +425,7 @@ host_main(const char *config_path, bool init)
 		r = service_start(host.services[i], host.generation);
 		if (r < 0) {
 			log_errno(LOG_ERROR, r, "cannot start service %s", host.services[i]->name);
-			stop(&host, SIGTERM);
+			host_stop(&host, SIGTERM);
 			break;
 		}
 	}

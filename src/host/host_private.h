@@ -1,0 +1,73 @@
+/* host_private: the host object, shared by host.c (wiring, signals, systemd, status),
+ * host_stop.c (stop and reap) and restart.c (the restart queue and reload). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "host/control.h"
+#include "host/host.h"
+#include "host/notify.h"
+#include "host/sdnotify.h"
+#include "host/service.h"
+#include "lib/limits.h"
+#include "lib/loop.h"
+
+struct restart_request {
+	struct restart_request *next;
+	char *service; /* NULL: all */
+	bool reload;
+	host_restart_fn fn;
+	void *data;
+};
+
+struct host {
+	const char *config_path;
+	/* The config in force, and older ones that workers of an older generation still use. */
+	struct config *configs[HOST_MAX_CONFIGS];
+	size_t config_count;
+	struct loop *loop;
+	struct notify *notify;
+	struct control *control;
+	/* The host's own service manager (systemd), when started with NOTIFY_SOCKET. */
+	struct sdnotify *systemd;
+	bool systemd_ready_sent;
+	bool systemd_changed; /* something changed this turn: the hook sends one STATUS= */
+	char systemd_status[512];
+	double watchdog_interval;
+	struct loop_timer watchdog_timer;
+	double started_at; /* CLOCK_MONOTONIC seconds */
+	struct service **services;
+	size_t service_count;
+	unsigned generation;
+	int exit_code;
+	/* Stopping */
+	unsigned stop_requests;
+	size_t services_stopped;
+	bool orphans_signalled;
+	bool stopped;
+	struct loop_timer orphan_timer;
+	/* Rolling restarts: the one running, and those waiting for it. */
+	struct restart_request *restart_running;
+	size_t restart_services_pending;
+	char restart_error[512];
+	struct restart_request *restart_queue;
+};
+
+/* host_stop.c */
+/* SIGINT/SIGTERM: the first stops gracefully, the next kills. */
+void host_stop(struct host *host, int signal);
+/* SIGCHLD: waits for every child that exited and tells its owner. */
+void host_reap(struct host *host);
+/* Quits the loop once stopping, every service stopped and no child is left. */
+void host_check_stopped(struct host *host);
+void host_on_orphan_deadline(struct loop *loop, void *data);
+
+/* restart.c */
+/* Starts the first queued restart if none runs; true if it took one. */
+bool host_restart_next(struct host *host);
+/* The running restart is over (host->restart_error says how); its asker is told. */
+void host_restart_finish(struct host *host);
+/* Answers every queued restart "the host is stopping" and forgets it. */
+void host_restart_cancel_queued(struct host *host);

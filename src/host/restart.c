@@ -1,0 +1,220 @@
+/* restart: the host's rolling restarts: one at a time, the others queued behind it, each
+ * after reading the config again if asked (SIGHUP). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host/host_private.h"
+#include "lib/log.h"
+
+/* Drops configs that no service uses any more. The newest is always kept. */
+static void
+release_configs(struct host *host)
+{
+	size_t kept = 0;
+	for (size_t c = 0; c < host->config_count; c++) {
+		struct config *config = host->configs[c];
+		bool used = c + 1 == host->config_count;
+		for (size_t i = 0; i < host->service_count && !used; i++) {
+			struct service *service = host->services[i];
+			for (size_t s = 0; s < config->service_count; s++)
+				if (service->config == &config->services[s] ||
+				    service->roll_config == &config->services[s])
+					used = true;
+		}
+		if (used) {
+			host->configs[kept++] = config;
+		} else {
+			config_free(config);
+			free(config);
+		}
+	}
+	host->config_count = kept;
+}
+
+void
+host_restart_finish(struct host *host)
+{
+	struct restart_request *request = host->restart_running;
+	host->restart_running = NULL;
+	const char *error = host->restart_error[0] ? host->restart_error : NULL;
+	if (error)
+		log_warn("rolling restart failed: %s", error);
+	else
+		log_info("rolling restart to generation %u done", host->generation);
+	release_configs(host);
+	/* systemd's notify-reload: the reload is over, whichever way it went (READY=1 again,
+	 * from the hook). */
+	if (host->systemd && !host->stop_requests) {
+		host->systemd_ready_sent = false;
+		host->systemd_changed = true;
+	}
+	if (request->fn)
+		request->fn(host, host->generation, error, request->data);
+	free(request->service);
+	free(request);
+}
+
+static struct service *
+find_service(struct host *host, const char *name)
+{
+	for (size_t i = 0; i < host->service_count; i++)
+		if (strcmp(host->services[i]->name, name) == 0)
+			return host->services[i];
+	return NULL;
+}
+
+static const struct config_service *
+find_config_service(const struct config *config, const char *name)
+{
+	for (size_t i = 0; i < config->service_count; i++)
+		if (strcmp(config->services[i].name, name) == 0)
+			return &config->services[i];
+	return NULL;
+}
+
+/* Reads the config file again. On success the new config becomes current. */
+static int
+reload_config(struct host *host)
+{
+	if (host->config_count == HOST_MAX_CONFIGS) {
+		snprintf(host->restart_error, sizeof(host->restart_error),
+			 "too many generations still stopping; try again later");
+		return -EBUSY;
+	}
+	struct config *config = calloc(1, sizeof(*config));
+	if (!config)
+		return -ENOMEM;
+	char error[400];
+	int r = config_load(host->config_path, config, error, sizeof(error));
+	if (r < 0) {
+		free(config);
+		snprintf(host->restart_error, sizeof(host->restart_error),
+			 "config not reloaded: %s", error);
+		return r;
+	}
+	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
+	for (size_t i = 0; i < host->service_count; i++)
+		if (!find_config_service(config, host->services[i]->name))
+			log_warn("service %s is gone from %s: it keeps running until the host "
+				 "restarts",
+				 host->services[i]->name, host->config_path);
+	for (size_t i = 0; i < host->service_count; i++) {
+		const struct config_service *next =
+		    find_config_service(config, host->services[i]->name);
+		bool same = next && next->listen_count == host->services[i]->listen_count;
+		for (size_t l = 0; same && l < next->listen_count; l++)
+			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
+		if (next && !same)
+			log_warn(
+			    "service %s: listen changed in %s: the sockets bound at start stay "
+			    "until the host restarts",
+			    host->services[i]->name, host->config_path);
+	}
+	for (size_t i = 0; i < config->service_count; i++)
+		if (!find_service(host, config->services[i].name))
+			log_warn("service %s is new in %s: it starts when the host restarts",
+				 config->services[i].name, host->config_path);
+	host->configs[host->config_count++] = config;
+	log_info("reloaded %s", host->config_path);
+	return 0;
+}
+
+bool
+host_restart_next(struct host *host)
+{
+	struct restart_request *request = host->restart_queue;
+	if (!request || host->restart_running || host->stop_requests)
+		return false;
+	host->restart_queue = request->next;
+	host->restart_running = request;
+	host->restart_error[0] = '\0';
+	host->restart_services_pending = 0;
+
+	if (request->reload && reload_config(host) < 0) {
+		host_restart_finish(host);
+		return true;
+	}
+	struct service *only = NULL;
+	if (request->service) {
+		only = find_service(host, request->service);
+		if (!only) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "no service named \"%s\"", request->service);
+			host_restart_finish(host);
+			return true;
+		}
+	}
+	host->generation++;
+	if (host->systemd) {
+		struct timespec now;
+		(void)clock_gettime(CLOCK_MONOTONIC, &now);
+		sdnotify_send(host->systemd,
+			      "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
+			      "to generation %u",
+			      (unsigned long long)now.tv_sec * 1000000ULL +
+				  (unsigned long long)now.tv_nsec / 1000,
+			      host->generation);
+	}
+	/* Each service reports the end of its roll later, from service_dispatch: none can
+	 * before every one has started. */
+	for (size_t i = 0; i < host->service_count; i++) {
+		struct service *service = host->services[i];
+		const struct config_service *config =
+		    find_config_service(host->configs[host->config_count - 1], service->name);
+		if ((only && service != only) || !config)
+			continue;
+		host->restart_services_pending++;
+		int r = service_roll(service, host->generation, config);
+		if (r < 0) {
+			host->restart_services_pending--;
+			snprintf(host->restart_error, sizeof(host->restart_error), "%s: %s",
+				 service->name, strerror(-r));
+		}
+	}
+	if (host->restart_services_pending == 0)
+		host_restart_finish(host);
+	return true;
+}
+
+void
+host_restart(struct host *host, const char *service, bool reload, host_restart_fn fn, void *data)
+{
+	if (host->stop_requests) {
+		if (fn)
+			fn(host, host->generation, "the host is stopping", data);
+		return;
+	}
+	struct restart_request *request = calloc(1, sizeof(*request));
+	if (!request || (service && !(request->service = strdup(service)))) {
+		free(request);
+		if (fn)
+			fn(host, host->generation, "out of memory", data);
+		return;
+	}
+	request->reload = reload;
+	request->fn = fn;
+	request->data = data;
+	struct restart_request **tail = &host->restart_queue;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = request;
+	if (host->restart_running)
+		log_info("rolling restart queued behind the one under way");
+	(void)host_restart_next(host);
+}
+
+void
+host_restart_cancel_queued(struct host *host)
+{
+	while (host->restart_queue) {
+		struct restart_request *request = host->restart_queue;
+		host->restart_queue = request->next;
+		if (request->fn)
+			request->fn(host, host->generation, "the host is stopping", request->data);
+		free(request->service);
+		free(request);
+	}
+}

@@ -1,0 +1,37 @@
+/* service_private: what service.c (the life cycle), service_list.c (the workers, the queue)
+ * and service_roll.c (generations) share; the host sees only service.h. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "host/service.h"
+#include "host/worker.h"
+
+/* service.c: the one place that decides what an event does to a worker. */
+void service_handle(struct service *service, struct worker *worker, enum worker_event event,
+		    int status);
+
+/* service_list.c */
+const char *service_event_name(enum worker_event event);
+void service_set_state(struct service *service, struct worker *worker, enum worker_state state);
+/* The config a worker runs with: the new one for a rolling restart's workers. */
+const struct config_service *service_worker_config(const struct service *service,
+						   const struct worker *worker);
+/* A new worker at the end of the list, not started: BACKOFF until its START. NULL: no memory. */
+struct worker *service_worker_new(struct service *service, unsigned index, unsigned generation);
+void service_worker_free(struct service *service, struct worker *worker);
+/* Out of the list, freed by service_dispatch. */
+void service_worker_remove(struct service *service, struct worker *worker);
+/* Queues event for worker, handled by service_dispatch after the current one. */
+void service_raise(struct service *service, struct worker *worker, enum worker_event event);
+/* Forgets what is queued for worker. */
+void service_drop_events(struct service *service, const struct worker *worker);
+struct worker *service_find_worker(const struct service *service, pid_t pid);
+
+/* service_roll.c */
+void service_roll_abort(struct service *service, const char *message);
+/* A worker of the rolling restart's generation became ready. */
+void service_roll_ready(struct service *service, struct worker *worker);
+void service_memory_timer_update(struct service *service);
+void service_check_memory(struct loop *loop, void *data);
