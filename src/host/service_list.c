@@ -1,5 +1,6 @@
 /* service_list: the workers of a service, the queue of events raised while handling another,
- * and the removed workers, which only service_dispatch frees. */
+ * and the removed workers, which only service_dispatch frees. The bottom of the service: it
+ * calls nothing of the life cycle above it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +63,6 @@ service_worker_config(const struct service *service, const struct worker *worker
 	return service->config;
 }
 
-static void
-on_worker_timer(struct loop *loop, void *data)
-{
-	struct worker *worker = data;
-	(void)loop;
-	service_handle(worker->service, worker, WORKER_EVENT_DEADLINE, 0);
-}
-
 /* Room for what a handler may need later, taken here so that no exit or deadline has to
  * allocate: a removed worker's slot, and a few queued events per worker. */
 static int
@@ -122,7 +115,6 @@ service_worker_new(struct service *service, unsigned index, unsigned generation)
 	worker->exit_status = -1;
 	worker->output_fd = -1;
 	worker->since = realtime_now();
-	loop_timer_init(&worker->timer, on_worker_timer, worker);
 	service->workers[service->worker_count++] = worker;
 	return worker;
 }
@@ -193,49 +185,6 @@ service_worker_remove(struct service *service, struct worker *worker)
 		service->stopped_pending = true;
 }
 
-int
-service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
-	    const struct spawner *spawner, service_fn fn, void *data, struct service **ret_service)
-{
-	struct service *service = calloc(1, sizeof(*service));
-	if (!service)
-		return -ENOMEM;
-	service->name = strdup(config->name);
-	if (!service->name) {
-		free(service);
-		return -ENOMEM;
-	}
-	service->config = config;
-	service->loop = loop;
-	service->notify_socket = notify_socket;
-	service->spawner = *spawner;
-	service->fn = fn;
-	service->data = data;
-	service->backoff_reset = SERVICE_BACKOFF_RESET_SECONDS;
-	service->spawn_retry_delay = SERVICE_SPAWN_RETRY_DELAY;
-	loop_timer_init(&service->memory_timer, service_check_memory, service);
-	*ret_service = service;
-	return 0;
-}
-
-void
-service_free(struct service *service)
-{
-	if (!service)
-		return;
-	service_close_sockets(service);
-	loop_timer_stop(service->loop, &service->memory_timer);
-	for (size_t i = 0; i < service->worker_count; i++)
-		service_worker_free(service, service->workers[i]);
-	for (size_t i = 0; i < service->removed_count; i++)
-		service_worker_free(service, service->removed[i]);
-	free(service->workers);
-	free(service->removed);
-	free(service->queue);
-	free(service->name);
-	free(service);
-}
-
 struct worker *
 service_find_worker(const struct service *service, pid_t pid)
 {
@@ -243,42 +192,6 @@ service_find_worker(const struct service *service, pid_t pid)
 		if (service->workers[i]->pid == pid)
 			return service->workers[i];
 	return NULL;
-}
-
-bool
-service_dispatch(struct service *service)
-{
-	bool busy = service->queue_count > 0 || service->removed_count > 0;
-	/* Handlers append to the queue as it is walked: by index, not by pointer. */
-	for (size_t i = 0; i < service->queue_count; i++) {
-		struct service_queued entry = service->queue[i];
-		if (entry.worker)
-			service_handle(service, entry.worker, entry.event, 0);
-	}
-	service->queue_count = 0;
-	for (size_t i = 0; i < service->removed_count; i++)
-		service_worker_free(service, service->removed[i]);
-	service->removed_count = 0;
-
-	/* Last, once the queue is empty, what the owner hears. */
-	if (service->roll_result_pending) {
-		service->roll_result_pending = false;
-		char message[sizeof(service->roll_message)];
-		snprintf(message, sizeof(message), "%s", service->roll_message);
-		service->fn(service, service->roll_result, message[0] ? message : NULL,
-			    service->data);
-		busy = true;
-	}
-	if (service->stopped_pending) {
-		service->stopped_pending = false;
-		service->fn(service, SERVICE_STOPPED, NULL, service->data);
-		busy = true;
-	}
-	if (service->changed) {
-		service->changed = false;
-		service->fn(service, SERVICE_CHANGED, NULL, service->data);
-	}
-	return busy;
 }
 
 unsigned

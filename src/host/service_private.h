@@ -1,5 +1,7 @@
-/* service_private: what service.c (the life cycle), service_list.c (the workers, the queue)
- * and service_roll.c (generations) share; the host sees only service.h. */
+/* service_private: what the files of a service share; the host sees only service.h. They are
+ * layers, each calling only those below it: service.c (what the host calls) → worker_machine.c
+ * (what an event does to a worker) → service_roll.c (generations) → service_list.c (the
+ * workers, the queue). */
 #pragma once
 
 #include <stdbool.h>
@@ -8,7 +10,7 @@
 #include "host/service.h"
 #include "host/worker.h"
 
-/* service.c: the one place that decides what an event does to a worker. */
+/* worker_machine.c: the one place that decides what an event does to a worker. */
 void service_handle(struct service *service, struct worker *worker, enum worker_event event,
 		    int status);
 
@@ -30,6 +32,8 @@ void service_drop_events(struct service *service, const struct worker *worker);
 struct worker *service_find_worker(const struct service *service, pid_t pid);
 
 /* service_roll.c */
+/* A rolling restart in batches (rolling_batch) rather than all at once. */
+bool service_roll_in_batches(const struct config_service *config);
 void service_roll_abort(struct service *service, const char *message);
 /* A worker of the rolling restart's generation became ready. */
 void service_roll_ready(struct service *service, struct worker *worker);

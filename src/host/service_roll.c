@@ -10,8 +10,8 @@
 
 /* A rolling restart in batches (rolling_batch) rather than all at once. With ready = none a
  * worker is ready as it starts, so batches would only chain the starts: all at once then. */
-static bool
-in_batches(const struct config_service *config)
+bool
+service_roll_in_batches(const struct config_service *config)
 {
 	return config->rolling_batch && config->rolling_batch < config->count &&
 	       config->ready == CONFIG_READY_NOTIFY;
@@ -32,7 +32,7 @@ void
 service_roll_abort(struct service *service, const char *message)
 {
 	unsigned generation = service->roll_generation;
-	bool keep_ready = in_batches(service->roll_config);
+	bool keep_ready = service_roll_in_batches(service->roll_config);
 	log_warn("%s: rolling restart to generation %u failed (%s); generation %u keeps serving",
 		 service->name, generation, message, service->generation);
 	/* The new workers stop (a START still queued for one is void). In batches, those already
@@ -90,7 +90,7 @@ roll_check_done(struct service *service)
 void
 service_roll_ready(struct service *service, struct worker *ready)
 {
-	if (in_batches(service->roll_config)) {
+	if (service_roll_in_batches(service->roll_config)) {
 		for (size_t i = 0; i < service->worker_count; i++) {
 			struct worker *old = service->workers[i];
 			if (old->generation != ready->generation && old->index == ready->index &&
@@ -144,47 +144,4 @@ service_check_memory(struct loop *loop, void *data)
 		service_raise(service, worker, WORKER_EVENT_REPLACE);
 	}
 	(void)loop_timer_start(loop, &service->memory_timer, config->memory_check_interval);
-}
-
-/* What the host calls. */
-
-/* Creates count workers of generation and starts them. */
-static int
-start_generation(struct service *service, unsigned generation, unsigned count)
-{
-	for (unsigned i = 0; i < count; i++) {
-		struct worker *worker = service_worker_new(service, i, generation);
-		if (!worker)
-			return -ENOMEM;
-		service_handle(service, worker, WORKER_EVENT_START, 0);
-	}
-	return 0;
-}
-
-int
-service_start(struct service *service, unsigned generation)
-{
-	service->generation = generation;
-	service_memory_timer_update(service);
-	return start_generation(service, generation, service->config->count);
-}
-
-int
-service_roll(struct service *service, unsigned generation, const struct config_service *config)
-{
-	if (service->roll_generation)
-		return -EBUSY;
-	if (service->stopping)
-		return -ESHUTDOWN;
-	log_info("%s: rolling restart: starting generation %u (%u workers) beside generation %u",
-		 service->name, generation, config->count, service->generation);
-	service->roll_generation = generation;
-	service->roll_config = config;
-	service->roll_next = in_batches(config) ? config->rolling_batch : config->count;
-	/* In batches: rolling_batch new workers at a time, each replacing one old. Whatever
-	 * happens next (ready, an exit, the roll done or failed) comes as events, later. */
-	int r = start_generation(service, generation, service->roll_next);
-	if (r < 0)
-		service_roll_abort(service, strerror(-r));
-	return 0;
 }
