@@ -1,4 +1,7 @@
 /* parser: what the files of config/ share while they load one file; private to config/. */
+/* The files are layered and call only downwards: config.c (inih glue, sections, load) uses keys.c
+ * and suggest.c; suggest.c uses keys.c; all of them use parser.c, value.c, path.c and words.c,
+ * which use none of the others. */
 #pragma once
 
 #include <errno.h>
@@ -60,7 +63,7 @@ struct key_info {
 	int (*parse)(struct parser *p, const struct key_info *key, const char *value);
 };
 
-/* config.c: messages and the section being read. */
+/* parser.c: messages and the section being read. */
 
 /* Records a failure and its message, keeping the first only: later ones are usually
  * consequences of it. line 0 is for problems of the whole file. Returns p->error. */
