@@ -1,7 +1,8 @@
-/* client: one connection to the supervisor process: its bounded input and output buffers,
- * the NUL framing of its requests, and its idle deadline. Everything here is bounded per
- * client: input (one request of PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then the
- * client is dropped) and time (SUPERVISOR_IDLE_TIMEOUT without a request). */
+/* client: one connection to the supervisor process, the bottom layer: its bounded input and
+ * output buffers, reading, writing, closing and its idle deadline. Everything here is bounded
+ * per client: input (one request of PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then
+ * the client is dropped) and time (SUPERVISOR_IDLE_TIMEOUT without a request). What the input
+ * means is for the layer above, through the client's ops (requests.c, http.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,9 +72,7 @@ client_flush(struct client *client)
 			(void)loop_modify(client->supervisor->loop, client->fd, EPOLLIN);
 			return true;
 		}
-		if (client->close_after ||
-		    (client->eof && !client->awaiting &&
-		     protocol_frame(client->input, client->input_length) < 0)) {
+		if (client->close_after || (client->eof && !client->ops->pending(client))) {
 			client_close(client);
 			return false;
 		}
@@ -115,65 +114,10 @@ client_queue(struct client *client, const char *text, size_t length)
 	return client_flush(client);
 }
 
-bool
-client_reply(struct client *client, json_t *reply)
-{
-	char *text = NULL;
-	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
-	json_decref(reply);
-	if (length < 0) {
-		size_t fallback_length;
-		const char *fallback = protocol_out_of_memory(&fallback_length);
-		return client_queue(client, fallback, fallback_length);
-	}
-	bool alive = client_queue(client, text, (size_t)length);
-	free(text);
-	return alive;
-}
-
 void
-client_process(struct client *client)
+client_continue(struct client *client)
 {
-	if (client->http) {
-		if (!client->awaiting && !client->close_after)
-			http_process(client);
-		return;
-	}
-	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
-		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
-			/* Fairness: a client that pipelined thousands of requests gets the rest
-			 * on the next turns of the loop, after the other clients' events. */
-			(void)loop_timer_start(client->supervisor->loop, &client->resume_timer, 0);
-			break;
-		}
-		ssize_t framed = protocol_frame(client->input, client->input_length);
-		if (framed == PROTOCOL_FRAME_MORE)
-			break;
-		if (framed == PROTOCOL_FRAME_TOO_LARGE) {
-			client->close_after = true;
-			(void)client_reply(client,
-					   protocol_error(PROTOCOL_CODE_TOO_LARGE,
-							  "request larger than 65536 bytes; "
-							  "closing the connection"));
-			return;
-		}
-		size_t length = (size_t)framed;
-		struct protocol_request request;
-		json_t *error = NULL;
-		int r = protocol_parse(client->input, length, &request, &error);
-		/* The request is taken out of the input before it is answered: an answer may
-		 * flush, and a flush looks at what is left to decide whether to close. */
-		memmove(client->input, client->input + length + 1,
-			client->input_length - length - 1);
-		client->input_length -= length + 1;
-		if (r < 0 ? !client_reply(client, error) : !requests_dispatch(client, &request))
-			return;
-	}
-	if (!client->awaiting && client->eof && client->output_length == 0) {
-		client_close(client);
-		return;
-	}
-	client_update_events(client);
+	(void)loop_timer_start(client->supervisor->loop, &client->resume_timer, 0);
 }
 
 static void
@@ -212,14 +156,15 @@ on_client(struct loop *loop, int fd, uint32_t events, void *data)
 		client->input_length += (size_t)n;
 		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
 	}
-	client_process(client);
+	client->ops->input(client);
 }
 
 static void
 on_resume(struct loop *loop, void *data)
 {
+	struct client *client = data;
 	(void)loop;
-	client_process(data);
+	client->ops->input(client);
 }
 
 static void
@@ -227,7 +172,7 @@ on_idle(struct loop *loop, void *data)
 {
 	struct client *client = data;
 	(void)loop;
-	if (client->awaiting) {
+	if (client->ops->waiting(client)) {
 		/* The host is still working on it (a long rolling restart). */
 		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
 		return;
@@ -237,7 +182,7 @@ on_idle(struct loop *loop, void *data)
 }
 
 int
-client_new(struct supervisor *supervisor, int fd, uid_t uid, bool http)
+client_new(struct supervisor *supervisor, int fd, uid_t uid, const struct client_ops *ops)
 {
 	struct client *client = calloc(1, sizeof(*client));
 	char *input = malloc(PROTOCOL_MAX_REQUEST + 1);
@@ -249,11 +194,11 @@ client_new(struct supervisor *supervisor, int fd, uid_t uid, bool http)
 		return r;
 	}
 	*client = (struct client){.supervisor = supervisor,
+				  .ops = ops,
 				  .next = supervisor->clients,
 				  .fd = fd,
 				  .uid = uid,
 				  .watched = true,
-				  .http = http,
 				  .input = input};
 	loop_timer_init(&client->resume_timer, on_resume, client);
 	loop_timer_init(&client->idle_timer, on_idle, client);
@@ -281,5 +226,5 @@ client_close(struct client *client)
 	free(client->input);
 	free(client->output);
 	free(client);
-	supervisor_accept_resume(supervisor);
+	supervisor->client_gone(supervisor);
 }

@@ -1,5 +1,6 @@
 /* http: Prometheus over HTTP: one GET /metrics per connection on the socket of [host]
- * prometheus, answered from the host's status and /proc, then closed. */
+ * prometheus, answered from the host's status and /proc, then closed. It sits above
+ * requests.c (which asks the host and makes the exposition text) and client.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,11 @@ http_respond(struct client *client, const char *status, const char *body, size_t
 	free(text);
 }
 
+static void answer(struct client *client, const json_t *status);
+
 /* The request head only: GET /metrics is the one thing served. */
-void
-http_process(struct client *client)
+static void
+process(struct client *client)
 {
 	char *end = memmem(client->input, client->input_length, "\r\n\r\n", 4);
 	if (!end) {
@@ -64,17 +67,17 @@ http_process(struct client *client)
 		http_respond(client, "404 Not Found", body, sizeof(body) - 1);
 		return;
 	}
-	if (requests_forward(client, COMMAND_STATUS, NULL) < 0) {
+	if (requests_forward(client, COMMAND_STATUS, NULL, answer) < 0) {
 		static const char body[] = "the host does not answer\n";
 		http_respond(client, "503 Service Unavailable", body, sizeof(body) - 1);
 		return;
 	}
-	client->awaiting_prometheus = true;
 	client_update_events(client);
 }
 
-void
-http_answer(struct client *client, const json_t *status)
+/* The host's status has come (NULL: it could not be read): the response, then the close. */
+static void
+answer(struct client *client, const json_t *status)
 {
 	char *exposition = NULL;
 	ssize_t size = !json_is_object(status) || json_object_get(status, "error")
@@ -87,4 +90,26 @@ http_answer(struct client *client, const json_t *status)
 		http_respond(client, "500 Internal Server Error", body, sizeof(body) - 1);
 	}
 	free(exposition);
+}
+
+/* Input has come: the head is read while no answer is on its way or sent. */
+static void
+input(struct client *client)
+{
+	if (!client->awaiting && !client->close_after)
+		process(client);
+}
+
+int
+http_client_new(struct supervisor *supervisor, int fd)
+{
+	/* A response always closes the connection after it (close_after), so only the host's
+	 * answer is ever pending. */
+	static const struct client_ops ops = {
+	    .input = input,
+	    .waiting = requests_waiting,
+	    .pending = requests_waiting,
+	};
+	/* TCP has no peer credentials: (uid_t)-1 stands for the uid in the log. */
+	return client_new(supervisor, fd, (uid_t)-1, &ops);
 }

@@ -1,6 +1,7 @@
-/* requests: what the supervisor process does with each request, through a table indexed by
- * enum command: metrics answered here from /proc, Falcon's signal form of restart sent to the
- * host, and the rest passed to the host on the channel, whose replies come back here. */
+/* requests: the clients of the control socket: the NUL framing of their requests, and what the
+ * supervisor process does with each, through a table indexed by enum command: metrics answered
+ * here from /proc, Falcon's signal form of restart sent to the host, and the rest passed to the
+ * host on the channel, whose replies come back here. Below it is client.c, the connection. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/channel.h"
+#include "lib/limits.h"
 #include "lib/log.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_json.h"
@@ -18,6 +20,26 @@
 
 /* Answers request on client; false if the client was closed meanwhile. */
 typedef bool (*request_fn)(struct client *client, const struct protocol_request *request);
+
+static void process(struct client *client);
+
+/* Queues one reply (and its NUL); takes the reference; NULL is "out of memory". False if the
+ * client was closed meanwhile. */
+static bool
+reply_json(struct client *client, json_t *reply)
+{
+	char *text = NULL;
+	ssize_t length = reply ? protocol_encode(reply, &text) : -ENOMEM;
+	json_decref(reply);
+	if (length < 0) {
+		size_t fallback_length;
+		const char *fallback = protocol_out_of_memory(&fallback_length);
+		return client_queue(client, fallback, fallback_length);
+	}
+	bool alive = client_queue(client, text, (size_t)length);
+	free(text);
+	return alive;
+}
 
 /* The host's tree, encoded straight into the reply (see metrics_json.c for why). */
 static bool
@@ -29,7 +51,7 @@ reply_metrics(struct client *client)
 		char message[128];
 		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
 			 strerror(-r));
-		return client_reply(client, protocol_error(PROTOCOL_CODE_METRICS_FAILED, message));
+		return reply_json(client, protocol_error(PROTOCOL_CODE_METRICS_FAILED, message));
 	}
 	/* Over the time since the last capture by any client: one baseline for all, whose
 	 * windows cpu_interval.c keeps at least CPU_INTERVAL_MIN_SECONDS long. Out of memory
@@ -39,7 +61,7 @@ reply_metrics(struct client *client)
 	ssize_t length = metrics_json_encode(&tree, &text);
 	metrics_tree_free(&tree);
 	if (length < 0)
-		return client_reply(client, NULL);
+		return reply_json(client, NULL);
 	bool alive = client_queue(client, text, (size_t)length + 1); /* with its NUL */
 	free(text);
 	return alive;
@@ -49,97 +71,8 @@ reply_metrics(struct client *client)
 static bool
 reply_unforwarded(struct client *client)
 {
-	return client_reply(
+	return reply_json(
 	    client, protocol_error(PROTOCOL_CODE_HOST_UNAVAILABLE, "the host does not answer"));
-}
-
-static bool
-request_metrics(struct client *client, const struct protocol_request *request)
-{
-	if (!request->prometheus)
-		return reply_metrics(client);
-	/* Labels come from the host's status: ask for it first. */
-	if (requests_forward(client, COMMAND_STATUS, NULL) < 0)
-		return reply_unforwarded(client);
-	client->awaiting_prometheus = true;
-	return true;
-}
-
-/* Passes the request to the host as it is. */
-static bool
-request_host(struct client *client, const struct protocol_request *request)
-{
-	if (requests_forward(client, request->command, request->service) < 0)
-		return reply_unforwarded(client);
-	return true;
-}
-
-/* With a signal, Falcon's form: the signal goes to the host, which is this process's parent. */
-static bool
-request_restart(struct client *client, const struct protocol_request *request)
-{
-	if (!request->signal)
-		return request_host(client, request);
-	struct supervisor *supervisor = client->supervisor;
-	if (getppid() != supervisor->host_pid)
-		return client_reply(
-		    client, protocol_error(PROTOCOL_CODE_HOST_UNAVAILABLE, "the host is gone"));
-	if (kill(supervisor->host_pid, request->signal) < 0) {
-		char message[128];
-		snprintf(message, sizeof(message), "cannot signal the host: %s", strerror(errno));
-		return client_reply(client, protocol_error(PROTOCOL_CODE_SIGNAL_FAILED, message));
-	}
-	return client_reply(client,
-			    json_pack("{s:b,s:s}", "ok", 1, "signal", request->signal_name));
-}
-
-/* The supervisor process's half of command_table. */
-static const request_fn handlers[COMMAND_COUNT] = {
-    [COMMAND_METRICS] = request_metrics,
-    [COMMAND_RESTART] = request_restart,
-    [COMMAND_STATUS] = request_host,
-};
-
-bool
-requests_dispatch(struct client *client, const struct protocol_request *request)
-{
-	request_fn handler = handlers[request->command];
-	if (handler)
-		return handler(client, request);
-	/* A command the host answers needs no handler here: it is passed on as it is. */
-	if (command_table[request->command].answerer == COMMAND_BY_HOST)
-		return request_host(client, request);
-	return client_reply(client,
-			    protocol_error(PROTOCOL_CODE_INTERNAL, "this command has no handler"));
-}
-
-int
-requests_forward(struct client *client, enum command command, const char *service)
-{
-	struct supervisor *supervisor = client->supervisor;
-	uint64_t id = ++supervisor->next_id;
-	size_t length = service ? strlen(service) : 0;
-	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
-	if (r < 0) {
-		/* The client's error reply says it; a flood of them is no news for the log. */
-		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
-		return r;
-	}
-	client->awaiting = id;
-	return 0;
-}
-
-ssize_t
-requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text)
-{
-	struct metrics_tree tree;
-	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
-	if (r < 0)
-		return r;
-	ssize_t length =
-	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), ret_text);
-	metrics_tree_free(&tree);
-	return length;
 }
 
 /* The host's tree in Prometheus' text format, labelled from the host's status; sent as one JSON
@@ -161,6 +94,169 @@ prometheus_reply(struct supervisor *supervisor, const json_t *status)
 	return reply;
 }
 
+/* The host's status has come for a Prometheus metrics request. */
+static void
+answer_prometheus(struct client *client, const json_t *status)
+{
+	if (reply_json(client, status ? prometheus_reply(client->supervisor, status)
+				      : protocol_error(PROTOCOL_CODE_INTERNAL, "bad reply")))
+		process(client);
+}
+
+static bool
+request_metrics(struct client *client, const struct protocol_request *request)
+{
+	if (!request->prometheus)
+		return reply_metrics(client);
+	/* Labels come from the host's status: ask for it first. */
+	if (requests_forward(client, COMMAND_STATUS, NULL, answer_prometheus) < 0)
+		return reply_unforwarded(client);
+	return true;
+}
+
+/* Passes the request to the host as it is. */
+static bool
+request_host(struct client *client, const struct protocol_request *request)
+{
+	if (requests_forward(client, request->command, request->service, NULL) < 0)
+		return reply_unforwarded(client);
+	return true;
+}
+
+/* With a signal, Falcon's form: the signal goes to the host, which is this process's parent. */
+static bool
+request_restart(struct client *client, const struct protocol_request *request)
+{
+	if (!request->signal)
+		return request_host(client, request);
+	struct supervisor *supervisor = client->supervisor;
+	if (getppid() != supervisor->host_pid)
+		return reply_json(
+		    client, protocol_error(PROTOCOL_CODE_HOST_UNAVAILABLE, "the host is gone"));
+	if (kill(supervisor->host_pid, request->signal) < 0) {
+		char message[128];
+		snprintf(message, sizeof(message), "cannot signal the host: %s", strerror(errno));
+		return reply_json(client, protocol_error(PROTOCOL_CODE_SIGNAL_FAILED, message));
+	}
+	return reply_json(client, json_pack("{s:b,s:s}", "ok", 1, "signal", request->signal_name));
+}
+
+/* The supervisor process's half of command_table. */
+static const request_fn handlers[COMMAND_COUNT] = {
+    [COMMAND_METRICS] = request_metrics,
+    [COMMAND_RESTART] = request_restart,
+    [COMMAND_STATUS] = request_host,
+};
+
+/* A parsed request, to its handler. */
+static bool
+dispatch(struct client *client, const struct protocol_request *request)
+{
+	request_fn handler = handlers[request->command];
+	if (handler)
+		return handler(client, request);
+	/* A command the host answers needs no handler here: it is passed on as it is. */
+	if (command_table[request->command].answerer == COMMAND_BY_HOST)
+		return request_host(client, request);
+	return reply_json(client,
+			  protocol_error(PROTOCOL_CODE_INTERNAL, "this command has no handler"));
+}
+
+/* Answers every complete request in the input, in order, until one must wait for the host. */
+static void
+process(struct client *client)
+{
+	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
+		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
+			/* Fairness: a client that pipelined thousands of requests gets the rest
+			 * on the next turns of the loop, after the other clients' events. */
+			client_continue(client);
+			break;
+		}
+		ssize_t framed = protocol_frame(client->input, client->input_length);
+		if (framed == PROTOCOL_FRAME_MORE)
+			break;
+		if (framed == PROTOCOL_FRAME_TOO_LARGE) {
+			client->close_after = true;
+			(void)reply_json(client, protocol_error(PROTOCOL_CODE_TOO_LARGE,
+								"request larger than 65536 bytes; "
+								"closing the connection"));
+			return;
+		}
+		size_t length = (size_t)framed;
+		struct protocol_request request;
+		json_t *error = NULL;
+		int r = protocol_parse(client->input, length, &request, &error);
+		/* The request is taken out of the input before it is answered: an answer may
+		 * flush, and a flush looks at what is left to decide whether to close. */
+		memmove(client->input, client->input + length + 1,
+			client->input_length - length - 1);
+		client->input_length -= length + 1;
+		if (r < 0 ? !reply_json(client, error) : !dispatch(client, &request))
+			return;
+	}
+	if (!client->awaiting && client->eof && client->output_length == 0) {
+		client_close(client);
+		return;
+	}
+	client_update_events(client);
+}
+
+bool
+requests_waiting(const struct client *client)
+{
+	return client->awaiting != 0;
+}
+
+/* A request still in the input, or one the host answers, keeps a client open at EOF. */
+static bool
+pending(const struct client *client)
+{
+	return client->awaiting || protocol_frame(client->input, client->input_length) >= 0;
+}
+
+int
+requests_client_new(struct supervisor *supervisor, int fd, uid_t uid)
+{
+	static const struct client_ops ops = {
+	    .input = process,
+	    .waiting = requests_waiting,
+	    .pending = pending,
+	};
+	return client_new(supervisor, fd, uid, &ops);
+}
+
+int
+requests_forward(struct client *client, enum command command, const char *service,
+		 requests_answer_fn on_answer)
+{
+	struct supervisor *supervisor = client->supervisor;
+	uint64_t id = ++supervisor->next_id;
+	size_t length = service ? strlen(service) : 0;
+	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
+	if (r < 0) {
+		/* The client's error reply says it; a flood of them is no news for the log. */
+		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
+		return r;
+	}
+	client->awaiting = id;
+	client->on_answer = on_answer;
+	return 0;
+}
+
+ssize_t
+requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text)
+{
+	struct metrics_tree tree;
+	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	if (r < 0)
+		return r;
+	ssize_t length =
+	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), ret_text);
+	metrics_tree_free(&tree);
+	return length;
+}
+
 static struct client *
 find_awaiting(struct supervisor *supervisor, uint64_t id)
 {
@@ -178,21 +274,20 @@ answer(struct supervisor *supervisor, const struct channel_message *message)
 	if (!client)
 		return; /* for a client that has left */
 	client->awaiting = 0;
-	if (!client->http && !client->awaiting_prometheus) {
+	requests_answer_fn on_answer = client->on_answer;
+	client->on_answer = NULL;
+	if (!on_answer) {
 		/* Passed on as the host wrote it, with the frame's NUL. */
 		if (client_queue(client, message->reply, message->reply_length))
-			client_process(client);
+			process(client);
 		return;
 	}
-	json_t *reply =
+	/* The one who asked says what the answer becomes: a function pointer, because one of
+	 * them, http.c, is the layer above this file. */
+	json_t *status =
 	    json_loadb(message->reply, message->reply_length - 1, JSON_DECODE_ANY, NULL);
-	client->awaiting_prometheus = false;
-	if (client->http)
-		http_answer(client, reply);
-	else if (client_reply(client, reply ? prometheus_reply(supervisor, reply)
-					    : protocol_error(PROTOCOL_CODE_INTERNAL, "bad reply")))
-		client_process(client);
-	json_decref(reply);
+	on_answer(client, status);
+	json_decref(status);
 }
 
 void

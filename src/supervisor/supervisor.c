@@ -2,10 +2,10 @@
  * control socket the host bound (and on the Prometheus socket), pausing when out of fds.
  *
  * It runs as a child of the host (see host/control.c) with the fds and argv of lib/channel.h.
- * The files beside this one do the rest: peer.c the gate, client.c a connection's buffers and
- * framing, requests.c each command's handler and the channel to the host, http.c Prometheus
- * over HTTP. Clients are bounded in count (PROTOCOL_MAX_CLIENTS) here, in input, output and
- * time in client.c. */
+ * This file is the top layer (private.h draws them all): beside it peer.c, the gate; below it
+ * http.c, Prometheus over HTTP; requests.c, the framing of requests, each command's handler and
+ * the channel to the host; and client.c, a connection's buffers. Clients are bounded in count
+ * (PROTOCOL_MAX_CLIENTS) here, in input, output and time in client.c. */
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
@@ -33,8 +33,9 @@ accept_resume(struct supervisor *supervisor)
 		(void)loop_modify(supervisor->loop, CHANNEL_FD_HTTP, EPOLLIN);
 }
 
-void
-supervisor_accept_resume(struct supervisor *supervisor)
+/* Set as supervisor->client_gone: client.c, the bottom layer, calls it on each close. */
+static void
+on_client_gone(struct supervisor *supervisor)
 {
 	/* A client gone is an fd free: no need to wait out the pause. */
 	if (supervisor->accept_paused && !loop_timer_armed(&supervisor->accept_timer))
@@ -90,7 +91,8 @@ on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 				    "too many clients connected (64); try again later");
 			continue;
 		}
-		if (client_new(supervisor, client_fd, uid, http) < 0)
+		if ((http ? http_client_new(supervisor, client_fd)
+			  : requests_client_new(supervisor, client_fd, uid)) < 0)
 			peer_refuse(client_fd, PROTOCOL_CODE_INTERNAL, "out of memory");
 	}
 }
@@ -106,8 +108,10 @@ on_signal(struct loop *loop, int signal, void *data)
 int
 supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 {
-	struct supervisor supervisor = {
-	    .host_pid = host_pid, .socket_gid = socket_gid, .http = http};
+	struct supervisor supervisor = {.host_pid = host_pid,
+					.socket_gid = socket_gid,
+					.http = http,
+					.client_gone = on_client_gone};
 	/* Dies with the host; and if the host is already gone, there is nobody to serve. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != host_pid) {
 		fprintf(stderr, "aerie supervisor-process: the host %d is not its parent\n",
