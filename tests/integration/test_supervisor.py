@@ -1,5 +1,5 @@
 """The supervisor socket over raw sockets: the control socket's life, the NUL-JSON protocol
-(SPEC.md "Supervisor protocol"), its limits (src/protocol.h) and the supervisor process's
+(SPEC.md "Supervisor protocol"), its limits (src/lib/limits.h) and the supervisor process's
 isolation from the host. Every wait polls a condition with a deadline; nothing sleeps blind."""
 import json
 import os
