@@ -4,9 +4,9 @@
  * service "web" with a child each, one process without memory (a zombie), two with a recent
  * CPU% from the supervisor process, and commands with a double quote, a backslash, control
  * characters and bytes that are not UTF-8. The status is
- * fixtures/golden/prometheus_status.json, in the shape of host_status_encode. Each output is compared byte for byte with
- * fixtures/golden/metrics.json (no final newline, as the encoder writes none), metrics.prom
- * and metrics.txt.
+ * fixtures/golden/prometheus_status.json, in the shape of host_status_encode. Each output is
+ * compared byte for byte with fixtures/golden/metrics.json (no final newline, as the encoder writes
+ * none), metrics.prom and metrics.txt.
  *
  * After a deliberate change of an encoder, `AERIE_GOLDEN_UPDATE=1 meson test -C build
  * encoders` rewrites the golden files from the current output; read their diff before
@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "metrics/metrics_json.h"
 #include "metrics/metrics_prometheus.h"
 #include "metrics/metrics_table.h"
@@ -153,9 +154,7 @@ golden_tree(void)
 static void
 golden_path(const char *name, char *path, size_t size)
 {
-	const char *directory = getenv("FIXTURES");
-	assert_non_null(directory);
-	snprintf(path, size, "%s/golden/%s", directory, name);
+	fixture_path("golden", name, path, size);
 }
 
 /* Reads fixtures/golden/NAME whole. Returns NULL if it can't be opened. */
@@ -164,25 +163,7 @@ read_golden(const char *name, size_t *ret_length)
 {
 	char path[PATH_MAX];
 	golden_path(name, path, sizeof(path));
-	FILE *file = fopen(path, "rb");
-	if (!file)
-		return NULL;
-	size_t capacity = 4096, length = 0;
-	char *text = malloc(capacity);
-	assert_non_null(text);
-	for (size_t n; (n = fread(text + length, 1, capacity - length - 1, file)) > 0;) {
-		length += n;
-		if (length + 1 == capacity) {
-			capacity *= 2;
-			text = realloc(text, capacity);
-			assert_non_null(text);
-		}
-	}
-	assert_int_equal(ferror(file), 0);
-	fclose(file);
-	text[length] = '\0';
-	*ret_length = length;
-	return text;
+	return fixture_read(path, ret_length);
 }
 
 /* One line of text (up to its '\n') for a failure message, with what is not printable ASCII as

@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "metrics/metrics.h"
 #include "metrics/proc_parse.h"
 
@@ -35,29 +36,11 @@
 static char *
 read_fixture(const char *name, size_t *ret_length)
 {
-	const char *directory = getenv("FIXTURES");
-	assert_non_null(directory);
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/proc/%s", directory, name);
-	FILE *file = fopen(path, "rb");
-	if (!file)
+	fixture_path("proc", name, path, sizeof(path));
+	char *text = fixture_read(path, ret_length);
+	if (!text)
 		fail_msg("cannot open fixture %s", path);
-	size_t capacity = 4096, length = 0;
-	char *text = malloc(capacity);
-	assert_non_null(text);
-	for (size_t n; (n = fread(text + length, 1, capacity - length - 1, file)) > 0;) {
-		length += n;
-		if (length + 1 == capacity) {
-			capacity *= 2;
-			text = realloc(text, capacity);
-			assert_non_null(text);
-		}
-	}
-	assert_int_equal(ferror(file), 0);
-	fclose(file);
-	text[length] = '\0';
-	if (ret_length)
-		*ret_length = length;
 	return text;
 }
 

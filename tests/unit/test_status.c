@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "fixture.h"
 #include "host/status.h"
 
 /* Wait statuses as waitpid gives them. */
@@ -24,10 +25,8 @@
 static char *
 golden_path(void)
 {
-	const char *directory = getenv("FIXTURES");
-	assert_non_null(directory);
 	static char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/golden/status.json", directory);
+	fixture_path("golden", "status.json", path, sizeof(path));
 	return path;
 }
 
@@ -46,17 +45,16 @@ compare_golden(const char *text, size_t length)
 		assert_int_equal(fclose(file), 0);
 		return;
 	}
-	FILE *file = fopen(path, "rb");
-	if (!file)
+	size_t expected_length;
+	char *expected = fixture_read(path, &expected_length);
+	if (!expected)
 		fail_msg("cannot open %s (AERIE_GOLDEN_UPDATE=1 writes it)", path);
-	static char expected[64 * 1024];
-	size_t expected_length = fread(expected, 1, sizeof(expected), file);
-	fclose(file);
-	assert_true(expected_length > 0 && expected_length < sizeof(expected));
+	assert_true(expected_length > 0);
 	assert_int_equal(expected[expected_length - 1], '\n');
 	expected[--expected_length] = '\0';
 	if (expected_length != length || memcmp(expected, text, length) != 0)
 		fail_msg("status differs from %s:\nexpected %s\nactual   %s", path, expected, text);
+	free(expected);
 }
 
 static void
