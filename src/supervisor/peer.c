@@ -45,12 +45,18 @@ peer_allowed(const struct supervisor *supervisor, int fd, uid_t *ret_uid)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0)
 		return false;
 	*ret_uid = credentials.uid;
-	if (credentials.uid == 0 || credentials.uid == getuid())
+	if (peer_is_operator(credentials.uid))
 		return true;
 	if (supervisor->socket_gid == (gid_t)-1)
 		return false;
 	return credentials.gid == supervisor->socket_gid ||
 	       in_supplementary_group(credentials.pid, supervisor->socket_gid);
+}
+
+bool
+peer_is_operator(uid_t uid)
+{
+	return uid == 0 || uid == getuid();
 }
 
 void
