@@ -34,6 +34,10 @@
  * its response (Prometheus's default scrape_timeout is 10 s too). */
 #define SUPERVISOR_HTTP_MAX_CLIENTS 16
 #define SUPERVISOR_HTTP_TIMEOUT 10.0
+/* A refused peer is logged once; its further refusals are counted and summed up at most once
+ * per interval, for this many uids apart (the rest share one count). */
+#define SUPERVISOR_REFUSED_LOG_INTERVAL 10.0
+#define SUPERVISOR_REFUSED_LOG_UIDS 16
 
 /* The host and its workers. */
 #define HOST_ORPHAN_STOP_TIMEOUT 5.0 /* seconds from SIGTERM to SIGKILL for workers' orphans */

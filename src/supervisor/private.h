@@ -3,7 +3,8 @@
  *
  * The files are layers, each calling only those below it; read them top to bottom:
  *   supervisor.c  main, the loop, accepting clients into their pool, pausing when out of fds
- *   peer.c        (beside it) the gate: who may connect, and the reply a refused peer gets
+ *   peer.c        (beside it) the gate: who may connect, the reply a refused peer gets, and
+ *                 the rate-limited log of refusals
  *   http.c        Prometheus over HTTP: one GET /metrics per connection
  *   requests.c    the NUL framing of requests, their handlers, the channel to the host
  *   client.c      one connection: its bounded buffers, reading, writing, closing, its deadlines
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/limits.h"
 #include "lib/loop.h"
 #include "lib/protocol.h"
 #include "metrics/cpu_interval.h"
@@ -94,6 +96,16 @@ struct supervisor {
 	struct loop_timer accept_timer;
 	bool accept_paused;
 	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
+	/* Refused peers counted since their last log line, kept by peer.c. */
+	struct {
+		struct loop_timer timer; /* the next summary */
+		struct {
+			uid_t uid;
+			unsigned long more; /* refusals since the line that logged it */
+		} uids[SUPERVISOR_REFUSED_LOG_UIDS];
+		size_t count;
+		unsigned long others; /* refusals of uids that found the table full */
+	} refused;
 };
 
 /* peer.c: the gate. Whether the peer of fd may use the socket (the host's user, root, or a
@@ -103,6 +115,13 @@ bool peer_allowed(const struct supervisor *supervisor, int fd, uid_t *ret_uid);
 bool peer_is_operator(uid_t uid);
 /* The one reply a refused client gets, best effort; closes fd. */
 void peer_refuse(int fd, enum protocol_code code, const char *message);
+/* Logs a peer refused for its uid: the first time in full, then a count per
+ * SUPERVISOR_REFUSED_LOG_INTERVAL, so that a loop of connections cannot flood the log. */
+void peer_log_refused(struct supervisor *supervisor, uid_t uid);
+/* peer_log_refused's state: set up before the loop runs; at the end, the counts not yet
+ * logged are. */
+void peer_log_init(struct supervisor *supervisor);
+void peer_log_finish(struct supervisor *supervisor);
 
 /* http.c: a connection of the Prometheus socket. Returns 0 or -errno (fd then still open). */
 int http_client_new(struct supervisor *supervisor, int fd);

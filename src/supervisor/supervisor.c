@@ -103,8 +103,7 @@ accept_control(struct supervisor *supervisor, int fd)
 {
 	uid_t uid = (uid_t)-1;
 	if (!peer_allowed(supervisor, fd, &uid)) {
-		log_warn("client uid %d refused: not the host's user, root or in socket_group",
-			 (int)uid);
+		peer_log_refused(supervisor, uid);
 		peer_refuse(fd, PROTOCOL_CODE_PERMISSION_DENIED,
 			    "not allowed: connect as the host's user, root or a member of its "
 			    "socket_group");
@@ -183,6 +182,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	if (r < 0)
 		return 1;
 	loop_timer_init(&supervisor.accept_timer, on_accept_timer, &supervisor);
+	peer_log_init(&supervisor);
 	static const int signals[] = {SIGTERM, SIGINT};
 	if (loop_signals(supervisor.loop, signals, 2, on_signal, NULL) < 0 ||
 	    loop_add(supervisor.loop, CHANNEL_FD_CONTROL, EPOLLIN, on_accept, &supervisor) < 0 ||
@@ -200,6 +200,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 		client_close(client);
 	}
 	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
+	peer_log_finish(&supervisor);
 	loop_free(supervisor.loop);
 	cpu_interval_free(&supervisor.cpu);
 	return r < 0 ? 1 : 0;

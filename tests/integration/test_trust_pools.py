@@ -1,7 +1,8 @@
 """The supervisor process's pools of clients as an attacker sees them: the Prometheus socket's
 connections apart from the control socket's, slots kept for the operator, a cap per member of
-socket_group and deadlines that bytes trickling in cannot renew (src/lib/limits.h names every
-bound). Real users are made for the attacker's side (useradd -M) and removed afterwards."""
+socket_group, deadlines that bytes trickling in cannot renew, and a log that a loop of refused
+connections cannot flood (src/lib/limits.h names every bound). Real users are made for the
+attacker's side (useradd -M) and removed afterwards."""
 import json
 import os
 import pwd
@@ -235,3 +236,46 @@ def test_socket_group_members_cannot_fill_the_control_socket(world_dir, accounts
             member.stdin.close()
             member.wait(20)
 
+
+LOOP = r"""
+import socket, sys, time
+path, seconds = sys.argv[1], float(sys.argv[2])
+refused, end = 0, time.monotonic() + seconds
+while time.monotonic() < end:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    refused += b"permission_denied" in data
+print(refused)
+"""
+
+
+def test_refused_user_in_a_loop_is_logged_a_bounded_number_of_times(world_dir, accounts,
+                                                                     start_host, examples_dir):
+    host = start_host(web(examples_dir, socket_mode="0666"), directory=world_dir)
+    host.wait_ready("web", 1)
+    attacker = accounts.user()
+    loop = as_user(attacker, LOOP, host.socket, 3)
+    out, err = loop.communicate(timeout=60)
+    assert loop.returncode == 0, err
+    refused = int(out)
+    assert refused > 10, "the loop hardly ran"
+
+    def lines():
+        return [line for line in host.log() if f"uid {attacker.pw_uid} " in line]
+    # The first refusal in full, then at most a count per interval (10 s; the loop took 3).
+    assert len(lines()) <= 2, "\n".join(lines()[:5]) + f"\n… {len(lines())} lines"
+    assert sum("client uid" in line and "refused:" in line for line in lines()) == 1
+    summary = host.wait_log(f"more refused connections from uid {attacker.pw_uid} in the last",
+                            timeout=30)
+    more = sum(int(line.split(" more refused")[0].split()[-1]) for line in summary)
+    assert 1 + more == refused
+    assert len(lines()) <= 3
+    assert host.status()["host"]["pid"] == host.pid
