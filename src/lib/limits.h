@@ -5,7 +5,7 @@
 
 /* The supervisor protocol (SPEC "Supervisor protocol"). */
 #define PROTOCOL_MAX_REQUEST (64 * 1024)       /* bytes before the NUL; larger: too_large */
-#define PROTOCOL_MAX_CLIENTS 64		       /* concurrent connections */
+#define PROTOCOL_MAX_CLIENTS 64		       /* concurrent connections to the control socket */
 #define PROTOCOL_MAX_OUTPUT (16 * 1024 * 1024) /* unread reply bytes before a client is dropped */
 #define PROTOCOL_MAX_DEPTH 32		       /* JSON nesting accepted in a request */
 #define PROTOCOL_MAX_SERVICE 127 /* the longest "service" a request may name (config's: 64) */
@@ -21,6 +21,23 @@
 #define CONTROL_STABLE_SECONDS 10.0
 #define CONTROL_RESTART_DELAY 1.0
 #define CONTROL_LISTEN_BACKLOG 128 /* clients the kernel queues on the control socket */
+/* A request must reach its NUL this long after its first byte, however the bytes trickle in
+ * (between requests a client has SUPERVISOR_IDLE_TIMEOUT). */
+#define SUPERVISOR_REQUEST_TIMEOUT 10.0
+/* Of PROTOCOL_MAX_CLIENTS, the last ones are kept for root and the host's user; a member of
+ * socket_group holds at most SUPERVISOR_MAX_CLIENTS_PER_UID (PostgreSQL's
+ * superuser_reserved_connections; s6-ipcserver's per-uid -C). */
+#define SUPERVISOR_OPERATOR_RESERVED 8
+#define SUPERVISOR_MAX_CLIENTS_PER_UID 16
+/* The Prometheus socket's connections, a pool apart from the control socket's. Each has
+ * SUPERVISOR_HTTP_TIMEOUT from connect for its request head, and as long without input after
+ * its response (Prometheus's default scrape_timeout is 10 s too). */
+#define SUPERVISOR_HTTP_MAX_CLIENTS 16
+#define SUPERVISOR_HTTP_TIMEOUT 10.0
+/* A refused peer is logged once; its further refusals are counted and summed up at most once
+ * per interval, for this many uids apart (the rest share one count). */
+#define SUPERVISOR_REFUSED_LOG_INTERVAL 10.0
+#define SUPERVISOR_REFUSED_LOG_UIDS 16
 
 /* The host and its workers. */
 #define HOST_ORPHAN_STOP_TIMEOUT 5.0 /* seconds from SIGTERM to SIGKILL for workers' orphans */

@@ -1,8 +1,10 @@
 /* client: one connection to the supervisor process, the bottom layer: its bounded input and
- * output buffers, reading, writing, closing and its idle deadline. Everything here is bounded
- * per client: input (one request of PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then
- * the client is dropped) and time (SUPERVISOR_IDLE_TIMEOUT without a request). What the input
- * means is for the layer above, through the client's ops (requests.c, http.c). */
+ * output buffers, reading, writing, closing and its deadlines. Everything here is bounded per
+ * client: input (one request of PROTOCOL_MAX_REQUEST), output (PROTOCOL_MAX_OUTPUT, then the
+ * client is dropped) and time, by two deadlines its pool's ops set: one without input
+ * (idle_timeout), one from a request's first byte to its end (request_timeout), which bytes
+ * that trickle in do not renew. What the input means is for the layer above, through the
+ * client's ops (requests.c, http.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,8 +155,14 @@ on_client(struct loop *loop, int fd, uint32_t events, void *data)
 			client->eof = true;
 			break;
 		}
+		/* Empty input: the previous requests are answered, these bytes start the next
+		 * one, and its time. (Left over after a request, they belong to one whose time
+		 * is already running.) */
+		if (client->input_length == 0 && !client->ops->request_at_connect)
+			(void)loop_timer_start(loop, &client->request_timer,
+					       client->ops->request_timeout);
 		client->input_length += (size_t)n;
-		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+		(void)loop_timer_start(loop, &client->idle_timer, client->ops->idle_timeout);
 	}
 	client->ops->input(client);
 }
@@ -174,10 +182,28 @@ on_idle(struct loop *loop, void *data)
 	(void)loop;
 	if (client->ops->waiting(client)) {
 		/* The host is still working on it (a long rolling restart). */
-		(void)loop_timer_start(loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+		(void)loop_timer_start(loop, &client->idle_timer, client->ops->idle_timeout);
 		return;
 	}
 	log_debug("client uid %u: idle, closing", (unsigned)client->uid);
+	client_close(client);
+}
+
+/* A request's time is up. Whatever is still in the input is then a request that does not
+ * end (a slow loris): input that comes byte by byte would renew the idle deadline forever. */
+static void
+on_request_timeout(struct loop *loop, void *data)
+{
+	struct client *client = data;
+	if (client->ops->pending(client)) {
+		/* A complete request waits its turn, or the host is working on one. */
+		(void)loop_timer_start(loop, &client->request_timer, client->ops->request_timeout);
+		return;
+	}
+	if (client->input_length == 0)
+		return; /* answered: the next request's first byte starts its time */
+	log_debug("client uid %u: request not complete within %.0f s, closing",
+		  (unsigned)client->uid, client->ops->request_timeout);
 	client_close(client);
 }
 
@@ -202,9 +228,13 @@ client_new(struct supervisor *supervisor, int fd, uid_t uid, const struct client
 				  .input = input};
 	loop_timer_init(&client->resume_timer, on_resume, client);
 	loop_timer_init(&client->idle_timer, on_idle, client);
-	(void)loop_timer_start(supervisor->loop, &client->idle_timer, SUPERVISOR_IDLE_TIMEOUT);
+	loop_timer_init(&client->request_timer, on_request_timeout, client);
+	(void)loop_timer_start(supervisor->loop, &client->idle_timer, ops->idle_timeout);
+	if (ops->request_at_connect)
+		(void)loop_timer_start(supervisor->loop, &client->request_timer,
+				       ops->request_timeout);
 	supervisor->clients = client;
-	supervisor->client_count++;
+	supervisor->pool_count[ops->pool]++;
 	return 0;
 }
 
@@ -217,8 +247,9 @@ client_close(struct client *client)
 			*p = client->next;
 			break;
 		}
-	supervisor->client_count--;
+	supervisor->pool_count[client->ops->pool]--;
 	loop_timer_stop(supervisor->loop, &client->idle_timer);
+	loop_timer_stop(supervisor->loop, &client->request_timer);
 	loop_timer_stop(supervisor->loop, &client->resume_timer);
 	if (client->watched)
 		loop_remove(supervisor->loop, client->fd);

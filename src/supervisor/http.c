@@ -1,26 +1,37 @@
 /* http: Prometheus over HTTP: one GET /metrics per connection on the socket of [host]
  * prometheus, answered from the host's status and /proc, then closed. It sits above
- * requests.c (which asks the host and makes the exposition text) and client.c. */
+ * requests.c (which asks the host and makes the exposition text) and client.c. Its clients
+ * are a pool of their own (SUPERVISOR_HTTP_MAX_CLIENTS), with a short deadline
+ * (SUPERVISOR_HTTP_TIMEOUT) for the whole request head. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "lib/limits.h"
 #include "supervisor/private.h"
+
+/* An HTTP response's text, in *ret_text; its length, or -1 without memory. */
+static int
+http_format(const char *status, const char *body, size_t length, char **ret_text)
+{
+	return asprintf(ret_text,
+			"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			"Connection: close\r\n\r\n%.*s",
+			status,
+			strncmp(status, "200", 3) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
+						       : "text/plain; charset=utf-8",
+			length, (int)length, body);
+}
 
 /* One HTTP response, then the connection closes (HTTP/1.0 style: a scrape per connection). */
 static void
 http_respond(struct client *client, const char *status, const char *body, size_t length)
 {
 	char *text;
-	int n = asprintf(&text,
-			 "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%.*s",
-			 status,
-			 strncmp(status, "200", 3) == 0 ? "text/plain; version=0.0.4; charset=utf-8"
-							: "text/plain; charset=utf-8",
-			 length, (int)length, body);
+	int n = http_format(status, body, length, &text);
 	client->close_after = true;
 	if (n < 0) {
 		client_close(client);
@@ -109,7 +120,23 @@ http_client_new(struct supervisor *supervisor, int fd)
 	    .input = input,
 	    .waiting = requests_waiting,
 	    .pending = requests_waiting,
+	    .pool = CLIENT_POOL_HTTP,
+	    .idle_timeout = SUPERVISOR_HTTP_TIMEOUT,
+	    .request_timeout = SUPERVISOR_HTTP_TIMEOUT,
+	    .request_at_connect = true,
 	};
 	/* TCP has no peer credentials: (uid_t)-1 stands for the uid in the log. */
 	return client_new(supervisor, fd, (uid_t)-1, &ops);
+}
+
+void
+http_refuse(int fd, const char *body)
+{
+	char *text;
+	int n = http_format("503 Service Unavailable", body, strlen(body), &text);
+	if (n > 0) {
+		(void)send(fd, text, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		free(text);
+	}
+	close(fd);
 }

@@ -2,11 +2,12 @@
  * includes it.
  *
  * The files are layers, each calling only those below it; read them top to bottom:
- *   supervisor.c  main, the loop, accepting clients and pausing when out of fds
- *   peer.c        (beside it) the gate: who may connect, and the reply a refused peer gets
+ *   supervisor.c  main, the loop, accepting clients into their pool, pausing when out of fds
+ *   peer.c        (beside it) the gate: who may connect, the reply a refused peer gets, and
+ *                 the rate-limited log of refusals
  *   http.c        Prometheus over HTTP: one GET /metrics per connection
  *   requests.c    the NUL framing of requests, their handlers, the channel to the host
- *   client.c      one connection: its bounded buffers, reading, writing, closing, idle deadline
+ *   client.c      one connection: its bounded buffers, reading, writing, closing, its deadlines
  * Where a lower layer must reach a higher one (a connection's input, a client gone, the host's
  * answer), it calls a function pointer the higher layer gave it. */
 #pragma once
@@ -17,11 +18,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/limits.h"
 #include "lib/loop.h"
 #include "lib/protocol.h"
 #include "metrics/cpu_interval.h"
 
 struct client;
+
+/* The connections of each listening socket are counted apart, so that the Prometheus socket
+ * (TCP: anyone who can reach the address) can never take the operator's control socket. */
+enum client_pool {
+	CLIENT_POOL_CONTROL,
+	CLIENT_POOL_HTTP,
+	CLIENT_POOL_COUNT,
+};
 
 /* What the layer above does with a connection. client.c moves bytes and knows nothing of
  * requests or HTTP: it asks through these instead of calling requests.c or http.c, so that it
@@ -34,6 +44,14 @@ struct client_ops {
 	/* Whether something is left to answer: at EOF with all output sent, the client closes
 	 * unless so. */
 	bool (*pending)(const struct client *client);
+	enum client_pool pool;
+	/* Seconds without input before the client is closed, unless an answer is on its way. */
+	double idle_timeout;
+	/* Seconds from a request's first byte to its end, unless an answer is on its way: input
+	 * that trickles in renews the idle deadline, never this one. */
+	double request_timeout;
+	/* The request's time runs from the connection (HTTP: the client speaks first, once). */
+	bool request_at_connect;
 };
 
 /* The host's answer to a request passed on by requests_forward; status is its reply decoded
@@ -58,6 +76,7 @@ struct client {
 	char *output;
 	size_t output_length, output_sent;
 	struct loop_timer idle_timer;
+	struct loop_timer request_timer; /* the unfinished request in input must end by then */
 	/* The requests', kept by requests.c and http.c. */
 	uint64_t awaiting;	      /* id of the request the host is answering, or 0 */
 	requests_answer_fn on_answer; /* for the host's answer; NULL: passed on as it is */
@@ -69,7 +88,7 @@ struct supervisor {
 	gid_t socket_gid; /* (gid_t)-1: none */
 	bool http;	  /* CHANNEL_FD_HTTP is the Prometheus HTTP socket */
 	struct client *clients;
-	size_t client_count;
+	size_t pool_count[CLIENT_POOL_COUNT]; /* clients connected, per pool */
 	/* A client has closed: an fd is free again. The accepting layer sets it, so that
 	 * client.c, below, need not call up into supervisor.c. */
 	void (*client_gone)(struct supervisor *supervisor);
@@ -77,16 +96,37 @@ struct supervisor {
 	struct loop_timer accept_timer;
 	bool accept_paused;
 	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
+	/* Refused peers counted since their last log line, kept by peer.c. */
+	struct {
+		struct loop_timer timer; /* the next summary */
+		struct {
+			uid_t uid;
+			unsigned long more; /* refusals since the line that logged it */
+		} uids[SUPERVISOR_REFUSED_LOG_UIDS];
+		size_t count;
+		unsigned long others; /* refusals of uids that found the table full */
+	} refused;
 };
 
 /* peer.c: the gate. Whether the peer of fd may use the socket (the host's user, root, or a
  * member of socket_group); *ret_uid is its uid either way, for the log. */
 bool peer_allowed(const struct supervisor *supervisor, int fd, uid_t *ret_uid);
+/* Whether uid is root or the host's user: the operator, for whom slots are kept. */
+bool peer_is_operator(uid_t uid);
 /* The one reply a refused client gets, best effort; closes fd. */
 void peer_refuse(int fd, enum protocol_code code, const char *message);
+/* Logs a peer refused for its uid: the first time in full, then a count per
+ * SUPERVISOR_REFUSED_LOG_INTERVAL, so that a loop of connections cannot flood the log. */
+void peer_log_refused(struct supervisor *supervisor, uid_t uid);
+/* peer_log_refused's state: set up before the loop runs; at the end, the counts not yet
+ * logged are. */
+void peer_log_init(struct supervisor *supervisor);
+void peer_log_finish(struct supervisor *supervisor);
 
 /* http.c: a connection of the Prometheus socket. Returns 0 or -errno (fd then still open). */
 int http_client_new(struct supervisor *supervisor, int fd);
+/* The one response a connection not taken gets (503), best effort; closes fd. */
+void http_refuse(int fd, const char *body);
 
 /* requests.c: a connection of the control socket, of NUL-framed requests; uid is its peer's.
  * Returns 0 or -errno (fd then still open). */

@@ -222,6 +222,9 @@ requests_client_new(struct supervisor *supervisor, int fd, uid_t uid)
 	    .input = process,
 	    .waiting = requests_waiting,
 	    .pending = pending,
+	    .pool = CLIENT_POOL_CONTROL,
+	    .idle_timeout = SUPERVISOR_IDLE_TIMEOUT,
+	    .request_timeout = SUPERVISOR_REQUEST_TIMEOUT,
 	};
 	return client_new(supervisor, fd, uid, &ops);
 }

@@ -5,7 +5,9 @@
  * This file is the top layer (private.h draws them all): beside it peer.c, the gate; below it
  * http.c, Prometheus over HTTP; requests.c, the framing of requests, each command's handler and
  * the channel to the host; and client.c, a connection's buffers. Clients are bounded in count
- * (PROTOCOL_MAX_CLIENTS) here, in input, output and time in client.c. */
+ * here, per pool: the control socket's (PROTOCOL_MAX_CLIENTS, of which some are kept for the
+ * operator, and fewer per other uid) apart from the Prometheus socket's
+ * (SUPERVISOR_HTTP_MAX_CLIENTS); in input, output and time in client.c. */
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
@@ -49,6 +51,71 @@ on_accept_timer(struct loop *loop, void *data)
 	accept_resume(data);
 }
 
+/* Why the control socket has no room for one more client of uid, in ret_message; false if it
+ * has. Refused peers never get this far: they take no slot. */
+static bool
+control_full(const struct supervisor *supervisor, uid_t uid, char *ret_message, size_t size)
+{
+	size_t connected = supervisor->pool_count[CLIENT_POOL_CONTROL];
+	if (connected >= PROTOCOL_MAX_CLIENTS) {
+		snprintf(ret_message, size, "too many clients connected (%d); try again later",
+			 PROTOCOL_MAX_CLIENTS);
+		return true;
+	}
+	/* The operator always finds a slot, as PostgreSQL keeps superuser_reserved_connections:
+	 * members of socket_group, however many and however they behave, cannot lock it out. */
+	if (peer_is_operator(uid))
+		return false;
+	if (connected >= PROTOCOL_MAX_CLIENTS - SUPERVISOR_OPERATOR_RESERVED) {
+		snprintf(ret_message, size,
+			 "too many clients connected (%d); the last %d are kept for root and the "
+			 "host's user; try again later",
+			 PROTOCOL_MAX_CLIENTS - SUPERVISOR_OPERATOR_RESERVED,
+			 SUPERVISOR_OPERATOR_RESERVED);
+		return true;
+	}
+	size_t mine = 0;
+	for (const struct client *client = supervisor->clients; client; client = client->next)
+		if (client->ops->pool == CLIENT_POOL_CONTROL && client->uid == uid)
+			mine++;
+	if (mine >= SUPERVISOR_MAX_CLIENTS_PER_UID) {
+		snprintf(ret_message, size,
+			 "too many connections from uid %d (%d); close one and try again", (int)uid,
+			 SUPERVISOR_MAX_CLIENTS_PER_UID);
+		return true;
+	}
+	return false;
+}
+
+/* A connection of the Prometheus socket: TCP has no peer credentials, so the socket's bind
+ * address is its gate, and its own pool keeps it from the control socket's slots. */
+static void
+accept_http(struct supervisor *supervisor, int fd)
+{
+	if (supervisor->pool_count[CLIENT_POOL_HTTP] >= SUPERVISOR_HTTP_MAX_CLIENTS)
+		http_refuse(fd, "too many connections; try again later\n");
+	else if (http_client_new(supervisor, fd) < 0)
+		http_refuse(fd, "out of memory\n");
+}
+
+static void
+accept_control(struct supervisor *supervisor, int fd)
+{
+	uid_t uid = (uid_t)-1;
+	if (!peer_allowed(supervisor, fd, &uid)) {
+		peer_log_refused(supervisor, uid);
+		peer_refuse(fd, PROTOCOL_CODE_PERMISSION_DENIED,
+			    "not allowed: connect as the host's user, root or a member of its "
+			    "socket_group");
+		return;
+	}
+	char message[160];
+	if (control_full(supervisor, uid, message, sizeof(message)))
+		peer_refuse(fd, PROTOCOL_CODE_TOO_MANY_CLIENTS, message);
+	else if (requests_client_new(supervisor, fd, uid) < 0)
+		peer_refuse(fd, PROTOCOL_CODE_INTERNAL, "out of memory");
+}
+
 static void
 on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 {
@@ -74,26 +141,10 @@ on_accept(struct loop *loop, int fd, uint32_t events, void *data)
 			}
 			return;
 		}
-		uid_t uid = (uid_t)-1;
-		bool http = fd == CHANNEL_FD_HTTP;
-		/* TCP has no peer credentials: the HTTP socket's bind address is its gate. */
-		if (!http && !peer_allowed(supervisor, client_fd, &uid)) {
-			log_warn("client uid %d refused: not the host's user, root or in "
-				 "socket_group",
-				 (int)uid);
-			peer_refuse(client_fd, PROTOCOL_CODE_PERMISSION_DENIED,
-				    "not allowed: connect as the host's user, root or a member of "
-				    "its socket_group");
-			continue;
-		}
-		if (supervisor->client_count >= PROTOCOL_MAX_CLIENTS) {
-			peer_refuse(client_fd, PROTOCOL_CODE_TOO_MANY_CLIENTS,
-				    "too many clients connected (64); try again later");
-			continue;
-		}
-		if ((http ? http_client_new(supervisor, client_fd)
-			  : requests_client_new(supervisor, client_fd, uid)) < 0)
-			peer_refuse(client_fd, PROTOCOL_CODE_INTERNAL, "out of memory");
+		if (fd == CHANNEL_FD_HTTP)
+			accept_http(supervisor, client_fd);
+		else
+			accept_control(supervisor, client_fd);
 	}
 }
 
@@ -131,6 +182,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	if (r < 0)
 		return 1;
 	loop_timer_init(&supervisor.accept_timer, on_accept_timer, &supervisor);
+	peer_log_init(&supervisor);
 	static const int signals[] = {SIGTERM, SIGINT};
 	if (loop_signals(supervisor.loop, signals, 2, on_signal, NULL) < 0 ||
 	    loop_add(supervisor.loop, CHANNEL_FD_CONTROL, EPOLLIN, on_accept, &supervisor) < 0 ||
@@ -148,6 +200,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 		client_close(client);
 	}
 	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
+	peer_log_finish(&supervisor);
 	loop_free(supervisor.loop);
 	cpu_interval_free(&supervisor.cpu);
 	return r < 0 ? 1 : 0;
