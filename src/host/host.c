@@ -259,6 +259,7 @@ host_free(struct host *host)
 	loop_timer_stop(host->loop, &host->watchdog_timer);
 	sdnotify_close(host->systemd);
 	loop_timer_stop(host->loop, &host->orphan_timer);
+	loop_timer_stop(host->loop, &host->stop_timer);
 	loop_free(host->loop);
 	for (size_t i = 0; i < host->config_count; i++) {
 		config_free(host->configs[i]);
@@ -370,6 +371,7 @@ host_main(const char *config_path, bool init)
 	}
 	loop_before_wait(host.loop, on_before_wait, &host);
 	loop_timer_init(&host.orphan_timer, host_on_orphan_deadline, &host);
+	loop_timer_init(&host.stop_timer, host_on_stop_deadline, &host);
 	loop_timer_init(&host.watchdog_timer, on_watchdog, &host);
 	host.watchdog_interval = host.systemd ? sdnotify_watchdog_seconds() / 2 : 0;
 	if (host.watchdog_interval > 0)
