@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "host/control.h"
@@ -38,6 +39,10 @@ struct host {
 	double watchdog_interval;
 	struct loop_timer watchdog_timer;
 	double started_at; /* CLOCK_MONOTONIC seconds */
+	/* RLIMIT_NOFILE as the host was started with it, which workers get back, if the host
+	 * raised its own. */
+	struct rlimit nofile_inherited;
+	bool nofile_raised;
 	struct service **services;
 	size_t service_count;
 	unsigned generation;

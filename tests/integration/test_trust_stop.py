@@ -1,9 +1,12 @@
-"""aerie host against workers that would outlive it: a stop that ends whatever the tree does."""
+"""aerie host against workers that would outlive it: a stop that ends whatever the tree does, a
+killed host that takes its workers along, file descriptor limits and running out of them."""
 import os
+import shutil
 import signal
 import uuid
 
-from hostlib import (config, exists, process_alive, service, supervisor_pid, wait_for,
+from hostlib import (Client, config, exists, fd_count, free_port, group_members, limit,
+                     process_alive, service, supervisor_pid, wait_for, wait_gone,
                      with_environment, worker_command)
 
 # The host's bounds (src/lib/limits.h): orphans get SIGKILL this long after SIGTERM; everything
@@ -71,3 +74,65 @@ def test_stop_ends_when_the_supervisor_process_hangs(start_host, examples_dir):
     assert host.stop(timeout=bound) == 0
     assert "killing everything left" in host.log_text()
     assert not exists(supervisor) and not exists(worker)
+
+
+def test_killed_host_takes_its_workers_along(start_host, examples_dir, tmp_path):
+    port = free_port()
+    text = config(service("web", worker_command(examples_dir, program="http_worker"), count=2,
+                          listen=f"tcp:127.0.0.1:{port}", ready="notify"))
+    host = start_host(text)
+    workers = host.wait_ready("web", 2)
+    supervisor = supervisor_pid(host.pid)
+    os.kill(host.pid, signal.SIGKILL)
+    host.process.wait(10)
+
+    # Nobody supervises them now: they must not keep serving, nor keep the port.
+    try:
+        wait_gone([*workers, supervisor], reaped=False, what="the workers of the killed host")
+        assert [pid for worker in workers for pid in group_members(worker)] == []
+    finally:
+        for pid in [*workers, supervisor]:  # what a failure left, out of the next test's way
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    again = start_host(text, directory=tmp_path)
+    again.wait_ready("web", 2)
+    client = Client(port)
+    status, _, body = client.get("/")
+    client.close()
+    assert status == 200 and body.startswith(b"hello from worker")
+    assert again.stop() == 0
+
+
+def test_nofile_raised_for_the_host_and_restored_for_workers(start_host, examples_dir):
+    prlimit = shutil.which("prlimit")
+    assert prlimit, "prlimit (util-linux) is needed"
+    host = start_host(config(service("web", worker_command(examples_dir), ready="notify")),
+                      wrapper=[prlimit, "--nofile=1000:4000"])
+    worker, = host.wait_ready("web", 1)
+    assert limit(host.pid) == (4000, 4000)  # as systemd raises its own
+    assert limit(worker) == (1000, 4000)  # what the host was started with
+    assert host.stop() == 0
+
+
+def test_out_of_fds_at_spawn_is_logged_and_retried(start_host, examples_dir, tmp_path):
+    prlimit = shutil.which("prlimit")
+    assert prlimit, "prlimit (util-linux) is needed"
+    # The worker is handed 8 sockets, which its child moves out of the way before putting them
+    # at fd 3…: 8 fds more than the host holds, where the supervisor process needs fewer.
+    text = config(service("web", worker_command(examples_dir), ready="notify") +
+                  "".join(f"listen = unix:s{i}.sock\n" for i in range(8)))
+    probe = start_host(text)
+    probe.wait_ready("web", 1)
+    used = fd_count(probe.pid)  # with the supervisor process and the worker's output pipe
+    assert probe.stop() == 0
+
+    # Room for the worker's output pipe and /dev/null, not for its sockets' moves. The hard
+    # limit is as low, so that raising the soft one can't help.
+    host = start_host(text, directory=tmp_path, wrapper=[prlimit, f"--nofile={used + 4}"])
+    host.wait_log("web.0: cannot start a worker; trying again in 1.0 s: Too many open files",
+                  count=2)
+    assert host.process.poll() is None
+    assert " 126" not in host.log_text()  # no exit status 126 that says nothing
+    assert host.workers("web")[0]["state"] == "backoff"
+    assert host.stop() == 0
