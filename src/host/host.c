@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -259,6 +260,7 @@ host_free(struct host *host)
 	loop_timer_stop(host->loop, &host->watchdog_timer);
 	sdnotify_close(host->systemd);
 	loop_timer_stop(host->loop, &host->orphan_timer);
+	loop_timer_stop(host->loop, &host->stop_timer);
 	loop_free(host->loop);
 	for (size_t i = 0; i < host->config_count; i++) {
 		config_free(host->configs[i]);
@@ -266,12 +268,15 @@ host_free(struct host *host)
 	}
 }
 
-/* The processes behind the services: real ones. */
+/* The processes behind the services: real ones. data: the host. */
 static int
 spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct worker_exec *exec)
 {
-	(void)data;
-	return worker_spawn(worker, loop, exec);
+	const struct host *host = data;
+	struct worker_exec with = *exec;
+	if (!with.nofile && host->nofile_raised)
+		with.nofile = &host->nofile_inherited;
+	return worker_spawn(worker, loop, &with);
 }
 
 static void
@@ -305,12 +310,24 @@ tree_memory(void *data, pid_t pid, enum config_memory_metric metric)
 	return total;
 }
 
-static const struct spawner processes = {
-    .spawn = spawn_worker,
-    .kill = kill_worker,
-    .kill_group = kill_group,
-    .memory = tree_memory,
-};
+/* The host holds a pipe per worker and a socket per client: it raises its soft limit of open
+ * files to the hard one, as systemd does for itself, and keeps the limit it was started with
+ * for its workers (spawn_worker). */
+static void
+raise_nofile(struct host *host)
+{
+	struct rlimit limit;
+	if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur >= limit.rlim_max)
+		return;
+	struct rlimit raised = {limit.rlim_max, limit.rlim_max};
+	if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
+		log_errno(LOG_WARN, -errno, "cannot raise the limit of open files to %llu",
+			  (unsigned long long)raised.rlim_cur);
+		return;
+	}
+	host->nofile_inherited = limit;
+	host->nofile_raised = true;
+}
 
 static void
 seed_jitter(void)
@@ -325,6 +342,14 @@ int
 host_main(const char *config_path, bool init)
 {
 	struct host host = {.config_path = config_path};
+	raise_nofile(&host);
+	const struct spawner processes = {
+	    .spawn = spawn_worker,
+	    .kill = kill_worker,
+	    .kill_group = kill_group,
+	    .memory = tree_memory,
+	    .data = &host,
+	};
 	/* Sockets systemd passed to the host (socket activation) go to the listen lines bound to
 	 * the same address; the rest are bound later. Taken first, before this process opens
 	 * any fd of its own. */
@@ -370,6 +395,7 @@ host_main(const char *config_path, bool init)
 	}
 	loop_before_wait(host.loop, on_before_wait, &host);
 	loop_timer_init(&host.orphan_timer, host_on_orphan_deadline, &host);
+	loop_timer_init(&host.stop_timer, host_on_stop_deadline, &host);
 	loop_timer_init(&host.watchdog_timer, on_watchdog, &host);
 	host.watchdog_interval = host.systemd ? sdnotify_watchdog_seconds() / 2 : 0;
 	if (host.watchdog_interval > 0)

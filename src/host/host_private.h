@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "host/control.h"
@@ -38,6 +39,10 @@ struct host {
 	double watchdog_interval;
 	struct loop_timer watchdog_timer;
 	double started_at; /* CLOCK_MONOTONIC seconds */
+	/* RLIMIT_NOFILE as the host was started with it, which workers get back, if the host
+	 * raised its own. */
+	struct rlimit nofile_inherited;
+	bool nofile_raised;
 	struct service **services;
 	size_t service_count;
 	unsigned generation;
@@ -45,9 +50,15 @@ struct host {
 	/* Stopping */
 	unsigned stop_requests;
 	size_t services_stopped;
-	bool orphans_signalled;
+	bool orphans_signalled; /* the sweeps of orphans have begun */
+	int orphan_signal;	/* what each sweep sends them: SIGTERM, then SIGKILL */
+	bool killing;		/* everything got SIGKILL: stop_timer is the wait for the last */
 	bool stopped;
 	struct loop_timer orphan_timer;
+	struct loop_timer stop_timer; /* the stop's own deadline: everything killed, then exit */
+	/* The orphans named in the log with orphan_signal: each sweep names only new ones. */
+	pid_t orphans_logged[HOST_ORPHANS_LOGGED];
+	size_t orphans_logged_count;
 	/* Rolling restarts: the one running, and those waiting for it. */
 	struct restart_request *restart_running;
 	size_t restart_services_pending;
@@ -62,7 +73,11 @@ void host_stop(struct host *host, int signal);
 void host_reap(struct host *host);
 /* Quits the loop once stopping, every service stopped and no child is left. */
 void host_check_stopped(struct host *host);
+/* HOST_ORPHAN_STOP_TIMEOUT after the first sweep: orphans get SIGKILL from then on. */
 void host_on_orphan_deadline(struct loop *loop, void *data);
+/* The stop's deadline, the longest stop_timeout and HOST_STOP_GRACE after the first SIGTERM:
+ * everything left gets SIGKILL; HOST_STOP_KILL_WAIT later, the host exits whatever is left. */
+void host_on_stop_deadline(struct loop *loop, void *data);
 
 /* restart.c */
 /* Starts the first queued restart if none runs; true if it took one. */

@@ -22,9 +22,25 @@ is_known_child(struct host *host, pid_t pid)
 	return false;
 }
 
+/* Whether pid is named in the log for the first time with the sweeps' signal. Each reap
+ * sweeps again, so without this an orphan that ignores SIGTERM would be named at each reap of
+ * another. Beyond HOST_ORPHANS_LOGGED of them, the rest are named at debug. */
+static bool
+first_time_named(struct host *host, pid_t pid)
+{
+	for (size_t i = 0; i < host->orphans_logged_count; i++)
+		if (host->orphans_logged[i] == pid)
+			return false;
+	if (host->orphans_logged_count == HOST_ORPHANS_LOGGED)
+		return false;
+	host->orphans_logged[host->orphans_logged_count++] = pid;
+	return true;
+}
+
 /* Signals every child of the host that is not a worker nor the supervisor process: orphans
- * of workers, reparented to the host (the subreaper). With all, every child. */
-static void
+ * of workers, reparented to the host (the subreaper). With all, every child. Returns how many
+ * children the host has. */
+static size_t
 kill_orphans(struct host *host, int signal, bool all)
 {
 	/* The host is single-threaded: its children are all in its main task's list. Read one
@@ -33,7 +49,8 @@ kill_orphans(struct host *host, int signal, bool all)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
 	FILE *file = fopen(path, "re");
 	if (!file)
-		return;
+		return 0;
+	size_t count = 0;
 	char *word = NULL;
 	size_t size = 0;
 	while (getdelim(&word, &size, ' ', file) > 0) {
@@ -41,15 +58,59 @@ kill_orphans(struct host *host, int signal, bool all)
 		long pid = strtol(word, &end, 10);
 		if (end == word || pid <= 0)
 			continue;
+		count++;
 		bool orphan = !is_known_child(host, (pid_t)pid);
 		if (!orphan && !all)
 			continue;
-		if (orphan)
+		if (orphan && first_time_named(host, (pid_t)pid))
 			log_info("stopping orphan %ld with SIG%s", pid, signame_name(signal));
+		else if (orphan)
+			log_debug("stopping orphan %ld with SIG%s again", pid,
+				  signame_name(signal));
 		(void)kill((pid_t)pid, signal);
 	}
 	free(word);
 	fclose(file);
+	return count;
+}
+
+/* From now on the sweeps send signal; the log names each orphan once more with it. */
+static void
+set_orphan_signal(struct host *host, int signal)
+{
+	if (host->orphan_signal == signal)
+		return;
+	host->orphan_signal = signal;
+	host->orphans_logged_count = 0;
+}
+
+/* SIGKILL to every worker, the supervisor process and every orphan; the sweeps go on with it.
+ * Whatever is still there HOST_STOP_KILL_WAIT later can't be killed (a process in
+ * uninterruptible sleep): the host does not wait for it. */
+static void
+kill_everything(struct host *host)
+{
+	set_orphan_signal(host, SIGKILL);
+	for (size_t i = 0; i < host->service_count; i++)
+		service_kill(host->services[i]);
+	(void)kill_orphans(host, SIGKILL, true);
+	if (host->killing)
+		return; /* the wait is not pushed back by each new request to stop */
+	host->killing = true;
+	loop_timer_stop(host->loop, &host->orphan_timer);
+	(void)loop_timer_start(host->loop, &host->stop_timer, HOST_STOP_KILL_WAIT);
+}
+
+/* The longest stop_timeout of the configs in use: older generations keep theirs. */
+static double
+longest_stop_timeout(const struct host *host)
+{
+	double longest = 0;
+	for (size_t i = 0; i < host->config_count; i++)
+		for (size_t j = 0; j < host->configs[i]->service_count; j++)
+			if (host->configs[i]->services[j].stop_timeout > longest)
+				longest = host->configs[i]->services[j].stop_timeout;
+	return longest;
 }
 
 static bool
@@ -63,10 +124,36 @@ void
 host_on_orphan_deadline(struct loop *loop, void *data)
 {
 	(void)loop;
-	kill_orphans(data, SIGKILL, false);
+	struct host *host = data;
+	set_orphan_signal(host, SIGKILL);
+	host_check_stopped(host);
 }
 
-/* When stopping, the host is done once every service has stopped and no child is left. */
+void
+host_on_stop_deadline(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct host *host = data;
+	if (host->stopped)
+		return;
+	if (!host->killing) {
+		log_warn(
+		    "still stopping %.1f s after the longest stop_timeout: killing everything left",
+		    (double)HOST_STOP_GRACE);
+		kill_everything(host);
+		return;
+	}
+	size_t left = kill_orphans(host, SIGKILL, true);
+	log_error("%zu process%s left %.1f s after SIGKILL (in uninterruptible sleep?): exiting "
+		  "without waiting for them",
+		  left, left == 1 ? "" : "es", (double)HOST_STOP_KILL_WAIT);
+	host->stopped = true;
+	loop_quit(host->loop);
+}
+
+/* When stopping, the host is done once every service has stopped and no child is left. Called
+ * at each reap: each sweeps the orphans again, for a process may have come to the host (its
+ * parent died) since the last sweep, and would otherwise never get a signal. */
 void
 host_check_stopped(struct host *host)
 {
@@ -83,9 +170,13 @@ host_check_stopped(struct host *host)
 	}
 	if (!host->orphans_signalled) {
 		host->orphans_signalled = true;
-		kill_orphans(host, host->stop_requests > 1 ? SIGKILL : SIGTERM, false);
-		(void)loop_timer_start(host->loop, &host->orphan_timer, HOST_ORPHAN_STOP_TIMEOUT);
+		if (!host->orphan_signal)
+			set_orphan_signal(host, SIGTERM);
+		if (host->orphan_signal == SIGTERM)
+			(void)loop_timer_start(host->loop, &host->orphan_timer,
+					       HOST_ORPHAN_STOP_TIMEOUT);
 	}
+	(void)kill_orphans(host, host->orphan_signal, false);
 }
 
 void
@@ -100,12 +191,13 @@ host_stop(struct host *host, int signal)
 			 signame_name(signal));
 		for (size_t i = 0; i < host->service_count; i++)
 			service_stop(host->services[i]);
+		/* However the workers and what they left behave, the stop ends. */
+		(void)loop_timer_start(host->loop, &host->stop_timer,
+				       longest_stop_timeout(host) + HOST_STOP_GRACE);
 	} else {
 		log_warn("received SIG%s again: killing every worker", signame_name(signal));
-		for (size_t i = 0; i < host->service_count; i++)
-			service_kill(host->services[i]);
-		/* Everything else: the supervisor process and any orphan. */
-		kill_orphans(host, SIGKILL, true);
+		/* Every worker, the supervisor process and any orphan. */
+		kill_everything(host);
 	}
 	host_check_stopped(host);
 }

@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -295,10 +298,34 @@ child_fail(const char *what, const char *argument, int error)
 	_exit(error == ENOENT ? 127 : 126);
 }
 
+/* What the child needs, on the parent's memory: the child shares it until execve. */
+struct child {
+	const struct worker_exec *exec;
+	struct worker_environment *environment;
+	int output_fd;
+	const sigset_t *ignored;
+	pid_t parent; /* the host's pid */
+	/* Written by the child when its set-up fails (no fd left, say), read by the host once
+	 * the child is gone: a spawn that failed, not a worker that ran and crashed. */
+	int error;
+};
+
+/* A step before exec failed: the host learns why from child->error (as posix_spawn reports
+ * its child's errno) and retries later, rather than counting a crash that says nothing. */
 CHILD_CODE static _Noreturn void
-child_exec(const struct worker_exec *exec, struct worker_environment *environment, int output_fd,
-	   const sigset_t *ignored)
+child_abort(struct child *child, int error)
 {
+	child->error = error > 0 ? error : EIO;
+	_exit(126);
+}
+
+CHILD_CODE static _Noreturn void
+child_exec(struct child *child)
+{
+	const struct worker_exec *exec = child->exec;
+	struct worker_environment *environment = child->environment;
+	int output_fd = child->output_fd;
+	const sigset_t *ignored = child->ignored;
 	/* The host blocks its signals for signalfd and ignores SIGPIPE; a worker starts clean.
 	 * exec resets handled signals itself; only ignored ones survive it. */
 	struct sigaction default_action = {.sa_handler = SIG_DFL};
@@ -322,27 +349,27 @@ child_exec(const struct worker_exec *exec, struct worker_environment *environmen
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 
 	if (setpgid(0, 0) < 0)
-		_exit(126);
+		child_abort(child, errno);
 
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
 	    dup2(output_fd, STDERR_FILENO) < 0)
-		_exit(126);
+		child_abort(child, errno);
 
 	/* Listening sockets go to 3…: first out of the way above the target range, so that
 	 * moving one cannot overwrite another, then into place (dup2 clears CLOEXEC). */
 	int first_free = 3 + (int)exec->listen_count;
 	int moved[64];
 	if (exec->listen_count > sizeof(moved) / sizeof(moved[0]))
-		_exit(126);
+		child_abort(child, E2BIG);
 	for (size_t i = 0; i < exec->listen_count; i++) {
 		moved[i] = fcntl(exec->listen_fds[i], F_DUPFD_CLOEXEC, first_free);
 		if (moved[i] < 0)
-			_exit(126);
+			child_abort(child, errno);
 	}
 	for (size_t i = 0; i < exec->listen_count; i++)
 		if (dup2(moved[i], 3 + (int)i) < 0)
-			_exit(126);
+			child_abort(child, errno);
 	/* The host's own fds are all O_CLOEXEC; this also covers any fd the host inherited
 	 * from whoever started it. Best effort: close_range is Linux 5.11+. */
 	(void)close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -352,25 +379,34 @@ child_exec(const struct worker_exec *exec, struct worker_environment *environmen
 	if (environment->watchdog_pid)
 		child_write_pid(environment->watchdog_pid, "WATCHDOG_PID=");
 
+	/* The host runs with its soft limit raised to the hard one; a worker gets back the limit
+	 * the host was started with (host.c), as systemd gives its services 1024 whatever it has
+	 * itself: a program that select()s breaks on fds above 1023. After the fds are in place,
+	 * which the host's limit allowed. */
+	if (exec->nofile && setrlimit(RLIMIT_NOFILE, exec->nofile) < 0)
+		child_abort(child, errno);
+
 	if (exec->directory && chdir(exec->directory) < 0)
 		child_fail("chdir", exec->directory, errno);
+
+	/* The worker dies with the host (kill -9, the OOM killer) rather than serve unsupervised
+	 * and keep its port. The kernel sends it when the thread that forked the child exits:
+	 * the host is one thread, so that is the host's death. Set last, after anything that
+	 * changes credentials (which clears it), and through the system call itself, which keeps
+	 * the sanitizers' interceptor out of the child. The host may have died already, between
+	 * the clone and here: then the parent is another process, and the child goes. */
+	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L) < 0)
+		child_abort(child, errno);
+	if (getppid() != child->parent)
+		_exit(126);
 	execvpe(exec->argv[0], exec->argv, environment->entries);
 	child_fail("exec", exec->argv[0], errno);
 }
 
-/* What the child needs, on the parent's memory: the child shares it until execve. */
-struct child {
-	const struct worker_exec *exec;
-	struct worker_environment *environment;
-	int output_fd;
-	const sigset_t *ignored;
-};
-
 CHILD_CODE static int
 child_main(void *data)
 {
-	struct child *child = data;
-	child_exec(child->exec, child->environment, child->output_fd, child->ignored);
+	child_exec(data);
 }
 
 /* Starts the child as vfork does: on the host's memory and a stack of its own, with the host
@@ -381,8 +417,9 @@ child_main(void *data)
  * execve, so a program on a hung network file system holds the host as well (posix_spawn, and
  * systemd, which spawns through it, make the same trade).
  * Only SIGKILL ends that wait: the host's other signals are blocked for its signalfd.
- * The child (child_exec) writes only its own stack and the pid slots of the worker's kept
- * environment, which the host never reads (the next child writes them again). What else it
+ * The child (child_exec) writes only its own stack, the pid slots of the worker's kept
+ * environment, which the host never reads (the next child writes them again), and the error
+ * of a failed set-up, which the host reads once the clone returns. What else it
  * touches of the host's (strerror's translation lock, execvpe's read of PATH, errno) is safe
  * because the host is one thread, suspended, and has no signal handlers that could run in the
  * child. The stack is mapped once
@@ -445,10 +482,19 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		goto fail;
 	}
 
-	struct child child = {exec, worker->environment, pipe_fds[1], ignored_signals()};
+	struct child child = {exec, worker->environment, pipe_fds[1], ignored_signals(), getpid(),
+			      0};
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;
+		goto fail;
+	}
+	if (child.error) {
+		/* It has _exited (the clone returns only then, or at its execve): collected here so
+		 * that the reap path never sees it. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		r = -child.error;
 		goto fail;
 	}
 	close(pipe_fds[1]);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "lib/limits.h"
@@ -66,13 +67,15 @@ struct worker_exec {
 	const char *service_name;
 	const int *listen_fds; /* passed at fd 3… with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES */
 	size_t listen_count;
-	const char *listen_names; /* colon-separated, for LISTEN_FDNAMES; NULL: none */
-	double watchdog_seconds;  /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
+	const char *listen_names;    /* colon-separated, for LISTEN_FDNAMES; NULL: none */
+	double watchdog_seconds;     /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
+	const struct rlimit *nofile; /* RLIMIT_NOFILE set in the child; NULL: the host's own */
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and
  * stdout/stderr on a pipe the loop reads. An exec failure shows in the worker's output and as
- * exit status 127 (not found) or 126. Returns 0 or -errno (no process then). */
+ * exit status 127 (not found) or 126. Returns 0 or -errno (no process then), also when the
+ * child's set-up before exec failed (EMFILE: no fd left for its /dev/null). */
 int worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec);
 /* Sends signal to the worker's whole process group. */
 void worker_kill(const struct worker *worker, int signal);

@@ -54,6 +54,13 @@
 				 */
 #define LOG_LINE_MAX 8192	/* bytes of one log line */
 #define LOOP_EVENTS_PER_WAIT 64 /* epoll events taken per wait */
+/* A stop ends whatever the workers do: this long after the longest stop_timeout everything left
+ * gets SIGKILL (orphans have had theirs by then, unless the stop is stuck elsewhere), and the
+ * host exits at most HOST_STOP_KILL_WAIT after that even if some process does not die
+ * (uninterruptible sleep on a hung file system). */
+#define HOST_STOP_GRACE (HOST_ORPHAN_STOP_TIMEOUT + 1.0)
+#define HOST_STOP_KILL_WAIT 5.0
+#define HOST_ORPHANS_LOGGED 256 /* orphans a stop names once each; more are named at debug */
 
 /* Config files. */
 #define CONFIG_MAX_COUNT 10000	      /* workers in a service */

@@ -187,6 +187,48 @@ def descendants(root):
     return found
 
 
+def process_group(pid):
+    """The process group of pid, or None if pid is gone."""
+    fields = proc_stat(pid)
+    return int(fields[2]) if fields else None
+
+
+def all_pids():
+    """Every pid in /proc right now."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def group_members(pgid):
+    """The live (not zombie) processes of process group pgid."""
+    return [pid for pid in all_pids() if process_group(pid) == pgid and process_alive(pid)]
+
+
+def with_environment(entry):
+    """The pids whose environment holds entry ("KEY=VALUE"): a mark that a test's processes
+    and all they start inherit. Zombies have no environment left to read: not found."""
+    wanted = entry.encode()
+    found = []
+    for pid in all_pids():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                variables = f.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted in variables:
+            found.append(pid)
+    return found
+
+
+def limit(pid, name="Max open files"):
+    """(soft, hard) of one limit of pid from /proc/PID/limits; "unlimited" is None."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith(name):
+                soft, hard = line[len(name):].split()[:2]
+                return tuple(None if v == "unlimited" else int(v) for v in (soft, hard))
+    raise AssertionError(f"no {name!r} in /proc/{pid}/limits")
+
+
 def zombies_of(pid):
     """The children of pid that are zombies it has not reaped."""
     return [child for child in children(pid) if (proc_stat(child) or ["?"])[0] == "Z"]
