@@ -38,6 +38,7 @@ struct control {
 	control_fn fn;
 	void *data;
 	char *socket_path;
+	struct unixsock_file socket_file; /* what control_close removes */
 	int listen_fd;
 	int http_fd;	/* [host] prometheus: GET /metrics, served by the supervisor too; or -1 */
 	int channel_fd; /* host's end of the pair shared with the running supervisor */
@@ -50,67 +51,56 @@ struct control {
 	struct loop_timer restart_timer;
 };
 
+/* socket_group as a gid: a group's name, else a number (as the config checked it: 0 to
+ * 4294967294, (gid_t)-1 being "no group"), never read as a signed int. */
+static int
+socket_gid(const struct config *config, gid_t *ret_gid, char *error, size_t error_size)
+{
+	const char *text = config->socket_group;
+	struct group *group = getgrnam(text);
+	if (group) {
+		*ret_gid = group->gr_gid;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long number = strtoul(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || *end || errno || number >= (gid_t)-1) {
+		snprintf(error, error_size, "%s: socket_group: no group named \"%s\"", config->path,
+			 text);
+		return -ENOENT;
+	}
+	*ret_gid = (gid_t)number;
+	return 0;
+}
+
 static int
 bind_socket(struct control *control, const struct config *config, char *error, size_t error_size)
 {
-	const char *path = config->supervisor_path;
-	struct sockaddr_un address;
-	int r = unixsock_address(path, &address);
-	if (r < 0) {
-		snprintf(error, error_size, "%s: path too long for a unix socket", path);
-		return r;
-	}
-	error[0] = '\0';
-	r = unixsock_claim(path, error, error_size);
-	if (r < 0) {
-		if (!error[0])
-			snprintf(error, error_size, "%s: %s", path, strerror(-r));
-		return r;
-	}
 	gid_t gid = (gid_t)-1;
 	if (config->socket_group) {
-		struct group *group = getgrnam(config->socket_group);
-		char *end;
-		unsigned long number = strtoul(config->socket_group, &end, 10);
-		if (group)
-			gid = group->gr_gid;
-		else if (*end == '\0' && end != config->socket_group)
-			gid = (gid_t)number;
-		else {
-			snprintf(error, error_size, "%s: socket_group: no group named \"%s\"",
-				 config->path, config->socket_group);
-			return -ENOENT;
-		}
+		int r = socket_gid(config, &gid, error, error_size);
+		if (r < 0)
+			return r;
 	}
-
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(error, error_size, "socket: %s", strerror(errno));
+	/* Made aside and renamed into place with its mode and group set (lib/unixsock.h): no
+	 * chmod or chown by name that a link swapped into the directory could send elsewhere. */
+	struct unixsock_listener listener = {
+	    .path = config->supervisor_path,
+	    .mode = config->socket_mode,
+	    .gid = gid,
+	    .backlog = CONTROL_LISTEN_BACKLOG,
+	    .flags = SOCK_NONBLOCK,
+	};
+	int r = unixsock_listen(&listener, &control->listen_fd, &control->socket_file, error,
+				error_size);
+	if (r < 0)
 		return r;
-	}
-	/* Created with no access for anyone but the owner, then opened up to socket_mode: no
-	 * moment where the socket is wider open than configured. */
-	mode_t old_umask = umask(0177);
-	r = bind(fd, (struct sockaddr *)&address, sizeof(address));
-	int bind_errno = errno;
-	umask(old_umask);
-	if (r < 0) {
-		snprintf(error, error_size, "bind %s: %s", path, strerror(bind_errno));
-		close(fd);
-		return -bind_errno;
-	}
-	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) ||
-	    chmod(path, config->socket_mode) < 0 || listen(fd, CONTROL_LISTEN_BACKLOG) < 0) {
-		r = -errno;
-		snprintf(error, error_size, "%s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		return r;
-	}
-	control->listen_fd = fd;
-	snprintf(control->socket_gid_text, sizeof(control->socket_gid_text), "%d",
-		 gid == (gid_t)-1 ? -1 : (int)gid);
+	if (gid == (gid_t)-1)
+		snprintf(control->socket_gid_text, sizeof(control->socket_gid_text), "-1");
+	else
+		snprintf(control->socket_gid_text, sizeof(control->socket_gid_text), "%u",
+			 (unsigned)gid);
 	return 0;
 }
 
@@ -302,11 +292,11 @@ control_open(struct loop *loop, const struct config *config, control_fn fn, void
 	/* Bound here, by the host, for the same reason as the control socket: it stays open
 	 * while the supervisor process is replaced. */
 	if (r == 0 && config->prometheus) {
-		r = listen_open(config->prometheus, config->directory, &control->http_fd, error,
-				error_size);
+		r = listen_open(config->prometheus, config->directory, &control->http_fd, NULL,
+				error, error_size);
 		if (r < 0) {
 			close(control->listen_fd);
-			(void)unlink(control->socket_path);
+			unixsock_remove(control->socket_path, &control->socket_file);
 		} else {
 			log_info("serving Prometheus metrics on http://%s/metrics",
 				 config->prometheus + strcspn(config->prometheus, ":") + 1);
@@ -382,7 +372,7 @@ control_close(struct control *control)
 	close_channel(control);
 	if (control->listen_fd >= 0) {
 		close(control->listen_fd);
-		(void)unlink(control->socket_path);
+		unixsock_remove(control->socket_path, &control->socket_file);
 	}
 	if (control->http_fd >= 0)
 		close(control->http_fd);

@@ -199,9 +199,10 @@ reopen_log(struct host *host)
 		log_info("received SIGUSR1: logs go to stderr, nothing to reopen");
 		return;
 	}
-	int r = log_to_file(path);
+	char error[512];
+	int r = log_to_file(path, error, sizeof(error));
 	if (r < 0)
-		log_errno(LOG_ERROR, r, "received SIGUSR1: cannot reopen %s; logging on", path);
+		log_error("received SIGUSR1: cannot reopen %s; logging on: %s", path, error);
 	else
 		log_info("received SIGUSR1: reopened %s", path);
 }
@@ -375,9 +376,9 @@ host_main(const char *config_path, bool init)
 	host.configs[host.config_count++] = config;
 	log_set_json(config->log_format == CONFIG_LOG_JSON);
 	if (config->log_path) {
-		r = log_to_file(config->log_path);
+		r = log_to_file(config->log_path, error, sizeof(error));
 		if (r < 0) {
-			fprintf(stderr, "aerie: %s: log: %s\n", config->path, strerror(-r));
+			fprintf(stderr, "aerie: %s: log: %s\n", config->path, error);
 			listen_inherited_release(&inherited);
 			host_free(&host);
 			return 1;

@@ -63,9 +63,11 @@ bind_and_listen(int fd, const struct sockaddr *address, socklen_t length, const 
 	return 0;
 }
 
+/* Made by lib/unixsock.c: a stale socket replaced, a live one or any other file refused, bound
+ * by bind alone (mode from the umask, as before) so that no call by name can be redirected. */
 static int
 open_unix(const char *text, const struct listen_spec *spec, const char *directory, int *ret_fd,
-	  char *error, size_t error_size)
+	  struct unixsock_file *ret_file, char *error, size_t error_size)
 {
 	char path[4096];
 	unix_path(spec, directory, path, sizeof(path));
@@ -75,27 +77,17 @@ open_unix(const char *text, const struct listen_spec *spec, const char *director
 			 path);
 		return -ENAMETOOLONG;
 	}
-	error[0] = '\0';
-	int r = unixsock_claim(path, error, error_size);
-	if (r < 0) {
-		if (!error[0])
-			snprintf(error, error_size, "listen %s: %s", text, strerror(-r));
-		return r;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(error, error_size, "listen %s: socket: %s", text, strerror(errno));
-		return r;
-	}
-	r = bind_and_listen(fd, (struct sockaddr *)&address, sizeof(address), text, error,
-			    error_size);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
+	struct unixsock_listener listener = {
+	    .path = path,
+	    .mode = (mode_t)-1,
+	    .gid = (gid_t)-1,
+	    .backlog = LISTEN_BACKLOG,
+	};
+	char problem[512];
+	int r = unixsock_listen(&listener, ret_fd, ret_file, problem, sizeof(problem));
+	if (r < 0)
+		snprintf(error, error_size, "listen %s: %s", text, problem);
+	return r;
 }
 
 static int
@@ -139,8 +131,13 @@ open_inet(const char *text, const struct listen_spec *spec, int *ret_fd, char *e
 }
 
 int
-listen_open(const char *text, const char *directory, int *ret_fd, char *error, size_t error_size)
+listen_open(const char *text, const char *directory, int *ret_fd, struct unixsock_file *ret_file,
+	    char *error, size_t error_size)
 {
+	struct unixsock_file none = {0};
+	if (!ret_file)
+		ret_file = &none;
+	*ret_file = none;
 	/* config has checked text already: a problem here is a caller's mistake. */
 	struct listen_spec spec;
 	const char *problem;
@@ -149,12 +146,12 @@ listen_open(const char *text, const char *directory, int *ret_fd, char *error, s
 		return -EINVAL;
 	}
 	if (spec.family == LISTEN_SPEC_UNIX)
-		return open_unix(text, &spec, directory, ret_fd, error, error_size);
+		return open_unix(text, &spec, directory, ret_fd, ret_file, error, error_size);
 	return open_inet(text, &spec, ret_fd, error, error_size);
 }
 
 void
-listen_close(const char *text, const char *directory, int fd)
+listen_close(const char *text, const char *directory, int fd, const struct unixsock_file *file)
 {
 	close(fd);
 	struct listen_spec spec;
@@ -162,7 +159,7 @@ listen_close(const char *text, const char *directory, int fd)
 	if (listen_spec_parse(text, &spec, &problem) == 0 && spec.family == LISTEN_SPEC_UNIX) {
 		char path[4096];
 		unix_path(&spec, directory, path, sizeof(path));
-		(void)unlink(path);
+		unixsock_remove(path, file);
 	}
 }
 

@@ -4,13 +4,17 @@
 
 #include <stddef.h>
 
+#include "lib/unixsock.h"
+
 /* Binds text, a listen spec as config has checked it (lib/listen_spec.h: "tcp:HOST:PORT",
  * "tcp6:[ADDR]:PORT", "unix:PATH"; a relative PATH is relative to directory) and listens.
- * Returns 0 and an O_CLOEXEC fd, or -errno with error filled. */
-int listen_open(const char *text, const char *directory, int *ret_fd, char *error,
-		size_t error_size);
-/* Closes fd; for a unix socket also removes its file. */
-void listen_close(const char *text, const char *directory, int fd);
+ * Returns 0 and an O_CLOEXEC fd, and for a unix socket its file in *ret_file (if not NULL;
+ * {0} otherwise), or -errno with error filled. */
+int listen_open(const char *text, const char *directory, int *ret_fd,
+		struct unixsock_file *ret_file, char *error, size_t error_size);
+/* Closes fd; for a unix socket also removes its file, if it is still file. */
+void listen_close(const char *text, const char *directory, int fd,
+		  const struct unixsock_file *file);
 
 /* Sockets handed to the host by its own service manager (systemd socket activation:
  * LISTEN_FDS, LISTEN_PID), adopted by the `listen` lines whose address they are bound to. */

@@ -94,6 +94,8 @@ struct service {
 	int *listen_fds;
 	bool *listen_adopted; /* came from the host's service manager (LISTEN_FDS) */
 	char **listen_specs;  /* as written, for closing */
+	/* For closing: a unix socket's file, removed only if it is still that file. */
+	struct unixsock_file *listen_files;
 	size_t listen_count;
 	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */

@@ -18,7 +18,7 @@ service_close_sockets(struct service *service)
 			close(service->listen_fds[i]);
 		else
 			listen_close(service->listen_specs[i], service->listen_directory,
-				     service->listen_fds[i]);
+				     service->listen_fds[i], &service->listen_files[i]);
 		free(service->listen_specs[i]);
 	}
 	free(service->listen_fds);
@@ -26,6 +26,8 @@ service_close_sockets(struct service *service)
 	service->listen_adopted = NULL;
 	free(service->listen_specs);
 	service->listen_specs = NULL;
+	free(service->listen_files);
+	service->listen_files = NULL;
 	free(service->listen_names);
 	free(service->listen_directory);
 	service->listen_fds = NULL;
@@ -45,10 +47,11 @@ service_open_sockets(struct service *service, const char *directory,
 	service->listen_fds = calloc(config->listen_count, sizeof(int));
 	service->listen_adopted = calloc(config->listen_count, sizeof(bool));
 	service->listen_specs = calloc(config->listen_count, sizeof(char *));
+	service->listen_files = calloc(config->listen_count, sizeof(struct unixsock_file));
 	service->listen_names = calloc(config->listen_count, name_length);
 	service->listen_directory = strdup(directory);
 	if (!service->listen_fds || !service->listen_adopted || !service->listen_specs ||
-	    !service->listen_names || !service->listen_directory) {
+	    !service->listen_files || !service->listen_names || !service->listen_directory) {
 		service_close_sockets(service);
 		snprintf(error, error_size, "out of memory");
 		return -ENOMEM;
@@ -61,7 +64,7 @@ service_open_sockets(struct service *service, const char *directory,
 		int r = !spec	       ? -ENOMEM
 			: adopted >= 0 ? 0
 				       : listen_open(spec, directory, &service->listen_fds[i],
-						     error, error_size);
+						     &service->listen_files[i], error, error_size);
 		if (r < 0) {
 			free(spec);
 			service_close_sockets(service);

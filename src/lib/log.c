@@ -5,10 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lib/pathat.h"
 
 static enum log_level level_current = LOG_INFO;
 static bool json_current;
@@ -32,15 +36,94 @@ log_enabled(enum log_level level)
 	return level <= level_current;
 }
 
-int
-log_to_file(const char *path)
+/* What open_log refuses once the file is open, by what it is rather than by its name. */
+static int
+check_log(int fd, int shared, const char *path, char *error, size_t error_size)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+		snprintf(error, error_size, "%s: %s", path, strerror(errno));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode))
+		snprintf(error, error_size, "%s is not a regular file", path);
+	else if (st.st_nlink != 1)
+		snprintf(
+		    error, error_size,
+		    "%s has %ju names (hard links), so it could be any file; not writing to it",
+		    path, (uintmax_t)st.st_nlink);
+	else if (shared && st.st_uid != geteuid())
+		snprintf(
+		    error, error_size,
+		    "%s belongs to uid %u in a directory others may write to; not writing to it",
+		    path, (unsigned)st.st_uid);
+	else
+		return 0;
+	return -EPERM;
+}
+
+/* The log file, opened so that nobody else can make it another file: never through a symbolic
+ * link (O_NOFOLLOW); only a regular file with one name (a hard link could be any file; a FIFO
+ * would hold the open, hence O_NONBLOCK until the check); in a directory only its owner can
+ * change, or a sticky one (like /tmp) if the file is ours, which is fs.protected_regular's
+ * rule. Returns the fd or -errno with error filled. */
+static int
+open_log(int directory, const char *name, const char *path, char *error, size_t error_size)
+{
+	int shared = pathat_check_directory(directory, path, error, error_size);
+	if (shared < 0)
+		return shared;
+	int fd = openat(
+	    directory, name,
+	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0640);
+	if (fd < 0) {
+		/* ELOOP, or EACCES where fs.protected_symlinks refuses a stranger's link in a
+		 * sticky directory, or ENXIO for a FIFO: what the name is says it better. */
+		int r = -errno;
+		struct stat st;
+		bool found = fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (found && S_ISLNK(st.st_mode))
+			snprintf(error, error_size,
+				 "%s is a symbolic link: not followed; name the file itself", path);
+		else if (found && !S_ISREG(st.st_mode))
+			snprintf(error, error_size, "%s is not a regular file", path);
+		else
+			snprintf(error, error_size, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	int r = check_log(fd, shared, path, error, error_size);
+	/* Blocking again: a log line is written whole or not at all. */
+	if (r == 0 && fcntl(fd, F_SETFL, O_APPEND) < 0) {
+		r = -errno;
+		snprintf(error, error_size, "%s: %s", path, strerror(errno));
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int
+log_to_file(const char *path, char *error, size_t error_size)
+{
+	int directory;
+	const char *name;
+	int r = pathat_open_parent(path, &directory, &name);
+	if (r < 0) {
+		snprintf(error, error_size, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	int fd = open_log(directory, name, path, error, error_size);
+	close(directory);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	/* dup2 onto stderr: whatever writes to fd 2 (this module, libc's messages, ASan) goes
 	 * to the file, and a reopen swaps it in one step. */
-	int r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	if (r < 0)
+		snprintf(error, error_size, "%s: %s", path, strerror(-r));
 	close(fd);
 	return r;
 }

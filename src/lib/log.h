@@ -11,9 +11,11 @@ void log_set_level(enum log_level level);
  * worker's output), for log collectors; otherwise "HH:MM:SS.mmm level message". */
 void log_set_json(bool json);
 bool log_enabled(enum log_level level);
-/* Sends stderr to path (appending), or back to where it was with NULL; called again (SIGUSR1)
- * it reopens the file, for log rotation. Returns 0 or -errno (stderr unchanged). */
-int log_to_file(const char *path);
+/* Sends stderr to path (appending); called again (SIGUSR1) it reopens the file, for log
+ * rotation. The file must be a regular file, not a symbolic link, in a directory that only its
+ * owner may change (or a sticky one, and then the file is ours): see log.c. Returns 0, or
+ * -errno with error saying what is wrong (stderr unchanged). */
+int log_to_file(const char *path, char *error, size_t error_size);
 
 void log_message(enum log_level level, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
