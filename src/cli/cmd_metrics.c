@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "lib/escape.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_json.h"
 #include "metrics/metrics_table.h"
@@ -94,8 +95,8 @@ cmd_metrics(int argc, char **argv)
 	if (json) {
 		char *text;
 		ssize_t length = metrics_json_encode(&tree, &text);
-		if (length < 0 || fwrite(text, 1, (size_t)length, stdout) != (size_t)length ||
-		    putchar('\n') == EOF)
+		/* Commands are what any process made of its argv: no C1 control goes out raw. */
+		if (length < 0 || escape_print_json(stdout, text) < 0 || putchar('\n') == EOF)
 			status = EXIT_FAILED;
 		if (length >= 0)
 			free(text);

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,8 @@
 
 #include "cli/cli.h"
 #include "cli/cmd_top.h"
+#include "cli/print.h"
 #include "lib/commands.h"
-#include "lib/format.h"
 #include "lib/limits.h"
 #include "lib/protocol.h"
 #include "lib/unixsock.h"
@@ -86,7 +87,9 @@ usage(FILE *out)
 	print_form(out, top_form, top_help);
 	fputs("\n"
 	      "  -s, --socket PATH   the socket (default: supervisor.ipc in this directory)\n"
-	      "  -t, --timeout SEC   how long to wait for the answer (default 60)\n"
+	      "  -t, --timeout SEC   how long to wait to connect and for the answer (default 60)\n"
+	      "      --owner USER    trust a socket served by USER too (root's and your own\n"
+	      "                      always are; another's is refused with exit code 3)\n"
 	      "  -h, --help          this text\n"
 	      "\n"
 	      "Exit codes: 0 ok, 1 the request failed, 2 usage, 3 socket unreachable.\n",
@@ -95,6 +98,7 @@ usage(FILE *out)
 
 struct client_options {
 	const char *socket;
+	uid_t owner; /* besides root and this user, who may serve socket (UNIXSOCK_NO_OWNER) */
 	double timeout;
 	bool json;
 	bool prometheus;
@@ -105,10 +109,11 @@ struct client_options {
 };
 
 static int
-connect_socket(const char *path, int *ret_fd)
+connect_socket(const struct client_options *options, int *ret_fd)
 {
 	char error[512];
-	int r = unixsock_connect(path, ret_fd, error, sizeof(error));
+	int r = unixsock_connect(options->socket, options->timeout, options->owner, ret_fd, error,
+				 sizeof(error));
 	if (r < 0) {
 		fprintf(stderr, "aerie supervisor: %s\n", error);
 		return r == -ENAMETOOLONG ? EXIT_USAGE : EXIT_UNREACHABLE;
@@ -146,10 +151,10 @@ static int
 round_trip(const struct client_options *options, const char *request, json_t **ret_reply)
 {
 	int fd;
-	int code = connect_socket(options->socket, &fd);
+	double deadline = monotonic_seconds() + options->timeout;
+	int code = connect_socket(options, &fd);
 	if (code != EXIT_OK)
 		return code;
-	double deadline = monotonic_seconds() + options->timeout;
 	size_t length = strlen(request) + 1, sent = 0;
 	while (sent < length) {
 		if (!wait_fd(fd, POLLOUT, deadline))
@@ -222,118 +227,6 @@ timeout:
 	return EXIT_FAILED;
 }
 
-static int
-print_json(const json_t *reply)
-{
-	if (json_dumpf(reply, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) < 0 ||
-	    putchar('\n') == EOF)
-		return EXIT_FAILED;
-	return EXIT_OK;
-}
-
-/* An {"error":…} reply is printed to stderr: exit code 1. */
-static bool
-report_error(const json_t *reply)
-{
-	json_t *error = json_object_get(reply, "error");
-	if (!error)
-		return false;
-	fprintf(stderr, "aerie supervisor: %s (%s)\n",
-		json_string_value(json_object_get(error, "message")) ?: "the request failed",
-		json_string_value(json_object_get(error, "code")) ?: "error");
-	return true;
-}
-
-static void
-print_status(const json_t *reply)
-{
-	json_t *host = json_object_get(reply, "host");
-	char uptime[32], since[32];
-	printf("host %lld: up %s, generation %lld%s\n",
-	       (long long)json_integer_value(json_object_get(host, "pid")),
-	       format_duration(json_number_value(json_object_get(host, "uptime")), uptime,
-			       sizeof(uptime)),
-	       (long long)json_integer_value(json_object_get(host, "generation")),
-	       json_is_true(json_object_get(host, "stopping")) ? ", stopping" : "");
-	printf("%-16s %7s %4s %-9s %8s %11s  %s\n", "WORKER", "PID", "GEN", "STATE", "RESTARTS",
-	       "UPTIME", "STATUS");
-	double now = (double)time(NULL);
-	const char *name;
-	json_t *service;
-	json_object_foreach(json_object_get(reply, "services"), name, service)
-	{
-		json_t *worker;
-		size_t i;
-		json_array_foreach(json_object_get(service, "workers"), i, worker)
-		{
-			char label[64];
-			snprintf(label, sizeof(label), "%s.%lld", name,
-				 (long long)json_integer_value(json_object_get(worker, "index")));
-			json_t *exit = json_object_get(worker, "last_exit");
-			char detail[160] = "";
-			if (json_string_value(json_object_get(worker, "status")))
-				snprintf(detail, sizeof(detail), "%s",
-					 json_string_value(json_object_get(worker, "status")));
-			else if (json_object_get(exit, "code"))
-				snprintf(
-				    detail, sizeof(detail), "last exit: status %lld",
-				    (long long)json_integer_value(json_object_get(exit, "code")));
-			else if (json_object_get(exit, "signal"))
-				snprintf(detail, sizeof(detail), "last exit: SIG%s",
-					 json_string_value(json_object_get(exit, "signal")));
-			printf("%-16s %7lld %4lld %-9s %8lld %11s  %s\n", label,
-			       (long long)json_integer_value(json_object_get(worker, "pid")),
-			       (long long)json_integer_value(json_object_get(worker, "generation")),
-			       json_string_value(json_object_get(worker, "state")) ?: "?",
-			       (long long)json_integer_value(json_object_get(worker, "restarts")),
-			       format_duration(
-				   now - json_number_value(json_object_get(worker, "since")), since,
-				   sizeof(since)),
-			       detail);
-		}
-		printf("%s: %lld/%lld ready, %lld restarts\n", name,
-		       (long long)json_integer_value(json_object_get(service, "ready")),
-		       (long long)json_integer_value(json_object_get(service, "count")),
-		       (long long)json_integer_value(json_object_get(service, "restarts")));
-	}
-}
-
-/* status --check, for readiness probes (Kubernetes, Nomad, systemd): 0 only when every service
- * has as many ready workers as its count and the host is not stopping; else 1 and one line
- * that says what is missing. */
-static int
-check_ready(const json_t *reply)
-{
-	const json_t *services = json_object_get(reply, "services");
-	if (!json_is_object(services)) {
-		fprintf(stderr, "aerie supervisor: not ready: the status has no services\n");
-		return EXIT_FAILED;
-	}
-	if (json_is_true(json_object_get(json_object_get(reply, "host"), "stopping"))) {
-		fprintf(stderr, "aerie supervisor: not ready: the host is stopping\n");
-		return EXIT_FAILED;
-	}
-	char all[1024] = "", missing[1024] = "";
-	const char *name;
-	json_t *service;
-	json_object_foreach((json_t *)services, name, service)
-	{
-		long long ready = json_integer_value(json_object_get(service, "ready"));
-		long long count = json_integer_value(json_object_get(service, "count"));
-		char *list = ready < count ? missing : all;
-		size_t length = strlen(list);
-		if (length < sizeof(all) - 1)
-			snprintf(list + length, sizeof(all) - length, "%s%s %lld/%lld",
-				 length ? ", " : "", name, ready, count);
-	}
-	if (missing[0]) {
-		fprintf(stderr, "aerie supervisor: not ready: %s ready\n", missing);
-		return EXIT_FAILED;
-	}
-	printf("ready: %s\n", all[0] ? all : "no services");
-	return EXIT_OK;
-}
-
 /* The request for entry's command, with the options that go with it. */
 static json_t *
 request_new(const struct command_entry *entry, const struct client_options *options)
@@ -380,10 +273,10 @@ run_command(const struct command_entry *entry, const struct client_options *opti
 	if (code != EXIT_OK)
 		return code;
 
-	if (report_error(reply)) {
+	if (print_error(reply)) {
 		code = EXIT_FAILED;
 	} else if (options->prometheus && json_is_string(reply)) {
-		fputs(json_string_value(reply), stdout);
+		code = print_prometheus(reply);
 	} else if (options->json) {
 		code = print_json(reply);
 	} else if (entry->command == COMMAND_METRICS) {
@@ -395,12 +288,13 @@ run_command(const struct command_entry *entry, const struct client_options *opti
 			code = print_json(reply); /* not our shape: show it as it is */
 		}
 	} else if (entry->command == COMMAND_STATUS && options->check) {
-		code = check_ready(reply);
+		code = print_ready(reply);
 	} else if (entry->command == COMMAND_STATUS) {
 		print_status(reply);
 	} else if (json_object_get(reply, "signal")) {
+		char signal[64];
 		printf("sent SIG%s to the host\n",
-		       json_string_value(json_object_get(reply, "signal")));
+		       print_text(json_object_get(reply, "signal"), "?", signal, sizeof(signal)));
 	} else if (json_object_get(reply, "generation")) {
 		printf("restarted: generation %lld is serving\n",
 		       (long long)json_integer_value(json_object_get(reply, "generation")));
@@ -409,6 +303,24 @@ run_command(const struct command_entry *entry, const struct client_options *opti
 	}
 	json_decref(reply);
 	return code;
+}
+
+/* --owner's USER: a name, or a uid that need not have one (a host in a container). */
+static int
+parse_owner(const char *text, uid_t *ret_uid)
+{
+	const struct passwd *user = getpwnam(text);
+	if (user) {
+		*ret_uid = user->pw_uid;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long uid = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || uid >= UNIXSOCK_NO_OWNER)
+		return -EINVAL;
+	*ret_uid = (uid_t)uid;
+	return 0;
 }
 
 /* "unknown command" with what there is: the table's and top. */
@@ -425,13 +337,20 @@ int
 cmd_supervisor(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
-	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
-	    {"check", no_argument, NULL, 'c'},	       {"interval", required_argument, NULL, 'i'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"socket", required_argument, NULL, 's'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"prometheus", no_argument, NULL, 'P'},
+	    {"service", required_argument, NULL, 'S'},
+	    {"signal", required_argument, NULL, 'g'},
+	    {"check", no_argument, NULL, 'c'},
+	    {"interval", required_argument, NULL, 'i'},
+	    {"owner", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct client_options client = {.socket = "supervisor.ipc",
+					.owner = UNIXSOCK_NO_OWNER,
 					.timeout = CLIENT_DEFAULT_TIMEOUT};
 	/* Options may come before or after the command word (GNU getopt permutes). */
 	for (int c; (c = getopt_long(argc, argv, "s:t:jh", options, NULL)) != -1;) {
@@ -476,6 +395,15 @@ cmd_supervisor(int argc, char **argv)
 		}
 		case 'g':
 			client.signal = optarg;
+			break;
+		case 'o':
+			if (parse_owner(optarg, &client.owner) < 0) {
+				fprintf(
+				    stderr,
+				    "aerie supervisor: --owner: no user '%s' (a name or a uid)\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -523,7 +451,7 @@ cmd_supervisor(int argc, char **argv)
 		}
 		return cmd_top(client.socket,
 			       client.interval > 0 ? client.interval : TOP_DEFAULT_INTERVAL,
-			       client.timeout);
+			       client.timeout, client.owner);
 	}
 	return run_command(entry, &client);
 }

@@ -25,12 +25,14 @@
 #include "cli/top_events.h"
 #include "cli/top_link.h"
 #include "cli/top_view.h"
+#include "lib/escape.h"
 #include "lib/limits.h"
 #include "lib/loop.h"
 #include "metrics/metrics_json.h"
 
 struct top {
 	const char *socket;
+	uid_t owner; /* besides root and this user, the one trusted to serve socket */
 	double interval;
 	struct loop *loop;
 	struct loop_timer tick;
@@ -95,6 +97,7 @@ take_round(struct top *top, json_t *metrics)
 	} else {
 		snprintf(top->message, sizeof(top->message), "no metrics from the host: %s",
 			 message ? message : "not an object keyed by pid");
+		escape_controls(top->message, false);
 	}
 	top_events_diff(&top->events, top->status, top->round_status, time(NULL));
 	json_decref(top->status);
@@ -143,7 +146,9 @@ on_tick(struct loop *loop, void *data)
 	struct top *top = data;
 	if (top->link.fd < 0) {
 		char error[400] = "cannot watch the socket";
-		if (top_link_connect(&top->link, top->socket, error, sizeof(error)) < 0 ||
+		/* Not waiting for room: the screen and its keys must not freeze meanwhile. */
+		if (top_link_connect(&top->link, top->socket, 0, top->owner, error, sizeof(error)) <
+			0 ||
 		    loop_add(loop, top->link.fd, EPOLLIN, on_link, top) < 0) {
 			top_link_close(&top->link);
 			snprintf(top->message, sizeof(top->message),
@@ -176,6 +181,7 @@ on_restart(struct loop *loop, int fd, uint32_t events, void *data)
 	struct top *top = data;
 	(void)events;
 	json_t *reply = NULL;
+	char text[400];
 	int r = top_link_receive(&top->restart, &reply);
 	if (r == 0)
 		return;
@@ -187,8 +193,10 @@ on_restart(struct loop *loop, int fd, uint32_t events, void *data)
 			 "rolling restart: no answer (%s); see the host's log",
 			 r == -ECONNRESET ? "the supervisor closed the connection" : strerror(-r));
 	else if (error)
-		snprintf(top->message, sizeof(top->message), "rolling restart failed: %s",
-			 json_string_value(json_object_get(error, "message")) ?: "error");
+		snprintf(
+		    top->message, sizeof(top->message), "rolling restart failed: %s",
+		    escape_copy(json_string_value(json_object_get(error, "message")) ?: "error",
+				text, sizeof(text)));
 	else
 		snprintf(top->message, sizeof(top->message),
 			 "rolling restart done: generation %lld is serving",
@@ -202,7 +210,7 @@ static void
 start_restart(struct top *top)
 {
 	char error[400];
-	if (top_link_connect(&top->restart, top->socket, error, sizeof(error)) < 0) {
+	if (top_link_connect(&top->restart, top->socket, 0, top->owner, error, sizeof(error)) < 0) {
 		snprintf(top->message, sizeof(top->message), "rolling restart: %s", error);
 		return;
 	}
@@ -346,6 +354,16 @@ draw_line(int y, int width, const char *text, int attributes)
 	attrset(A_NORMAL);
 }
 
+/* What a terminal cell shows as one character and acts on as nothing: printable ASCII. The
+ * rows are made so by top_view; these are the lines drawn besides them. */
+static void
+printable_ascii(char *text)
+{
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+}
+
 /* The event feed: the latest events, newest first, on one line. */
 static void
 events_text(const struct top *top, char *buffer, size_t size)
@@ -359,9 +377,7 @@ events_text(const struct top *top, char *buffer, size_t size)
 			break;
 		length += (size_t)n;
 	}
-	for (char *p = buffer; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
+	printable_ascii(buffer);
 }
 
 static void
@@ -399,7 +415,7 @@ draw(struct top *top)
 			 "Rolling restart of every service: new workers first, the old ones stop "
 			 "once the new are ready. Go ahead? (y/n)");
 	else if (top->message[0])
-		snprintf(text, sizeof(text), "%s", top->message);
+		printable_ascii(strcpy(text, top->message));
 	else
 		snprintf(text, sizeof(text),
 			 "q quit  s sort (%s)  r rolling restart  Up/Down PgUp/PgDn scroll  "
@@ -430,12 +446,12 @@ receive_blocking(struct top_link *link, double deadline, json_t **ret_reply)
 	}
 }
 
-/* Not a terminal: one snapshot in the same table, for scripts and tests. */
+/* Not a terminal: one snapshot in the same table, for scripts and tests, by deadline (monotonic
+ * seconds, timeout after the start). */
 static int
-snapshot(struct top_link *link, const char *socket, double timeout)
+snapshot(struct top_link *link, const char *socket, double timeout, double deadline)
 {
 	json_t *status = NULL, *metrics = NULL;
-	double deadline = loop_now_seconds() + timeout;
 	int r = top_link_ask(link, COMMAND_STATUS);
 	if (r == 0)
 		r = top_link_ask(link, COMMAND_METRICS);
@@ -458,8 +474,10 @@ snapshot(struct top_link *link, const char *socket, double timeout)
 	if (metrics_json_parse(metrics, &tree) < 0) {
 		const char *message = json_string_value(
 		    json_object_get(json_object_get(metrics, "error"), "message"));
+		char text[400];
 		fprintf(stderr, "aerie supervisor: no metrics: %s\n",
-			message ? message : "not an object keyed by pid");
+			message ? escape_copy(message, text, sizeof(text))
+				: "not an object keyed by pid");
 		code = EXIT_FAILED;
 	}
 	struct top_lines header, rows;
@@ -531,20 +549,23 @@ run_screen(struct top *top)
 }
 
 int
-cmd_top(const char *socket, double interval, double timeout)
+cmd_top(const char *socket, double interval, double timeout, uid_t owner)
 {
 	struct top top = {.socket = socket,
+			  .owner = owner,
 			  .interval = interval,
 			  .link = TOP_LINK_INIT,
 			  .restart = TOP_LINK_INIT};
 	char error[400];
-	/* The first connection must work: a wrong path is better told at once than retried on
-	 * a blank screen. Later losses are shown and retried. */
-	if (top_link_connect(&top.link, socket, error, sizeof(error)) < 0) {
+	double deadline = loop_now_seconds() + timeout;
+	/* The first connection must work: a wrong path or a socket not to be trusted is better
+	 * told at once than retried on a blank screen. Later losses are shown and retried. */
+	if (top_link_connect(&top.link, socket, timeout, owner, error, sizeof(error)) < 0) {
 		fprintf(stderr, "aerie supervisor: %s\n", error);
 		return EXIT_UNREACHABLE;
 	}
-	int code = interactive() ? run_screen(&top) : snapshot(&top.link, socket, timeout);
+	int code =
+	    interactive() ? run_screen(&top) : snapshot(&top.link, socket, timeout, deadline);
 	top_link_close(&top.link);
 	top_link_close(&top.restart);
 	json_decref(top.status);

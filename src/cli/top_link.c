@@ -13,10 +13,11 @@
 #include "lib/unixsock.h"
 
 int
-top_link_connect(struct top_link *link, const char *path, char *error, size_t error_size)
+top_link_connect(struct top_link *link, const char *path, double timeout, uid_t owner, char *error,
+		 size_t error_size)
 {
 	int fd;
-	int r = unixsock_connect(path, &fd, error, error_size);
+	int r = unixsock_connect(path, timeout, owner, &fd, error, error_size);
 	if (r < 0)
 		return r;
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {

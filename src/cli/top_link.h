@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "lib/commands.h"
 
@@ -18,9 +19,11 @@ struct top_link {
 		.fd = -1                                                                           \
 	}
 
-/* Connects to the socket at path (non-blocking afterwards). On failure, error says what is
- * wrong and what to do, for the user; returns -errno. */
-int top_link_connect(struct top_link *link, const char *path, char *error, size_t error_size);
+/* Connects to the socket at path (non-blocking afterwards) as unixsock_connect does: waiting
+ * at most timeout seconds for room (0: not at all), trusting root, this user and owner only.
+ * On failure, error says what is wrong and what to do, for the user; returns -errno. */
+int top_link_connect(struct top_link *link, const char *path, double timeout, uid_t owner,
+		     char *error, size_t error_size);
 void top_link_close(struct top_link *link);
 /* Sends request (a JSON text) and its NUL. The requests are tiny and at most a few are in
  * flight, so a full socket buffer is an error (-EAGAIN), not something to queue. */

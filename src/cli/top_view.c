@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/escape.h"
 #include "lib/format.h"
 
 enum column {
@@ -78,7 +79,8 @@ static void add_line(struct render *render, enum top_style style, const char *fo
     __attribute__((format(printf, 3, 4)));
 
 /* Appends one line, cut to the width; with a width, what is not printable ASCII becomes '?'
- * so that a command can't move the cursor or take two cells. */
+ * so that a command can't move the cursor or take two cells. Without, control characters and
+ * what is not UTF-8 do (the snapshot may go to a terminal too). */
 static void
 add_line(struct render *render, enum top_style style, const char *format, ...)
 {
@@ -94,7 +96,9 @@ add_line(struct render *render, enum top_style style, const char *format, ...)
 		render->failed = true;
 		return;
 	}
-	if (render->width) {
+	if (!render->width) {
+		escape_controls(text, false);
+	} else {
 		for (char *p = text; *p; p++)
 			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 				*p = '?';

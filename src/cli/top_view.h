@@ -31,8 +31,9 @@ const char *top_sort_name(enum top_sort sort);
 /* Renders status (a status reply; NULL or an error reply: shown as missing) and tree (the
  * metrics reply; NULL: none) into ret_header (title, totals, column titles) and ret_rows (the
  * part that scrolls). width is the terminal's: columns are dropped, least useful first, to
- * fit, lines are cut to it and commands are shown in ASCII; 0 means no limit (the snapshot).
- * Returns 0 or -ENOMEM; on failure nothing is returned. */
+ * fit, lines are cut to it and commands are shown in ASCII; 0 means no limit (the snapshot),
+ * UTF-8 kept. Either way no line holds a control character (C0, DEL, C1) or a byte that is not
+ * UTF-8. Returns 0 or -ENOMEM; on failure nothing is returned. */
 int top_view_render(const json_t *status, const struct metrics_tree *tree, enum top_sort sort,
 		    size_t width, struct top_lines *ret_header, struct top_lines *ret_rows);
 void top_lines_free(struct top_lines *lines);

@@ -77,3 +77,6 @@
  * 50 ms window would read as 20 %. A capture that comes sooner after the previous one (a second
  * client, a script in a loop) gets the percent of the last full window and keeps its sample. */
 #define CPU_INTERVAL_MIN_SECONDS 0.5
+/* connect() to a socket whose backlog is full sleeps in the kernel at most this long at a time
+ * (SO_SNDTIMEO), then again until --timeout is over: no timeval overflows. */
+#define UNIXSOCK_MAX_WAIT 86400.0

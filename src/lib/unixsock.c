@@ -118,45 +118,6 @@ unixsock_claim(const char *path, char *error, size_t error_size)
 	return r;
 }
 
-int
-unixsock_connect(const char *path, int *ret_fd, char *error, size_t error_size)
-{
-	struct sockaddr_un address;
-	if (unixsock_address(path, &address) < 0) {
-		snprintf(error, error_size, "%s: path too long for a unix socket", path);
-		return -ENAMETOOLONG;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		int r = -errno;
-		snprintf(error, error_size, "socket: %s", strerror(-r));
-		return r;
-	}
-	if (connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-		int r = -errno;
-		close(fd);
-		if (r == -ENOENT)
-			snprintf(error, error_size,
-				 "no socket at %s: is the host running? (-s gives another path)",
-				 path);
-		else if (r == -ECONNREFUSED)
-			snprintf(error, error_size,
-				 "%s: connection refused: the socket is stale, its host is not "
-				 "running",
-				 path);
-		else if (r == -EACCES || r == -EPERM)
-			snprintf(error, error_size,
-				 "%s: permission denied: run as the host's user or a member of "
-				 "its socket_group",
-				 path);
-		else
-			snprintf(error, error_size, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
 /* Binds fd where bind can be pointed at a directory: through /proc/self/fd, by the socket's
  * own name if that fits in sun_path, else by a short one (the name only shows in getsockname). */
 static int

@@ -1,5 +1,7 @@
 /* unixsock: unix socket paths: the address, claiming a path a dead process left behind, and
- * making and removing a listening socket's file so that no call by name goes elsewhere. */
+ * making and removing a listening socket's file so that no call by name goes elsewhere (the
+ * host's side, unixsock.c); and connecting to a server the client can trust (the client's side,
+ * unixsock_connect.c). */
 #pragma once
 
 #include <stddef.h>
@@ -13,9 +15,16 @@ int unixsock_address(const char *path, struct sockaddr_un *ret_address);
  * socket that answers (or whose queue is full: it does not wait), or any other file, is an error
  * described in error. Nothing is followed: a link at path is "not a socket". */
 int unixsock_claim(const char *path, char *error, size_t error_size);
-/* Connects (blocking: a unix socket connects or fails at once) to the socket at path. On
- * failure returns -errno and writes into error what is wrong and what to do, for a user. */
-int unixsock_connect(const char *path, int *ret_fd, char *error, size_t error_size);
+/* unixsock_connect.c, the client's side: */
+/* unixsock_connect's owner when only root and the caller's own user are trusted. */
+#define UNIXSOCK_NO_OWNER ((uid_t)-1)
+/* Connects to the socket at path and returns the connected (blocking) fd. A listener whose
+ * backlog is full is waited for at most timeout seconds (0: not at all), then -ETIMEDOUT. The
+ * server must be root, the caller's effective user or owner (SO_PEERCRED), else -EPERM and
+ * nothing was sent. On failure returns -errno and writes into error what is wrong and what to
+ * do, for a user. */
+int unixsock_connect(const char *path, double timeout, uid_t owner, int *ret_fd, char *error,
+		     size_t error_size);
 
 /* A listening socket to make. */
 struct unixsock_listener {

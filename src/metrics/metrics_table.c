@@ -1,16 +1,17 @@
 /* metrics_table: a captured tree as a ps/top-like table, indented as a tree, with totals. */
 #include "metrics/metrics_table.h"
 
+#include "lib/escape.h"
 #include "lib/format.h"
 
-/* A command as ps shows it: control characters as '?'. A capture already replaces them
- * (metrics_command_from_cmdline), but a tree parsed from another supervisor's JSON may carry
- * any, and this goes to a terminal. */
+/* A command as ps shows it: control characters, C1 controls included, and bytes that are not
+ * UTF-8 as '?'. A capture replaces C0 controls already (metrics_command_from_cmdline), but not
+ * the rest, and a tree parsed from another supervisor's JSON may carry any; this goes to a
+ * terminal. */
 static void
 put_command(FILE *out, const char *command)
 {
-	for (const unsigned char *c = (const unsigned char *)command; *c; c++)
-		fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+	escape_print(out, command);
 	fputc('\n', out);
 }
 
