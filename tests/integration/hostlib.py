@@ -330,7 +330,10 @@ class Host:
         return self.process.pid
 
     def log(self):
-        """The lines the host has written to stderr so far."""
+        """The lines the host has written to stderr so far: all of them once it has exited (the
+        reader thread may still be taking the last ones when wait() returns)."""
+        if self.process.poll() is not None:
+            self._reader.join(timeout=5)
         with self._lock:
             return list(self.lines)
 
