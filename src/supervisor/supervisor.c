@@ -131,6 +131,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	if (r < 0)
 		return 1;
 	loop_timer_init(&supervisor.accept_timer, on_accept_timer, &supervisor);
+	requests_init(&supervisor);
 	static const int signals[] = {SIGTERM, SIGINT};
 	if (loop_signals(supervisor.loop, signals, 2, on_signal, NULL) < 0 ||
 	    loop_add(supervisor.loop, CHANNEL_FD_CONTROL, EPOLLIN, on_accept, &supervisor) < 0 ||
@@ -148,6 +149,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 		client_close(client);
 	}
 	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
+	requests_close(&supervisor);
 	loop_free(supervisor.loop);
 	cpu_interval_free(&supervisor.cpu);
 	return r < 0 ? 1 : 0;
