@@ -7,7 +7,7 @@
  * passes status/restart to the host as one small binary message on a SOCK_SEQPACKET pair
  * (lib/channel.h), which is all the host reads from it: no JSON. Replies it cannot take at once
  * wait in a queue, never dropped and never blocking the host. If it crashes, the host restarts
- * it; if it hangs, it stops answering the host's pings
+ * it (with a backoff while it fails at once); if it hangs, it stops answering the host's pings
  * and is killed and restarted. The listening socket stays open in the host, so the kernel
  * queues new connections meanwhile. */
 #include "host/control.h"
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ struct control {
 	uint64_t ping_id;	    /* the last ping sent, or 0 */
 	bool ping_answered;
 	struct loop_timer ping_timer;
+	double restart_delay; /* before the next start after a quick failure; 0: at once */
 	char executable[4096];
 	char host_pid_text[16];
 	char socket_gid_text[16];
@@ -286,6 +288,22 @@ close_channel(struct control *control)
 	control->channel_fd = -1;
 }
 
+/* The wait before the next start: none after a run of CONTROL_STABLE_SECONDS, else
+ * CONTROL_RESTART_DELAY doubled for each quick failure in a row, up to a cap (as a worker's
+ * restart_delay, and systemd's RestartSteps=/RestartMaxDelaySec=, do): a supervisor that
+ * cannot start must not cost the host a spawn a second for ever. */
+static double
+next_restart_delay(struct control *control, bool stable)
+{
+	if (stable) {
+		control->restart_delay = 0;
+		return 0;
+	}
+	double delay = control->restart_delay > 0 ? control->restart_delay : CONTROL_RESTART_DELAY;
+	control->restart_delay = fmin(delay * 2, CONTROL_RESTART_DELAY_MAX);
+	return delay;
+}
+
 /* Each tick checks that the previous ping was answered and sends the next: one timer, and no
  * wake-up between. A supervisor whose loop does not turn (stopped, or stuck in a loop) is
  * killed, process group and all, and its exit brings the normal respawn, as a worker that
@@ -321,8 +339,9 @@ spawn_supervisor(struct control *control)
 {
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
-		log_errno(LOG_ERROR, -errno, "supervisor: socketpair");
-		schedule_restart(control, CONTROL_RESTART_DELAY);
+		double delay = next_restart_delay(control, false);
+		log_errno(LOG_ERROR, -errno, "supervisor: socketpair; retrying in %.0f s", delay);
+		schedule_restart(control, delay);
 		return;
 	}
 	bool http = control->http_fd >= 0;
@@ -351,8 +370,10 @@ spawn_supervisor(struct control *control)
 	close(pair[1]);
 	if (r < 0) {
 		close(pair[0]);
-		log_errno(LOG_ERROR, r, "cannot start the supervisor process");
-		schedule_restart(control, CONTROL_RESTART_DELAY);
+		double delay = next_restart_delay(control, false);
+		log_errno(LOG_ERROR, r, "cannot start the supervisor process; retrying in %.0f s",
+			  delay);
+		schedule_restart(control, delay);
 		return;
 	}
 	control->epoch++;
@@ -461,7 +482,7 @@ control_child_exited(struct control *control, pid_t pid, int status)
 		log_info("supervisor[%d] stopped", (int)pid);
 		return true;
 	}
-	double delay = uptime >= CONTROL_STABLE_SECONDS ? 0 : CONTROL_RESTART_DELAY;
+	double delay = next_restart_delay(control, uptime >= CONTROL_STABLE_SECONDS);
 	if (WIFSIGNALED(status))
 		log_warn("supervisor[%d] killed by signal %d; restarting in %.0f s", (int)pid,
 			 WTERMSIG(status), delay);

@@ -45,8 +45,9 @@ void control_reply(struct control *control, struct control_ticket ticket, const 
 /* Answers ticket with {"error":{"code":code,"message":message}}. */
 void control_reply_error(struct control *control, struct control_ticket ticket,
 			 enum protocol_code code, const char *message);
-/* Starts the supervisor process, and restarts it whenever it exits until control_stop. It is
- * pinged every CONTROL_PING_INTERVAL; one that misses an answer is killed (then restarted). */
+/* Starts the supervisor process, and restarts it whenever it exits until control_stop: at once
+ * after a run of CONTROL_STABLE_SECONDS, else after a delay that doubles per quick failure. It
+ * is pinged every CONTROL_PING_INTERVAL; one that misses an answer is killed (then restarted). */
 void control_start(struct control *control);
 /* Stops the supervisor process; returns true while it still runs. */
 bool control_stop(struct control *control);

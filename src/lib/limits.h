@@ -17,10 +17,12 @@
 #define SUPERVISOR_ACCEPT_PAUSE 1.0    /* after EMFILE/ENFILE, as tmux does */
 #define SUPERVISOR_REQUESTS_PER_TURN 8 /* then other clients get their turn */
 /* The host restarts the supervisor process at once if it had been up this long, else after
- * CONTROL_RESTART_DELAY: a crash loop costs one spawn a second. */
+ * CONTROL_RESTART_DELAY, doubled for each quick failure in a row up to CONTROL_RESTART_DELAY_MAX
+ * (a failed spawn counts as one): a supervisor that cannot start costs a spawn every 30 s. */
 #define CONTROL_STABLE_SECONDS 10.0
 #define CONTROL_RESTART_DELAY 1.0
 #define CONTROL_LISTEN_BACKLOG 128 /* clients the kernel queues on the control socket */
+#define CONTROL_RESTART_DELAY_MAX 30.0
 /* The host pings the supervisor process this often; one that has not answered by the next
  * ping is hung (stopped, or its loop stuck) and is killed: a hang costs 5 to 10 s. */
 #define CONTROL_PING_INTERVAL 5.0

@@ -1,14 +1,17 @@
 """The channel between the host and its supervisor process, under load and failure: no reply is
-dropped however many come at once or however large one is, and a hung supervisor process is
-replaced (src/lib/channel.c, src/host/control.c). Every wait polls a condition with a deadline; nothing sleeps blind."""
+dropped however many come at once or however large one is, a hung supervisor process is
+replaced, and one that cannot start is retried with a growing delay (src/lib/channel.c,
+src/host/control.c). Every wait polls a condition with a deadline; nothing sleeps blind."""
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import threading
 
-from hostlib import (fd_count, proc_stat, service, supervisor_pid, wait_for, wait_gone,
-                     worker_command)
+from hostlib import (fd_count, proc_stat, process_alive, service, supervisor_pid, wait_for,
+                     wait_gone, worker_command)
 
 MIB = 1024 * 1024
 MAX_OUTPUT = 16 * MIB  # PROTOCOL_MAX_OUTPUT: once the bound on any one reply
@@ -129,3 +132,46 @@ def test_stopped_supervisor_is_replaced(start_host):
     wait_gone([supervisor], what="the stopped supervisor")
     assert supervisor_pid(host.pid) != supervisor
     assert host.process.poll() is None
+
+
+def uptime(pid):
+    """Seconds since pid started, from /proc."""
+    with open("/proc/uptime") as f:
+        now = float(f.read().split()[0])
+    return now - int(proc_stat(pid)[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def restart_delays(host):
+    """The delays the host logged before each start of a supervisor process, in order."""
+    return [int(m.group(1)) for line in host.log()
+            if (m := re.search(r"supervisor\[\d+\] .*; restarting in (\d+) s", line))]
+
+
+def test_supervisor_that_cannot_start_is_retried_with_growing_delays(start_host, aerie_bin,
+                                                                   tmp_path):
+    # The host runs from a copy of its executable, which an upgrade then removes: each new
+    # supervisor process fails at exec, until the file is back.
+    binary = tmp_path / "aerie"
+    shutil.copy2(aerie_bin, binary)
+    host = start_host(service("web", "/bin/sleep 1000", count=1, ready="none"),
+                      binary=str(binary))
+    host.wait_ready("web", 1)
+    supervisor = supervisor_pid(host.pid)
+    away = tmp_path / "aerie.away"
+    binary.rename(away)
+    os.kill(supervisor, signal.SIGKILL)
+    host.wait_log("restarting in 4 s", timeout=20)
+    delays = restart_delays(host)
+    assert delays[-3:] == [1, 2, 4], delays  # doubling per quick failure
+    assert len(host.wait_log("exited with status 127")) >= 2
+    away.rename(binary)
+    # The next attempt starts it: it answers again.
+    wait_for(lambda: isinstance(ask(host.socket, "status", timeout=2), bytes), timeout=15,
+             message="a supervisor process that answers")
+    again = supervisor_pid(host.pid)
+    # Up CONTROL_STABLE_SECONDS, the backoff is forgotten: its next crash restarts it at once.
+    wait_for(lambda: uptime(again) > 10.5, timeout=15, interval=0.2,
+             message="the supervisor up 10 s")
+    os.kill(again, signal.SIGKILL)
+    host.wait_log(f"supervisor[{again}] killed by signal 9; restarting in 0 s")
+    assert process_alive(supervisor_pid(host.pid, exclude=(again,)))
