@@ -672,7 +672,7 @@ main(int argc, char **argv)
 	struct options o;
 	sigset_t stop_signals;
 	struct timespec deadline;
-	char message[512];
+	char message[4096]; /* as long as an sd_notify datagram the host reads */
 	pid_t pid = 0;
 	int r;
 

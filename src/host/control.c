@@ -5,14 +5,17 @@
  * privilege separation: the host never reads a byte from a client. The supervisor process
  * accepts on the socket the host bound, frames and parses requests, answers metrics itself and
  * passes status/restart to the host as one small binary message on a SOCK_SEQPACKET pair
- * (lib/channel.h), which is all the host reads from it: no JSON. If it crashes or hangs, the host
- * restarts it; the listening socket stays open in the host, so the kernel queues new connections
- * meanwhile. */
+ * (lib/channel.h), which is all the host reads from it: no JSON. Replies it cannot take at once
+ * wait in a queue, never dropped and never blocking the host. If it crashes, the host restarts
+ * it (with a backoff while it fails at once); if it hangs, it stops answering the host's pings
+ * and is killed and restarted. The listening socket stays open in the host, so the kernel
+ * queues new connections meanwhile. */
 #include "host/control.h"
 
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,11 @@ struct control {
 	int channel_fd; /* host's end of the pair shared with the running supervisor */
 	unsigned epoch; /* counts supervisor spawns: replies for an older one are dropped */
 	bool stopping;
+	struct channel_queue queue; /* what the supervisor has not taken yet, in order */
+	uint64_t ping_id;	    /* the last ping sent, or 0 */
+	bool ping_answered;
+	struct loop_timer ping_timer;
+	double restart_delay; /* before the next start after a quick failure; 0: at once */
 	char executable[4096];
 	char host_pid_text[16];
 	char socket_gid_text[16];
@@ -104,17 +112,32 @@ bind_socket(struct control *control, const struct config *config, char *error, s
 	return 0;
 }
 
-/* A reply goes out as the host wrote it, with its NUL (the client's frame) and the id in the
- * channel's header, so that the supervisor passes it on without parsing it again (with 100
- * workers that was half the time of a status request). Returns 0 or -errno. */
-static int
-send_reply(struct control *control, uint64_t id, const char *json, size_t length)
+static void on_channel(struct loop *loop, int fd, uint32_t events, void *data);
+
+/* Back-pressure: while the supervisor has more than the queue's bounds to take, the host reads
+ * no more of its requests (each of which would add a reply), and it is woken when the
+ * channel can take more. The loop is never blocked. */
+static void
+update_channel_events(struct control *control)
 {
-	/* The supervisor reads as fast as the host writes small replies; if its buffer is full
-	 * it is stuck, and the reply is dropped rather than blocking the host. */
+	if (control->channel_fd < 0)
+		return;
+	uint32_t events = channel_queue_full(&control->queue) ? 0 : EPOLLIN;
+	if (control->queue.head)
+		events |= EPOLLOUT;
+	(void)loop_modify(control->loop, control->channel_fd, events);
+}
+
+/* Sends a message to the supervisor after those it has not taken yet. */
+static int
+channel_post(struct control *control, uint32_t type, uint64_t id, const void *payload,
+	     size_t length)
+{
 	if (control->channel_fd < 0)
 		return -ENOTCONN;
-	return channel_send(control->channel_fd, CHANNEL_REPLY, id, json, length + 1);
+	int r = channel_queue_send(&control->queue, control->channel_fd, type, id, payload, length);
+	update_channel_events(control);
+	return r;
 }
 
 void
@@ -123,15 +146,23 @@ control_reply(struct control *control, struct control_ticket ticket, const char 
 {
 	if (ticket.epoch != control->epoch || control->stopping)
 		return; /* its supervisor process, and the client with it, are gone */
-	int r = send_reply(control, ticket.id, json, length);
-	if (r == 0)
-		return;
-	log_errno(LOG_WARN, r, "supervisor channel: reply dropped");
-	/* Too large for one datagram: the client gets an error rather than nothing (an error
-	 * reply is small, so this does not come back here). */
-	if (r == -EMSGSIZE && length > 256)
+	/* A reply goes out as the host wrote it, with its NUL (the client's frame) and the id
+	 * in the channel's header, so that the supervisor passes it on without parsing it
+	 * again (with 100 workers that was half the time of a status request). */
+	int r = channel_post(control, CHANNEL_REPLY, ticket.id, json, length + 1);
+	if (r == -EMSGSIZE) {
+		/* Over what the supervisor accepts: the client gets an error rather than
+		 * nothing (an error reply is small, so this does not come back here). */
+		log_warn("supervisor channel: a reply of %zu bytes is over the bound of %d",
+			 length + 1, CHANNEL_MAX_REPLY);
 		control_reply_error(control, ticket, PROTOCOL_CODE_TOO_LARGE,
 				    "reply too large to pass on");
+	} else if (r < 0) {
+		/* The supervisor is gone (its exit is on its way to the reaper) or memory ran
+		 * out: there is no one to give the reply to. */
+		log_errno(r == -ENOMEM ? LOG_ERROR : LOG_DEBUG, r,
+			  "supervisor channel: reply lost");
+	}
 }
 
 void
@@ -149,45 +180,97 @@ control_reply_error(struct control *control, struct control_ticket ticket, enum 
 	free(text);
 }
 
+/* One message of the supervisor process: a request, or the answer to a ping. */
+static void
+take_message(struct control *control, const char *buffer, size_t length)
+{
+	struct channel_message message;
+	if (channel_parse(buffer, length, &message) < 0 ||
+	    (message.header.type >= COMMAND_COUNT && message.header.type != CHANNEL_PONG)) {
+		log_warn("supervisor channel: malformed message ignored");
+		return;
+	}
+	if (message.header.type == CHANNEL_PONG) {
+		if (message.header.id == control->ping_id)
+			control->ping_answered = true;
+		return;
+	}
+	struct control_request request = {
+	    .command = message.command,
+	    .ticket = {message.header.id, control->epoch},
+	    .service = message.service[0] ? message.service : NULL,
+	};
+	control->fn(control, &request, control->data);
+}
+
+/* Reads what the supervisor process sent, until the channel is empty or the queue full (each
+ * request read adds a reply). Several datagrams a call: an idle ping's answer costs one call,
+ * not a second one to find the channel empty. Returns false when the channel is gone. */
+static bool
+read_channel(struct control *control, int fd)
+{
+	while (!channel_queue_full(&control->queue)) {
+		/* One byte more than the largest request: a longer one shows as truncated, and
+		 * channel_parse refuses it. Without room for control data, any fd the
+		 * supervisor attached is closed by the kernel, never installed here. */
+		_Alignas(struct channel_header) char
+		    buffers[CHANNEL_RECEIVE_BATCH]
+			   [sizeof(struct channel_header) + CHANNEL_MAX_REQUEST + 1];
+		struct iovec parts[CHANNEL_RECEIVE_BATCH];
+		struct mmsghdr messages[CHANNEL_RECEIVE_BATCH];
+		for (size_t i = 0; i < CHANNEL_RECEIVE_BATCH; i++) {
+			parts[i] = (struct iovec){buffers[i], sizeof(buffers[i])};
+			messages[i] =
+			    (struct mmsghdr){.msg_hdr = {.msg_iov = &parts[i], .msg_iovlen = 1}};
+		}
+		int n = recvmmsg(fd, messages, CHANNEL_RECEIVE_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		for (int i = 0; i < n && messages[i].msg_len > 0; i++) {
+			take_message(control, buffers[i], messages[i].msg_len);
+			if (control->channel_fd != fd)
+				return false; /* the answer found the supervisor gone */
+		}
+		if (n <= 0 || messages[n - 1].msg_len == 0) {
+			/* The supervisor process is gone (a datagram of nothing is the end of the
+			 * channel); its exit is handled by the reaper. */
+			loop_remove(control->loop, fd);
+			return false;
+		}
+		if (n < CHANNEL_RECEIVE_BATCH)
+			return true;
+	}
+	return true;
+}
+
 static void
 on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct control *control = data;
 	(void)loop;
-	(void)events;
-	for (;;) {
-		/* One byte more than the largest request: a longer one shows as truncated, and
-		 * channel_parse refuses it. */
-		_Alignas(struct channel_header) char
-		    buffer[sizeof(struct channel_header) + CHANNEL_MAX_REQUEST + 1];
-		ssize_t n = recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			/* The supervisor process is gone; its exit is handled by the reaper. */
+	if (events & EPOLLOUT) {
+		int r = channel_queue_flush(&control->queue, fd);
+		if (r == -EPIPE || r == -ECONNRESET) {
+			/* The supervisor process is gone, as in read_channel. */
+			channel_queue_clear(&control->queue);
 			loop_remove(control->loop, fd);
 			return;
 		}
-		struct channel_message message;
-		if (channel_parse(buffer, (size_t)n, &message) < 0 ||
-		    message.header.type == CHANNEL_REPLY) {
-			log_warn("supervisor channel: malformed message ignored");
-			continue;
-		}
-		struct control_request request = {
-		    .command = message.command,
-		    .ticket = {message.header.id, control->epoch},
-		    .service = message.service[0] ? message.service : NULL,
-		};
-		control->fn(control, &request, control->data);
+		if (r < 0 && r != -EAGAIN)
+			log_errno(LOG_WARN, r, "supervisor channel");
 	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !read_channel(control, fd))
+		return;
+	update_channel_events(control);
 }
 
 static void
 close_channel(struct control *control)
 {
+	loop_timer_stop(control->loop, &control->ping_timer);
+	channel_queue_clear(&control->queue);
 	if (control->channel_fd < 0)
 		return;
 	loop_remove(control->loop, control->channel_fd);
@@ -195,14 +278,60 @@ close_channel(struct control *control)
 	control->channel_fd = -1;
 }
 
+/* The wait before the next start: none after a run of CONTROL_STABLE_SECONDS, else
+ * CONTROL_RESTART_DELAY doubled for each quick failure in a row, up to a cap (as a worker's
+ * restart_delay, and systemd's RestartSteps=/RestartMaxDelaySec=, do): a supervisor that
+ * cannot start must not cost the host a spawn a second for ever. */
+static double
+next_restart_delay(struct control *control, bool stable)
+{
+	if (stable) {
+		control->restart_delay = 0;
+		return 0;
+	}
+	double delay = control->restart_delay > 0 ? control->restart_delay : CONTROL_RESTART_DELAY;
+	control->restart_delay = fmin(delay * 2, CONTROL_RESTART_DELAY_MAX);
+	return delay;
+}
+
+/* Each tick checks that the previous ping was answered and sends the next: one timer, and no
+ * wake-up between. A supervisor whose loop does not turn (stopped, or stuck in a loop) is
+ * killed, process group and all, and its exit brings the normal respawn, as a worker that
+ * misses its health_timeout is (systemd's WatchdogSec= does the same with its services). */
+static void
+on_ping_timer(struct loop *loop, void *data)
+{
+	struct control *control = data;
+	if (control->process.pid == 0 || control->channel_fd < 0)
+		return;
+	if (control->ping_id != 0 && !control->ping_answered) {
+		log_warn("supervisor[%d] has not answered for %.0f s; killing it",
+			 (int)control->process.pid, CONTROL_PING_INTERVAL);
+		worker_kill(&control->process, SIGKILL);
+		return;
+	}
+	control->ping_id++;
+	control->ping_answered = false;
+	int r = channel_post(control, CHANNEL_PING, control->ping_id, NULL, 0);
+	if (r < 0)
+		log_errno(LOG_DEBUG, r, "supervisor channel: ping");
+	(void)loop_timer_start(loop, &control->ping_timer, CONTROL_PING_INTERVAL);
+}
+
+static void
+schedule_restart(struct control *control, double delay)
+{
+	(void)loop_timer_start(control->loop, &control->restart_timer, delay);
+}
+
 static void
 spawn_supervisor(struct control *control)
 {
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
-		log_errno(LOG_ERROR, -errno, "supervisor: socketpair");
-		(void)loop_timer_start(control->loop, &control->restart_timer,
-				       CONTROL_RESTART_DELAY);
+		double delay = next_restart_delay(control, false);
+		log_errno(LOG_ERROR, -errno, "supervisor: socketpair; retrying in %.0f s", delay);
+		schedule_restart(control, delay);
 		return;
 	}
 	bool http = control->http_fd >= 0;
@@ -231,22 +360,22 @@ spawn_supervisor(struct control *control)
 	close(pair[1]);
 	if (r < 0) {
 		close(pair[0]);
-		log_errno(LOG_ERROR, r, "cannot start the supervisor process");
-		(void)loop_timer_start(control->loop, &control->restart_timer,
-				       CONTROL_RESTART_DELAY);
+		double delay = next_restart_delay(control, false);
+		log_errno(LOG_ERROR, r, "cannot start the supervisor process; retrying in %.0f s",
+			  delay);
+		schedule_restart(control, delay);
 		return;
 	}
 	control->epoch++;
 	close_channel(control);
 	control->channel_fd = pair[0];
-	/* Status of thousands of workers is one datagram: allow it (past wmem_max where the host
-	 * may, as root). */
-	int size = 4 << 20;
-	if (setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		(void)setsockopt(control->channel_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	/* The socket's own buffer is enough: what does not fit waits in the queue, and a large
+	 * reply goes in a memfd. */
 	r = loop_add(control->loop, control->channel_fd, EPOLLIN, on_channel, control);
 	if (r < 0)
 		log_errno(LOG_ERROR, r, "supervisor channel: cannot watch it");
+	control->ping_id = 0;
+	(void)loop_timer_start(control->loop, &control->ping_timer, CONTROL_PING_INTERVAL);
 	log_info("supervisor[%d] started: listening on %s", (int)control->process.pid,
 		 control->socket_path);
 }
@@ -278,6 +407,7 @@ control_open(struct loop *loop, const struct config *config, control_fn fn, void
 	control->process.output_fd = -1;
 	snprintf(control->process.label, sizeof(control->process.label), "supervisor");
 	loop_timer_init(&control->restart_timer, on_restart_timer, control);
+	loop_timer_init(&control->ping_timer, on_ping_timer, control);
 	snprintf(control->host_pid_text, sizeof(control->host_pid_text), "%d", (int)getpid());
 	/* The supervisor runs this same binary; /proc/self/exe still works if the file on disk
 	 * was replaced by an upgrade. */
@@ -342,7 +472,7 @@ control_child_exited(struct control *control, pid_t pid, int status)
 		log_info("supervisor[%d] stopped", (int)pid);
 		return true;
 	}
-	double delay = uptime >= CONTROL_STABLE_SECONDS ? 0 : CONTROL_RESTART_DELAY;
+	double delay = next_restart_delay(control, uptime >= CONTROL_STABLE_SECONDS);
 	if (WIFSIGNALED(status))
 		log_warn("supervisor[%d] killed by signal %d; restarting in %.0f s", (int)pid,
 			 WTERMSIG(status), delay);
@@ -352,7 +482,7 @@ control_child_exited(struct control *control, pid_t pid, int status)
 	if (delay == 0)
 		spawn_supervisor(control);
 	else
-		(void)loop_timer_start(control->loop, &control->restart_timer, delay);
+		schedule_restart(control, delay);
 	return true;
 }
 

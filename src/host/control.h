@@ -37,13 +37,17 @@ typedef void (*control_fn)(struct control *control, const struct control_request
 int control_open(struct loop *loop, const struct config *config, control_fn fn, void *data,
 		 struct control **ret_control, char *error, size_t error_size);
 /* Answers ticket with a reply's JSON text: length bytes and the NUL after them (json[length]),
- * which goes with it as the client's frame. */
+ * which goes with it as the client's frame. Never dropped while its supervisor process lives:
+ * what the channel cannot take at once is queued (a large reply in a memfd); one over
+ * CHANNEL_MAX_REPLY becomes a too_large error. */
 void control_reply(struct control *control, struct control_ticket ticket, const char *json,
 		   size_t length);
 /* Answers ticket with {"error":{"code":code,"message":message}}. */
 void control_reply_error(struct control *control, struct control_ticket ticket,
 			 enum protocol_code code, const char *message);
-/* Starts the supervisor process (and restarts it whenever it exits, until control_stop). */
+/* Starts the supervisor process, and restarts it whenever it exits until control_stop: at once
+ * after a run of CONTROL_STABLE_SECONDS, else after a delay that doubles per quick failure. It
+ * is pinged every CONTROL_PING_INTERVAL; one that misses an answer is killed (then restarted). */
 void control_start(struct control *control);
 /* Stops the supervisor process; returns true while it still runs. */
 bool control_stop(struct control *control);

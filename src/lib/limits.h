@@ -17,7 +17,8 @@
 #define SUPERVISOR_ACCEPT_PAUSE 1.0    /* after EMFILE/ENFILE, as tmux does */
 #define SUPERVISOR_REQUESTS_PER_TURN 8 /* then other clients get their turn */
 /* The host restarts the supervisor process at once if it had been up this long, else after
- * CONTROL_RESTART_DELAY: a crash loop costs one spawn a second. */
+ * CONTROL_RESTART_DELAY, doubled for each quick failure in a row up to CONTROL_RESTART_DELAY_MAX
+ * (a failed spawn counts as one): a supervisor that cannot start costs a spawn every 30 s. */
 #define CONTROL_STABLE_SECONDS 10.0
 #define CONTROL_RESTART_DELAY 1.0
 #define CONTROL_LISTEN_BACKLOG 128 /* clients the kernel queues on the control socket */
@@ -38,6 +39,18 @@
  * per interval, for this many uids apart (the rest share one count). */
 #define SUPERVISOR_REFUSED_LOG_INTERVAL 10.0
 #define SUPERVISOR_REFUSED_LOG_UIDS 16
+#define CONTROL_RESTART_DELAY_MAX 30.0
+/* The host pings the supervisor process this often; one that has not answered by the next
+ * ping is hung (stopped, or its loop stuck) and is killed: a hang costs 5 to 10 s. */
+#define CONTROL_PING_INTERVAL 5.0
+/* The channel between them (lib/channel.h). A message larger than a datagram's bound goes in a
+ * memfd; a reply larger than CHANNEL_REPLY_MAX is refused with too_large. While the host has
+ * more than the queue bounds waiting for the supervisor process, it reads no more requests. */
+#define CHANNEL_MAX_DATAGRAM (64 * 1024)      /* payload bytes sent inline */
+#define CHANNEL_REPLY_MAX (256 * 1024 * 1024) /* bytes of one reply (10000 workers: ~1.4 MB) */
+#define CHANNEL_QUEUE_MAX_MESSAGES 256	      /* > PROTOCOL_MAX_CLIENTS: one request each */
+#define CHANNEL_QUEUE_MAX_BYTES (64 * 1024 * 1024)
+#define CHANNEL_RECEIVE_BATCH 8 /* datagrams the host takes from it per call */
 
 /* The host and its workers. */
 #define HOST_ORPHAN_STOP_TIMEOUT 5.0 /* seconds from SIGTERM to SIGKILL for workers' orphans */

@@ -87,7 +87,10 @@ bool
 client_queue(struct client *client, const char *text, size_t length)
 {
 	size_t pending = client->output_length - client->output_sent;
-	if (pending + length > PROTOCOL_MAX_OUTPUT) {
+	/* The bound is on what the client leaves unread, not on one reply: a reply on its own is
+	 * queued however large (a metrics tree of huge command lines), and a client that lets
+	 * replies pile up unread is dropped. */
+	if (pending > 0 && pending + length > PROTOCOL_MAX_OUTPUT) {
 		log_warn("client uid %u: dropped, %zu reply bytes unread", (unsigned)client->uid,
 			 pending);
 		client_close(client);

@@ -93,6 +93,10 @@ struct supervisor {
 	 * client.c, below, need not call up into supervisor.c. */
 	void (*client_gone)(struct supervisor *supervisor);
 	uint64_t next_id;
+	uint64_t pong_owed; /* a ping the channel could not take the answer to yet, or 0 */
+	/* Replies of the host read between two requests, delivered from the loop (requests.c). */
+	struct requests_inbox *inbox, **inbox_tail;
+	struct loop_timer inbox_timer;
 	struct loop_timer accept_timer;
 	bool accept_paused;
 	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
@@ -137,8 +141,11 @@ bool requests_waiting(const struct client *client);
  * NULL. Returns 0 or -errno. */
 int requests_forward(struct client *client, enum command command, const char *service,
 		     requests_answer_fn on_answer);
-/* The channel's fd is readable: the host's replies. */
+/* The channel's fd is readable: the host's replies and pings. */
 void requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data);
+/* Before the loop runs, and after: what requests.c keeps of the channel. */
+void requests_init(struct supervisor *supervisor);
+void requests_close(struct supervisor *supervisor);
 /* The exposition text for the host's status; its length, or -errno when /proc or memory fail. */
 ssize_t requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text);
 

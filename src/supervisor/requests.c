@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 typedef bool (*request_fn)(struct client *client, const struct protocol_request *request);
 
 static void process(struct client *client);
+static void poll_host(struct supervisor *supervisor);
 
 /* Queues one reply (and its NUL); takes the reference; NULL is "out of memory". False if the
  * client was closed meanwhile. */
@@ -46,6 +48,7 @@ static bool
 reply_metrics(struct client *client)
 {
 	struct metrics_tree tree;
+	poll_host(client->supervisor);
 	int r = metrics_capture(client->supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
 	if (r < 0) {
 		char message[128];
@@ -251,6 +254,7 @@ ssize_t
 requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text)
 {
 	struct metrics_tree tree;
+	poll_host(supervisor);
 	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
 	if (r < 0)
 		return r;
@@ -293,38 +297,127 @@ answer(struct supervisor *supervisor, const struct channel_message *message)
 	json_decref(status);
 }
 
+/* Answers the host's ping; false while the channel cannot take it (the host has not read what
+ * came before), when it is owed and sent once the channel is writable. */
+static bool
+answer_ping(struct supervisor *supervisor, uint64_t id)
+{
+	int r = channel_send(CHANNEL_FD_HOST, CHANNEL_PONG, id, NULL, 0);
+	supervisor->pong_owed = r == -EAGAIN ? id : 0;
+	if (r < 0 && r != -EAGAIN)
+		log_errno(LOG_DEBUG, r, "channel: pong");
+	if (r == -EAGAIN)
+		(void)loop_modify(supervisor->loop, CHANNEL_FD_HOST, EPOLLIN | EPOLLOUT);
+	return r != -EAGAIN;
+}
+
+/* A reply of the host read but not delivered yet. */
+struct requests_inbox {
+	struct requests_inbox *next;
+	struct channel_received received;
+};
+
+/* Reads what the host sent: a ping is answered at once, a reply kept in the inbox. Returns
+ * false once the host has closed the channel. */
+static bool
+read_channel(struct supervisor *supervisor)
+{
+	for (;;) {
+		struct channel_received received;
+		int r = channel_receive(CHANNEL_FD_HOST, &received);
+		if (r == -EAGAIN)
+			return true;
+		if (r == -EPIPE)
+			return false;
+		if (r < 0) {
+			log_errno(LOG_WARN, r, "channel: a message from the host ignored");
+			continue;
+		}
+		uint32_t type = received.message.header.type;
+		struct requests_inbox *entry =
+		    type == CHANNEL_REPLY ? malloc(sizeof(*entry)) : NULL;
+		if (entry) {
+			*entry = (struct requests_inbox){.received = received};
+			*supervisor->inbox_tail = entry;
+			supervisor->inbox_tail = &entry->next;
+			continue;
+		}
+		if (type == CHANNEL_PING)
+			(void)answer_ping(supervisor, received.message.header.id);
+		else if (type == CHANNEL_REPLY)
+			log_error("channel: no memory for a reply of the host");
+		else
+			log_warn("channel: a message of type %u from the host ignored",
+				 (unsigned)type);
+		channel_received_free(&received);
+	}
+}
+
+/* Reads the channel and hands each reply to the client that waits for it. */
+static void
+run_channel(struct supervisor *supervisor)
+{
+	bool open = read_channel(supervisor);
+	while (supervisor->inbox) {
+		struct requests_inbox *entry = supervisor->inbox;
+		supervisor->inbox = entry->next;
+		if (!supervisor->inbox)
+			supervisor->inbox_tail = &supervisor->inbox;
+		answer(supervisor, &entry->received.message);
+		channel_received_free(&entry->received);
+		free(entry);
+	}
+	if (!open) {
+		log_info("the host closed the channel; exiting");
+		loop_quit(supervisor->loop);
+	}
+}
+
+/* Called before each capture of /proc, the long part of a turn of this loop (30 metrics
+ * requests of a large tree can take seconds): the host's ping is answered meanwhile, so that
+ * a busy supervisor is not taken for a hung one. Replies read are delivered from the loop,
+ * where no request is being answered. */
+static void
+poll_host(struct supervisor *supervisor)
+{
+	if (!read_channel(supervisor) || supervisor->inbox)
+		(void)loop_timer_start(supervisor->loop, &supervisor->inbox_timer, 0);
+}
+
+static void
+on_inbox_timer(struct loop *loop, void *data)
+{
+	(void)loop;
+	run_channel(data);
+}
+
+void
+requests_init(struct supervisor *supervisor)
+{
+	supervisor->inbox_tail = &supervisor->inbox;
+	loop_timer_init(&supervisor->inbox_timer, on_inbox_timer, supervisor);
+}
+
+void
+requests_close(struct supervisor *supervisor)
+{
+	loop_timer_stop(supervisor->loop, &supervisor->inbox_timer);
+	while (supervisor->inbox) {
+		struct requests_inbox *entry = supervisor->inbox;
+		supervisor->inbox = entry->next;
+		channel_received_free(&entry->received);
+		free(entry);
+	}
+	supervisor->inbox_tail = &supervisor->inbox;
+}
+
 void
 requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct supervisor *supervisor = data;
-	(void)events;
-	for (;;) {
-		/* One datagram per reply, as large as the host made it (a status of thousands of
-		 * workers): its size first, then a buffer that fits. */
-		ssize_t size = recv(fd, NULL, 0, MSG_DONTWAIT | MSG_PEEK | MSG_TRUNC);
-		if (size < 0 && errno == EINTR)
-			continue;
-		if (size < 0 && errno == EAGAIN)
-			return;
-		char *buffer = size > 0 ? malloc((size_t)size) : NULL;
-		if (size > 0 && !buffer) {
-			(void)recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC); /* drop it */
-			log_error("channel: no memory for a %zd byte reply", size);
-			continue;
-		}
-		ssize_t n = size > 0 ? recv(fd, buffer, (size_t)size, MSG_DONTWAIT) : size;
-		if (n <= 0) {
-			free(buffer);
-			log_info("the host closed the channel; exiting");
-			loop_quit(loop);
-			return;
-		}
-		struct channel_message message;
-		if (channel_parse(buffer, (size_t)n, &message) == 0 &&
-		    message.header.type == CHANNEL_REPLY)
-			answer(supervisor, &message);
-		else
-			log_warn("channel: malformed message from the host ignored");
-		free(buffer);
-	}
+	if ((events & EPOLLOUT) && supervisor->pong_owed &&
+	    answer_ping(supervisor, supervisor->pong_owed))
+		(void)loop_modify(loop, fd, EPOLLIN);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		run_channel(supervisor);
 }
