@@ -38,15 +38,20 @@ cmd_supervisor_process(int argc, char **argv)
 	    {CHANNEL_OPTION_HOST_PID, required_argument, NULL, 'p'},
 	    {CHANNEL_OPTION_SOCKET_GID, required_argument, NULL, 'g'},
 	    {CHANNEL_OPTION_PROMETHEUS, no_argument, NULL, 'P'},
+	    /* Not for the host: a self-test of the sandbox, which then exits (see supervisor.h). */
+	    {"check-sandbox", required_argument, NULL, 'C'},
 	    {0},
 	};
 	long host_pid = 0;
 	gid_t socket_gid = (gid_t)-1;
 	bool http = false;
+	const char *check = NULL;
 	for (int c; (c = getopt_long(argc, argv, "", options, NULL)) != -1;) {
 		char *end = "";
 		if (c == 'P')
 			http = true;
+		else if (c == 'C')
+			check = optarg;
 		else if (c == 'p')
 			host_pid = strtol(optarg, &end, 10);
 		else if (c == 'g' && parse_gid(optarg, &socket_gid) < 0)
@@ -56,6 +61,8 @@ cmd_supervisor_process(int argc, char **argv)
 		if (*end)
 			return EXIT_USAGE;
 	}
+	if (check)
+		return sandbox_check(check, optind < argc ? argv[optind] : NULL);
 	if (host_pid <= 0 || host_pid > INT_MAX) {
 		fprintf(stderr,
 			"aerie supervisor-process is started by 'aerie host', not by hand\n");

@@ -8,6 +8,7 @@
  *   http.c        Prometheus over HTTP: one GET /metrics per connection
  *   requests.c    the NUL framing of requests, their handlers, the channel to the host
  *   client.c      one connection: its bounded buffers, reading, writing, closing, its deadlines
+ *   sandbox.c     (called once by supervisor.c) what the process gives up before it serves
  * Where a lower layer must reach a higher one (a connection's input, a client gone, the host's
  * answer), it calls a function pointer the higher layer gave it. */
 #pragma once
@@ -111,6 +112,11 @@ struct supervisor {
 		unsigned long others; /* refusals of uids that found the table full */
 	} refused;
 };
+
+/* sandbox.c: gives up, once started, what serving does not need: capabilities but
+ * CAP_SYS_PTRACE, new privileges, files outside /proc, syscalls outside an allow-list (which
+ * lets it kill only host_pid, with HUP, INT, TERM or USR1). Returns 0, or -errno (logged). */
+int sandbox_apply(pid_t host_pid);
 
 /* peer.c: the gate. Whether the peer of fd may use the socket (the host's user, root, or a
  * member of socket_group); *ret_uid is its uid either way, for the log. */

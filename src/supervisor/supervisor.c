@@ -193,6 +193,8 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	     loop_add(supervisor.loop, CHANNEL_FD_HTTP, EPOLLIN, on_accept, &supervisor) < 0)) {
 		log_errno(LOG_ERROR, -errno, "supervisor: cannot watch its sockets");
 		r = -1;
+	} else if (sandbox_apply(host_pid) < 0) {
+		r = -1; /* logged; the host starts another */
 	} else {
 		r = loop_run(supervisor.loop);
 	}
