@@ -43,6 +43,9 @@
 #define CONFIG_MAX_LINE 4096	      /* characters on one line, without its newline */
 #define CONFIG_MAX_NAME 64	      /* characters in a service name */
 #define CONFIG_MAX_SECONDS 31536000.0 /* one year: any duration key */
+/* Bytes in a config file, counted as they are read, so that a file whose size fstat does not
+ * tell (/proc) or one that grows while it is read stops there too. Real configs are a few KiB. */
+#define CONFIG_MAX_FILE (1024 * 1024)
 
 /* `aerie supervisor` and `top`. */
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */
