@@ -63,6 +63,8 @@ open_service(struct parser *p, const char *name)
 		if (strcmp(p->config.services[i].name, service_name) == 0)
 			return parser_fail(p, "duplicate section [%s] (first at line %u)", name,
 					   p->config.services[i].line);
+	if (p->config.service_count == CONFIG_MAX_SERVICES)
+		return parser_fail(p, "more than %d [service:NAME] sections", CONFIG_MAX_SERVICES);
 
 	struct config_service *services = realloc(
 	    p->config.services, (p->config.service_count + 1) * sizeof(*p->config.services));

@@ -521,6 +521,57 @@ test_file_bounds(void **state)
 	free(text);
 }
 
+/* Appends "FORMAT\n" with %d = i for i in [0, count) to text, which has room. */
+static size_t
+append_lines(char *text, size_t at, const char *format, int count)
+{
+	for (int i = 0; i < count; i++)
+		at += (size_t)sprintf(text + at, format, i);
+	return at;
+}
+
+/* What is checked against every earlier entry is bounded in number, so that a file of
+ * CONFIG_MAX_FILE bytes is checked in milliseconds. */
+static void
+test_count_bounds(void **state)
+{
+	(void)state;
+	struct config config;
+	char error[512];
+	char *text = malloc(CONFIG_MAX_FILE);
+	assert_non_null(text);
+
+	size_t at = append_lines(text, 0, "[service:s%d]\ncommand = x\n", CONFIG_MAX_SERVICES);
+	int r = load_text(text, &config, error, sizeof(error));
+	if (r != 0)
+		fail_msg("%s", error);
+	assert_int_equal(config.service_count, CONFIG_MAX_SERVICES);
+	config_free(&config);
+	strcpy(text + at, "[service:one-more]\ncommand = x\n");
+	assert_rejected(text, "aerie.ini:2001: more than 1000 [service:NAME] sections");
+
+	at = append_lines(text, 0, "[service:web]\ncommand = x\n", 1);
+	at = append_lines(text, at, "env = A%d=1\n", CONFIG_MAX_ENV);
+	r = load_text(text, &config, error, sizeof(error));
+	if (r != 0)
+		fail_msg("%s", error);
+	assert_int_equal(config.services[0].env_count, CONFIG_MAX_ENV);
+	config_free(&config);
+	strcpy(text + at, "env = B=1\n");
+	assert_rejected(text, "aerie.ini:1003: more than 1000 env in [service:web]");
+
+	at = append_lines(text, 0, "[service:web]\ncommand = x\n", 1);
+	at = append_lines(text, at, "listen = unix:/run/aerie-test/%d\n", CONFIG_MAX_LISTEN);
+	r = load_text(text, &config, error, sizeof(error));
+	if (r != 0)
+		fail_msg("%s", error);
+	assert_int_equal(config.services[0].listen_count, CONFIG_MAX_LISTEN);
+	config_free(&config);
+	strcpy(text + at, "listen = tcp:127.0.0.1:80\n");
+	assert_rejected(text, "aerie.ini:259: more than 256 listen in [service:web]");
+	free(text);
+}
+
 static void
 test_not_a_regular_file(void **state)
 {
@@ -609,6 +660,7 @@ main(void)
 	    cmocka_unit_test(test_split),
 	    cmocka_unit_test(test_file_bounds),
 	    cmocka_unit_test(test_not_a_regular_file),
+	    cmocka_unit_test(test_count_bounds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
