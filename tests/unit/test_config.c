@@ -465,132 +465,6 @@ test_unreadable(void **state)
 	assert_string_equal(tiny, "missing");
 }
 
-/* What is read: a regular file, at most CONFIG_MAX_FILE bytes of it, a line at a time. */
-
-/* A valid config of exactly size bytes: a service, then comment lines. */
-static char *
-padded_config(size_t size)
-{
-	static const char head[] = "[service:web]\ncommand = x\n";
-	char *text = malloc(size + 1);
-	assert_non_null(text);
-	memcpy(text, head, strlen(head));
-	for (size_t at = strlen(head); at < size;) {
-		size_t line = size - at > 100 ? 100 : size - at;
-		memset(text + at, '#', line - 1);
-		text[at + line - 1] = '\n';
-		at += line;
-	}
-	text[size] = '\0';
-	return text;
-}
-
-static void
-test_file_bounds(void **state)
-{
-	(void)state;
-	struct config config;
-	char error[512];
-	char *text = padded_config(CONFIG_MAX_FILE);
-	int r = load_text(text, &config, error, sizeof(error));
-	if (r != 0)
-		fail_msg("%s", error);
-	config_free(&config);
-	free(text);
-
-	/* One byte more, or a hundred times more: refused with the same message, nothing kept. */
-	static const size_t sizes[] = {CONFIG_MAX_FILE + 1, 100 * CONFIG_MAX_FILE};
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		text = padded_config(sizes[i]);
-		memset(&config, 0xA5, sizeof(config));
-		assert_int_equal(load_text(text, &config, error, sizeof(error)), -EFBIG);
-		assert_string_equal(error, "aerie.ini: file is larger than 1048576 bytes");
-		for (size_t b = 0; b < sizeof(config); b++)
-			assert_int_equal(((unsigned char *)&config)[b], 0xA5);
-		free(text);
-	}
-
-	/* A line far longer than the bound is refused at its line, as one a byte longer is. */
-	size_t size = 10 * 1024 * 1024;
-	text = malloc(size + 1);
-	assert_non_null(text);
-	int n = snprintf(text, size, "[service:web]\ncommand = x\nenv = A=");
-	memset(text + n, 'v', size - (size_t)n);
-	text[size] = '\0';
-	assert_rejected(text, "aerie.ini:3: line is longer than 4096 characters");
-	free(text);
-}
-
-/* Appends "FORMAT\n" with %d = i for i in [0, count) to text, which has room. */
-static size_t
-append_lines(char *text, size_t at, const char *format, int count)
-{
-	for (int i = 0; i < count; i++)
-		at += (size_t)sprintf(text + at, format, i);
-	return at;
-}
-
-/* What is checked against every earlier entry is bounded in number, so that a file of
- * CONFIG_MAX_FILE bytes is checked in milliseconds. */
-static void
-test_count_bounds(void **state)
-{
-	(void)state;
-	struct config config;
-	char error[512];
-	char *text = malloc(CONFIG_MAX_FILE);
-	assert_non_null(text);
-
-	size_t at = append_lines(text, 0, "[service:s%d]\ncommand = x\n", CONFIG_MAX_SERVICES);
-	int r = load_text(text, &config, error, sizeof(error));
-	if (r != 0)
-		fail_msg("%s", error);
-	assert_int_equal(config.service_count, CONFIG_MAX_SERVICES);
-	config_free(&config);
-	strcpy(text + at, "[service:one-more]\ncommand = x\n");
-	assert_rejected(text, "aerie.ini:2001: more than 1000 [service:NAME] sections");
-
-	at = append_lines(text, 0, "[service:web]\ncommand = x\n", 1);
-	at = append_lines(text, at, "env = A%d=1\n", CONFIG_MAX_ENV);
-	r = load_text(text, &config, error, sizeof(error));
-	if (r != 0)
-		fail_msg("%s", error);
-	assert_int_equal(config.services[0].env_count, CONFIG_MAX_ENV);
-	config_free(&config);
-	strcpy(text + at, "env = B=1\n");
-	assert_rejected(text, "aerie.ini:1003: more than 1000 env in [service:web]");
-
-	at = append_lines(text, 0, "[service:web]\ncommand = x\n", 1);
-	at = append_lines(text, at, "listen = unix:/run/aerie-test/%d\n", CONFIG_MAX_LISTEN);
-	r = load_text(text, &config, error, sizeof(error));
-	if (r != 0)
-		fail_msg("%s", error);
-	assert_int_equal(config.services[0].listen_count, CONFIG_MAX_LISTEN);
-	config_free(&config);
-	strcpy(text + at, "listen = tcp:127.0.0.1:80\n");
-	assert_rejected(text, "aerie.ini:259: more than 256 listen in [service:web]");
-	free(text);
-}
-
-static void
-test_not_a_regular_file(void **state)
-{
-	(void)state;
-	struct config config;
-	char error[512];
-	assert_int_equal(chdir(scratch), 0);
-	/* A FIFO without a writer would block open() itself, and a reload with it. */
-	assert_int_equal(mkfifo("fifo.ini", 0600), 0);
-	assert_int_equal(config_load("fifo.ini", &config, error, sizeof(error)), -EBADFD);
-	assert_string_equal(error, "fifo.ini: not a regular file (a FIFO)");
-	assert_int_equal(unlink("fifo.ini"), 0);
-	/* /dev/zero would never end; /dev/null would be an empty config. */
-	assert_int_equal(config_load("/dev/zero", &config, error, sizeof(error)), -EBADFD);
-	assert_string_equal(error, "/dev/zero: not a regular file (a character device)");
-	assert_int_equal(config_load("/dev/null", &config, error, sizeof(error)), -EBADFD);
-	assert_string_equal(error, "/dev/null: not a regular file (a character device)");
-}
-
 /* Command splitting -------------------------------------------------------------------------- */
 
 static void
@@ -651,16 +525,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_defaults_and_paths),
-	    cmocka_unit_test(test_edges_accepted),
-	    cmocka_unit_test(test_bad_configs),
-	    cmocka_unit_test(test_nul_byte),
-	    cmocka_unit_test(test_unreadable),
+	    cmocka_unit_test(test_full),	   cmocka_unit_test(test_defaults_and_paths),
+	    cmocka_unit_test(test_edges_accepted), cmocka_unit_test(test_bad_configs),
+	    cmocka_unit_test(test_nul_byte),	   cmocka_unit_test(test_unreadable),
 	    cmocka_unit_test(test_split),
-	    cmocka_unit_test(test_file_bounds),
-	    cmocka_unit_test(test_not_a_regular_file),
-	    cmocka_unit_test(test_count_bounds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
