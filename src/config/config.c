@@ -3,10 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/parser.h"
 #include "lib/limits.h"
@@ -60,6 +63,8 @@ open_service(struct parser *p, const char *name)
 		if (strcmp(p->config.services[i].name, service_name) == 0)
 			return parser_fail(p, "duplicate section [%s] (first at line %u)", name,
 					   p->config.services[i].line);
+	if (p->config.service_count == CONFIG_MAX_SERVICES)
+		return parser_fail(p, "more than %d [service:NAME] sections", CONFIG_MAX_SERVICES);
 
 	struct config_service *services = realloc(
 	    p->config.services, (p->config.service_count + 1) * sizeof(*p->config.services));
@@ -142,6 +147,42 @@ scan_section(struct parser *p, const char *line)
 
 /* inih glue --------------------------------------------------------------------------------- */
 
+/* Reads the next line into p->buffer, its newline included, and returns its length: 0 at the
+ * end of the file, -1 once a failure is recorded. Every byte is counted before it is stored, so
+ * neither a line nor the file grows past its bound whatever the file is: the memory is the fixed
+ * buffer, and the time is that of reading at most CONFIG_MAX_FILE bytes. */
+static ssize_t
+next_line(struct parser *p)
+{
+	size_t length = 0;
+	for (;;) {
+		int c = getc_unlocked(p->file);
+		if (c == EOF)
+			break;
+		if (length == 0)
+			p->line++;
+		if (++p->file_bytes > CONFIG_MAX_FILE) {
+			(void)parser_fail_at(p, -EFBIG, 0, "file is larger than %d bytes",
+					     CONFIG_MAX_FILE);
+			return -1;
+		}
+		p->buffer[length++] = (char)c;
+		if (c == '\n')
+			break;
+		/* The line has CONFIG_MAX_LINE characters and one more that is not its newline. */
+		if (length > CONFIG_MAX_LINE) {
+			(void)parser_fail(p, "line is longer than %d characters", CONFIG_MAX_LINE);
+			return -1;
+		}
+	}
+	if (ferror(p->file)) {
+		(void)parser_fail_errno(p, errno ? -errno : -EIO);
+		return -1;
+	}
+	p->buffer[length] = '\0';
+	return (ssize_t)length;
+}
+
 /* inih's reader: fgets-like, but it reads whole lines itself so that a line too long for inih's
  * buffer is an error rather than two lines (fgets would hand the tail over as the next one).
  * Being the reader also makes it the one place that sees every line: it counts them (Debian's
@@ -153,19 +194,15 @@ read_line(char *buffer, int size, void *stream)
 	if (p->error)
 		return NULL;
 	errno = 0;
-	ssize_t length = getline(&p->buffer, &p->buffer_size, p->file);
-	if (length < 0) {
-		if (ferror(p->file))
-			(void)parser_fail_errno(p, errno ? -errno : -EIO);
+	ssize_t length = next_line(p);
+	if (length <= 0)
 		return NULL;
-	}
-	p->line++;
 	if (memchr(p->buffer, '\0', (size_t)length)) {
 		(void)parser_fail(p, "the line contains a NUL byte");
 		return NULL;
 	}
-	size_t content = (size_t)length - (length > 0 && p->buffer[length - 1] == '\n');
-	if (content > CONFIG_MAX_LINE || (size_t)length + 1 > (size_t)size) {
+	/* ini_options_set gives inih room for the longest line next_line returns. */
+	if ((size_t)length + 1 > (size_t)size) {
 		(void)parser_fail(p, "line is longer than %d characters", CONFIG_MAX_LINE);
 		return NULL;
 	}
@@ -214,7 +251,7 @@ handle_pair(void *user, const char *section, const char *name, const char *value
 /* inih's options are process-wide; config_load sets the ones it relies on and restores them. */
 struct ini_options {
 	bool allow_multiline, allow_bom, allow_inline_comments, use_stack, stop_on_first_error;
-	bool allow_no_value;
+	bool allow_no_value, allow_realloc;
 	char *start_comment_prefixes, *inline_comment_prefixes;
 	int max_line;
 };
@@ -223,15 +260,16 @@ static struct ini_options
 ini_options_set(void)
 {
 	struct ini_options saved = {
-	    ini_allow_multiline,
-	    ini_allow_bom,
-	    ini_allow_inline_comments,
-	    ini_use_stack,
-	    ini_stop_on_first_error,
-	    ini_allow_no_value,
-	    ini_start_comment_prefixes,
-	    ini_inline_comment_prefixes,
-	    ini_max_line,
+	    .allow_multiline = ini_allow_multiline,
+	    .allow_bom = ini_allow_bom,
+	    .allow_inline_comments = ini_allow_inline_comments,
+	    .use_stack = ini_use_stack,
+	    .stop_on_first_error = ini_stop_on_first_error,
+	    .allow_no_value = ini_allow_no_value,
+	    .allow_realloc = ini_allow_realloc,
+	    .start_comment_prefixes = ini_start_comment_prefixes,
+	    .inline_comment_prefixes = ini_inline_comment_prefixes,
+	    .max_line = ini_max_line,
 	};
 	/* An indented line would otherwise continue the previous value, calling the handler a
 	 * second time with the same key: a duplicate command, or one more env, silently. */
@@ -246,6 +284,9 @@ ini_options_set(void)
 	 * the newline and the terminating NUL. read_line rejects longer lines. */
 	ini_use_stack = true;
 	ini_max_line = CONFIG_MAX_LINE + 2;
+	/* inih grows its buffer only when the reader fills it without a newline, which read_line
+	 * never does; off all the same, so that inih's buffer is fixed whatever a reader does. */
+	ini_allow_realloc = false;
 	ini_stop_on_first_error = true;
 	ini_allow_no_value = false;
 	return saved;
@@ -260,6 +301,7 @@ ini_options_restore(const struct ini_options *saved)
 	ini_use_stack = saved->use_stack;
 	ini_stop_on_first_error = saved->stop_on_first_error;
 	ini_allow_no_value = saved->allow_no_value;
+	ini_allow_realloc = saved->allow_realloc;
 	ini_start_comment_prefixes = saved->start_comment_prefixes;
 	ini_inline_comment_prefixes = saved->inline_comment_prefixes;
 	ini_max_line = saved->max_line;
@@ -273,7 +315,7 @@ finish_file(struct parser *p, int inih_result)
 		return p->error;
 	if (inih_result > 0) {
 		/* inih stopped at its first error, so the buffer still holds that line. */
-		const char *text = p->buffer ? p->buffer : "";
+		const char *text = p->buffer;
 		size_t length = strcspn(text, "\r\n");
 		bool indented = *text == ' ' || *text == '\t';
 		while (isspace((unsigned char)*text) && length > 0) {
@@ -303,6 +345,45 @@ finish_file(struct parser *p, int inih_result)
 	return 0;
 }
 
+/* 0 if mode is a regular file's, else the failure, with what the file is. The errors are
+ * systemd's (stat_verify_regular): -EISDIR for a directory, as reading one would say, and
+ * -EBADFD for the others. */
+static int
+check_regular(struct parser *p, mode_t mode)
+{
+	if (S_ISREG(mode))
+		return 0;
+	if (S_ISDIR(mode))
+		return parser_fail_errno(p, -EISDIR);
+	const char *kind = "a socket";
+	if (S_ISFIFO(mode))
+		kind = "a FIFO";
+	else if (S_ISCHR(mode))
+		kind = "a character device";
+	else if (S_ISBLK(mode))
+		kind = "a block device";
+	return parser_fail_at(p, -EBADFD, 0, "not a regular file (%s)", kind);
+}
+
+/* Opens path as p->file if it is a regular file. O_NONBLOCK makes the open itself return at
+ * once: a FIFO without a writer, or a device such as a serial line, would block it (and with it
+ * a reload, in the host's loop) before fstat could refuse it; it changes nothing for a regular
+ * file. O_NOCTTY: a terminal named as the config must not become the host's. */
+static int
+open_config(struct parser *p, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return parser_fail_errno(p, -errno);
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? parser_fail_errno(p, -errno) : check_regular(p, st.st_mode);
+	if (r == 0 && !(p->file = fdopen(fd, "r")))
+		r = parser_fail_errno(p, -errno);
+	if (r < 0)
+		(void)close(fd);
+	return r;
+}
+
 int
 config_load(const char *path, struct config *ret_config, char *error, size_t error_size)
 {
@@ -314,9 +395,10 @@ config_load(const char *path, struct config *ret_config, char *error, size_t err
 	};
 	if (error_size)
 		error[0] = '\0';
-	if (!(p.file = fopen(path, "re")))
-		return parser_fail_errno(&p, -errno);
-	int r = path_locate(path, &p.config.path, &p.config.directory);
+	int r = open_config(&p, path);
+	if (r < 0)
+		return r;
+	r = path_locate(path, &p.config.path, &p.config.directory);
 	if (r < 0) {
 		(void)parser_fail_errno(&p, r);
 	} else {
@@ -326,7 +408,6 @@ config_load(const char *path, struct config *ret_config, char *error, size_t err
 		(void)finish_file(&p, r);
 	}
 	fclose(p.file);
-	free(p.buffer);
 	free(p.section_name);
 	if (p.error) {
 		config_free(&p.config);

@@ -65,12 +65,15 @@ struct config {
 	size_t service_count;		 /* >= 1 */
 };
 
-/* Loads and validates path. On failure returns -errno (-EINVAL for content errors) and writes
+/* Loads and validates path. On failure returns -errno (-EINVAL for content errors, -EFBIG for a
+ * file over CONFIG_MAX_FILE bytes, -EISDIR or -EBADFD for what is not a regular file) and writes
  * one message into error, e.g.
  *   aerie.ini:12: unknown key "restat" in [service:web] (did you mean "restart"?)
  * ret_config is untouched on failure. Messages without a line ("aerie.ini: Is a directory",
- * "aerie.ini: no [service:NAME] section ...") concern the whole file. Not thread-safe: inih's
- * options are process-wide globals, set for the call and restored after it. */
+ * "aerie.ini: no [service:NAME] section ...") concern the whole file. Only a regular file is
+ * read, and only up to the bounds, so the call is bounded in memory and time whatever path
+ * names (a FIFO, /dev/zero, a file that grows). Not thread-safe: inih's options are
+ * process-wide globals, set for the call and restored after it. */
 int config_load(const char *path, struct config *ret_config, char *error, size_t error_size);
 void config_free(struct config *config);
 

@@ -120,6 +120,9 @@ parse_listen(struct parser *p, const struct key_info *key, const char *value)
 		if (strcmp(service->listen[i], value) == 0)
 			return parser_fail(p, "duplicate listen \"%s\" in [%s]", value,
 					   p->section_name);
+	if (service->listen_count == CONFIG_MAX_LISTEN)
+		return parser_fail(p, "more than %d listen in [%s]", CONFIG_MAX_LISTEN,
+				   p->section_name);
 	if (words_append(&service->listen, &service->listen_count, value) < 0)
 		return parser_fail_errno(p, -ENOMEM);
 	return 0;
@@ -292,6 +295,8 @@ parse_env(struct parser *p, const struct key_info *key, const char *value)
 		if (strncmp(service->env[i], value, length + 1) == 0)
 			return parser_fail(p, "duplicate env key \"%.*s\" in [%s]", (int)length,
 					   value, p->section_name);
+	if (service->env_count == CONFIG_MAX_ENV)
+		return parser_fail(p, "more than %d env in [%s]", CONFIG_MAX_ENV, p->section_name);
 	if (words_append(&service->env, &service->env_count, value) < 0)
 		return parser_fail_errno(p, -ENOMEM);
 	return 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "config/config.h"
+#include "lib/limits.h"
 
 enum section { SECTION_NONE, SECTION_HOST, SECTION_SERVICE };
 
@@ -43,8 +44,8 @@ enum key {
 struct parser {
 	const char *user_path; /* as the user gave it: every message starts with it */
 	FILE *file;
-	char *buffer; /* getline's, holding the current line */
-	size_t buffer_size;
+	char buffer[CONFIG_MAX_LINE + 2]; /* the current line, its newline and a NUL */
+	size_t file_bytes;		  /* read so far, at most CONFIG_MAX_FILE */
 	unsigned line;
 	struct config config; /* being built; freed whole on failure */
 	enum section section;

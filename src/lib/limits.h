@@ -80,6 +80,15 @@
 #define CONFIG_MAX_LINE 4096	      /* characters on one line, without its newline */
 #define CONFIG_MAX_NAME 64	      /* characters in a service name */
 #define CONFIG_MAX_SECONDS 31536000.0 /* one year: any duration key */
+/* Bytes in a config file, counted as they are read, so that a file whose size fstat does not
+ * tell (/proc) or one that grows while it is read stops there too. Real configs are a few KiB. */
+#define CONFIG_MAX_FILE (1024 * 1024)
+/* Entries that are checked against every earlier one for duplicates: with these, a file of
+ * CONFIG_MAX_FILE bytes costs milliseconds to check, where unbounded (80,000 env lines in one
+ * service) it cost seconds, a reload's seconds in the host's loop. */
+#define CONFIG_MAX_SERVICES 1000 /* [service:NAME] sections */
+#define CONFIG_MAX_ENV 1000	 /* env lines in a service */
+#define CONFIG_MAX_LISTEN 256	 /* listen lines in a service */
 
 /* `aerie supervisor` and `top`. */
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */
