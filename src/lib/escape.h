@@ -19,6 +19,3 @@ void escape_print(FILE *out, const char *text);
 int escape_print_json(FILE *out, const char *json);
 /* escape_controls(…, false) of text copied into buffer, cut to size. Returns buffer. */
 char *escape_copy(const char *text, char *buffer, size_t size);
-/* Length of the valid UTF-8 sequence at s (at most length bytes), or 0 if it is not one:
- * overlong forms, surrogates and code points past U+10FFFF are not. */
-size_t escape_utf8_length(const unsigned char *s, size_t length);

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/utf8.h"
+
 static void
 reserve(struct json_out *out, size_t more)
 {
@@ -106,35 +108,6 @@ json_out_seconds(struct json_out *out, double seconds)
 	json_out_raw(out, fraction);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most length bytes), or 0 if it is not one. */
-static size_t
-utf8_sequence(const unsigned char *s, size_t length)
-{
-	size_t need;
-	unsigned min;
-	unsigned code;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0)
-		need = 2, min = 0x80, code = s[0] & 0x1f;
-	else if ((s[0] & 0xf0) == 0xe0)
-		need = 3, min = 0x800, code = s[0] & 0x0f;
-	else if ((s[0] & 0xf8) == 0xf0)
-		need = 4, min = 0x10000, code = s[0] & 0x07;
-	else
-		return 0;
-	if (need > length)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		code = code << 6 | (s[i] & 0x3f);
-	}
-	if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
-		return 0;
-	return need;
-}
-
 void
 json_out_string(struct json_out *out, const char *text)
 {
@@ -155,7 +128,7 @@ json_out_string(struct json_out *out, const char *text)
 			p += sprintf(p, "\\u%04x", c);
 			i++;
 		} else {
-			size_t n = utf8_sequence(s + i, length - i);
+			size_t n = utf8_length(s + i, length - i);
 			if (n == 0) {
 				*p++ = '?';
 				i++;
