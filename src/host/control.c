@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/guard.h"
 #include "host/listen.h"
 #include "host/worker.h"
 #include "lib/channel.h"
@@ -366,6 +367,7 @@ spawn_supervisor(struct control *control)
 		schedule_restart(control, delay);
 		return;
 	}
+	guard_add(control->process.pid);
 	control->epoch++;
 	close_channel(control);
 	control->channel_fd = pair[0];
@@ -466,6 +468,7 @@ control_child_exited(struct control *control, pid_t pid, int status)
 	double uptime = loop_now_seconds() - control->process.started_at;
 	worker_output_close(&control->process, control->loop);
 	(void)kill(-pid, SIGKILL);
+	guard_remove(pid);
 	control->process.pid = 0;
 	close_channel(control);
 	if (control->stopping) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "host/control.h"
+#include "host/guard.h"
 #include "host/host_private.h"
 #include "host/notify.h"
 #include "host/sdnotify.h"
@@ -246,6 +247,8 @@ setup_signals(struct host *host)
 static void
 host_free(struct host *host)
 {
+	/* Every worker has been reaped, or killed and waited for as long as the stop allows. */
+	guard_done();
 	for (size_t i = 0; host->services && i < host->service_count; i++)
 		service_free(host->services[i]);
 	free(host->services);
@@ -277,7 +280,10 @@ spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct 
 	struct worker_exec with = *exec;
 	if (!with.nofile && host->nofile_raised)
 		with.nofile = &host->nofile_inherited;
-	return worker_spawn(worker, loop, &with);
+	int r = worker_spawn(worker, loop, &with);
+	if (r == 0)
+		guard_add(worker->pid); /* the leader of its own group */
+	return r;
 }
 
 static void
@@ -292,6 +298,7 @@ kill_group(void *data, pid_t pgid)
 {
 	(void)data;
 	(void)kill(-pgid, SIGKILL);
+	guard_remove(pgid);
 }
 
 /* The memory of a worker and all its descendants, by the configured measure. */
@@ -385,6 +392,15 @@ host_main(const char *config_path, bool init)
 		}
 	}
 	seed_jitter();
+	/* Before the host opens a socket of its own, becomes a subreaper or starts a worker. As
+	 * PID 1 of a namespace the host needs none: its death kills every process in it. */
+	if (getpid() != 1) {
+		r = guard_start();
+		if (r < 0)
+			log_errno(LOG_WARN, r,
+				  "cannot start the guard process; if the host is killed, "
+				  "what its workers started outlives it");
+	}
 	r = sdnotify_open(&host.systemd);
 	if (r < 0)
 		log_errno(LOG_WARN, r, "cannot notify the service manager");
@@ -395,6 +411,9 @@ host_main(const char *config_path, bool init)
 		goto out;
 	}
 	loop_before_wait(host.loop, on_before_wait, &host);
+	r = guard_attach(host.loop);
+	if (r < 0)
+		log_errno(LOG_WARN, r, "cannot watch the guard process");
 	loop_timer_init(&host.orphan_timer, host_on_orphan_deadline, &host);
 	loop_timer_init(&host.stop_timer, host_on_stop_deadline, &host);
 	loop_timer_init(&host.watchdog_timer, on_watchdog, &host);

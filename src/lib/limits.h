@@ -74,6 +74,11 @@
 #define HOST_STOP_GRACE (HOST_ORPHAN_STOP_TIMEOUT + 1.0)
 #define HOST_STOP_KILL_WAIT 5.0
 #define HOST_ORPHANS_LOGGED 256 /* orphans a stop names once each; more are named at debug */
+/* The guard process (host/guard.c). Its pipe holds 131072 of the host's 8-byte messages, more
+ * than a host that spawns its largest config at once writes before the guard reads; the groups
+ * it lists are one bit per possible pid, up to Linux's PID_MAX_LIMIT on 64-bit (512 KiB). */
+#define GUARD_PIPE_SIZE (1024 * 1024)
+#define GUARD_MAX_PID (4 * 1024 * 1024)
 
 /* Config files. */
 #define CONFIG_MAX_COUNT 10000	      /* workers in a service */

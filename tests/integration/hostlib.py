@@ -193,6 +193,12 @@ def process_group(pid):
     return int(fields[2]) if fields else None
 
 
+def session(pid):
+    """The session of pid, or None if pid is gone."""
+    fields = proc_stat(pid)
+    return int(fields[3]) if fields else None
+
+
 def all_pids():
     """Every pid in /proc right now."""
     return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
@@ -201,6 +207,11 @@ def all_pids():
 def group_members(pgid):
     """The live (not zombie) processes of process group pgid."""
     return [pid for pid in all_pids() if process_group(pid) == pgid and process_alive(pid)]
+
+
+def session_members(sid):
+    """The live (not zombie) processes of session sid."""
+    return [pid for pid in all_pids() if session(pid) == sid and process_alive(pid)]
 
 
 def with_environment(entry):

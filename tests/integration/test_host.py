@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from hostlib import (cpu_seconds, descendants, exists, find_process, ignored_signals, parent,
-                     proc_stat, process_alive, read_cmdline, wait_for, wait_gone,
+from hostlib import (all_pids, cpu_seconds, descendants, exists, find_process, ignored_signals,
+                     parent, proc_stat, process_alive, read_cmdline, wait_for, wait_gone,
                      worker_command, zombies_of)
 
 # 12:34:56.789 info  web.0[123] text
@@ -758,8 +758,19 @@ def test_fork_failure_backs_off(open_directory, start_host, examples_dir, delay)
         pytest.skip("needs root: the host runs as a fresh uid limited by RLIMIT_NPROC")
     setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
     assert setpriv and prlimit, "setpriv and prlimit (util-linux) are needed"
-    # uid 54321 has no other process: the host, the supervisor process and web.0 make 3, so
-    # forking web.1 fails with EAGAIN.
+    # uid 54321 has no other process: the host, its guard, the supervisor process and web.0
+    # make 4, so forking web.1 fails with EAGAIN. The guard of a previous run is init's child:
+    # it counts until init has reaped it.
+    def uid_processes():
+        found = []
+        for pid in all_pids():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == 54321:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+    wait_for(lambda: not uid_processes(), message="no process of uid 54321")
     host = start_host(f"""
 [service:web]
 command = {worker_command(examples_dir)}
@@ -768,7 +779,7 @@ ready = notify
 restart_delay = {delay}
 restart_delay_max = 0.4
 """, directory=open_directory, wrapper=[
-        setpriv, "--reuid=54321", "--regid=54321", "--clear-groups", prlimit, "--nproc=3"])
+        setpriv, "--reuid=54321", "--regid=54321", "--clear-groups", prlimit, "--nproc=4"])
     host.wait_log("web.1: cannot start a worker; trying again in 1.0 s: "
                   "Resource temporarily unavailable")
     first = time.monotonic()

@@ -1,13 +1,16 @@
 """aerie host against workers that would outlive it: a stop that ends whatever the tree does, a
-killed host that takes its workers along, file descriptor limits and running out of them."""
+killed host that takes its workers along (and what they started: the guard process), file
+descriptor limits and running out of them."""
 import os
+import shlex
 import shutil
 import signal
+import socket
 import uuid
 
-from hostlib import (Client, config, exists, fd_count, free_port, group_members, limit,
-                     process_alive, service, supervisor_pid, wait_for, wait_gone,
-                     with_environment, worker_command)
+from hostlib import (Client, config, descendants, exists, fd_count, free_port, group_members,
+                     limit, process_alive, process_group, service, session_members,
+                     supervisor_pid, wait_for, wait_gone, with_environment, worker_command)
 
 # The host's bounds (src/lib/limits.h): orphans get SIGKILL this long after SIGTERM; everything
 # left gets SIGKILL this long after the longest stop_timeout, and the host exits at most this
@@ -137,3 +140,133 @@ def test_out_of_fds_at_spawn_is_logged_and_retried(start_host, examples_dir, tmp
     assert "status 126" not in host.log_text()
     assert host.workers("web")[0]["state"] == "backoff"
     assert host.stop() == 0
+
+
+# The guard process --------------------------------------------------------------------------
+
+
+def pool_service(examples_dir, port, mark, stubborn=False, **keys):
+    """A server pool as nginx runs one: the worker's child shares its listening socket (fd 3)
+    and serves beside it, here a `sleep 1000` carrying mark. Stubborn: both ignore SIGTERM."""
+    worker = worker_command(examples_dir, *(["--ignore-stop"] if stubborn else []))
+    command = ('trap "" TERM; ' if stubborn else "") + f"sleep 1000 & exec {worker}"
+    return service("web", f"sh -c {shlex.quote(command)}", listen=f"tcp:127.0.0.1:{port}",
+                   ready="notify", env=mark, **keys)
+
+
+def port_free(port):
+    """True if nothing listens on 127.0.0.1:port (a bind with SO_REUSEADDR fails only then)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def command_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return None
+
+
+def guard_of(host):
+    """The host's guard process: in the host's session (Host starts one), not in its tree."""
+    def find():
+        tree = {host.pid, *descendants(host.pid)}
+        found = [pid for pid in session_members(host.pid)
+                 if pid not in tree and command_name(pid) == "aerie-guard"]
+        return found[0] if len(found) == 1 else None
+    return wait_for(find, 5, message="the host's guard process")
+
+
+def start_pool(start_host, examples_dir, **keys):
+    """A host running pool_service; returns (host, port, mark, worker, its child)."""
+    port = free_port()
+    mark = f"TRUST_MARK={uuid.uuid4().hex}"
+    host = start_host(config(pool_service(examples_dir, port, mark, **keys)))
+    worker, = host.wait_ready("web", 1)
+    child, = wait_for(lambda: sleepers(mark), message="the worker's child")
+    assert os.readlink(f"/proc/{child}/fd/3").startswith("socket:")  # it holds the port
+    return host, port, mark, worker, child
+
+
+def kill_host_and_check(host, port, mark, worker, child):
+    """kill -9 of the host: the worker, its child and the guard go (nothing is left of the
+    host's session), and the port is free."""
+    os.kill(host.pid, signal.SIGKILL)
+    host.process.wait(10)
+    try:
+        # PR_SET_PDEATHSIG alone killed the worker; its child went to init and kept serving.
+        wait_gone([worker, child], reaped=False, what="the worker and its child")
+        assert group_members(worker) == []
+        assert port_free(port)
+        wait_for(lambda: session_members(host.pid) == [], 5,
+                 message="nothing left of the host's session, the guard included")
+    finally:
+        for pid in [worker, *sleepers(mark)]:  # what a failure left, out of the next test's way
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    host.wait_log("died without stopping its workers: killed")
+
+
+def test_killed_host_takes_what_its_workers_started_along(start_host, examples_dir):
+    host, port, mark, worker, child = start_pool(start_host, examples_dir)
+    kill_host_and_check(host, port, mark, worker, child)
+
+
+def test_guard_outlives_ctrl_c_and_operators_signals(start_host, examples_dir):
+    # A stop under way (the worker and its child ignore SIGTERM for a minute), started by a
+    # terminal's Ctrl-C (SIGINT to the host's process group); meanwhile the guard gets what an
+    # operator or a service manager sends to every process (systemd's KillMode=control-group).
+    # It must still be there to act when the host is killed.
+    host, port, mark, worker, child = start_pool(start_host, examples_dir, stubborn=True,
+                                                 stop_timeout=60)
+    guard = guard_of(host)
+    os.killpg(host.pid, signal.SIGINT)  # Host runs it in a session and group of its own
+    host.wait_log("received SIGINT: stopping gracefully")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGTSTP, signal.SIGPIPE):
+        os.kill(guard, signum)
+    os.killpg(process_group(guard), signal.SIGTERM)
+    assert process_alive(child)
+    kill_host_and_check(host, port, mark, worker, child)
+
+
+def test_guard_holds_only_its_pipe_and_goes_at_a_clean_stop(start_host, examples_dir):
+    host, port, mark, worker, child = start_pool(start_host, examples_dir)
+    guard = guard_of(host)
+    fds = {fd: os.readlink(f"/proc/{guard}/fd/{fd}") for fd in os.listdir(f"/proc/{guard}/fd")}
+    # Its pipe, and stderr (a pipe to this test) for its one line: no listening socket, no
+    # file of the host's.
+    assert len(fds) <= 2 and all(target.startswith("pipe:") for target in fds.values()), fds
+    assert process_group(guard) != process_group(host.pid)
+    assert host.stop() == 0
+    wait_gone([guard, worker, child], reaped=False, what="the guard and the workers")
+    assert session_members(host.pid) == []
+    assert "died without stopping" not in host.log_text()
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_nothing(start_host, examples_dir):
+    host, port, mark, worker, child = start_pool(start_host, examples_dir)
+    guard = guard_of(host)
+    os.killpg(host.pid, signal.SIGINT)
+    assert host.process.wait(15) == 0
+    wait_gone([guard, worker, child], reaped=False, what="the guard and the workers")
+    assert session_members(host.pid) == []
+    assert port_free(port)
+    text = host.log_text()
+    assert "all workers stopped" in text and "died without stopping" not in text
+
+
+def test_guard_killed_early_is_logged_and_the_host_goes_on(start_host, examples_dir):
+    host, port, mark, worker, child = start_pool(start_host, examples_dir)
+    guard = guard_of(host)
+    os.kill(guard, signal.SIGKILL)
+    host.wait_log("the guard process is gone")
+    assert host.wait_ready("web", 1) == [worker]
+    assert host.stop() == 0
+    assert not process_alive(child)
