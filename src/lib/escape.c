@@ -68,14 +68,25 @@ escape_print(FILE *out, const char *text)
 int
 escape_print_json(FILE *out, const char *json)
 {
-	for (const unsigned char *c = (const unsigned char *)json; *c; c++) {
+	/* Runs between the bytes that may need it go out whole, found with strcspn (vectorised in
+	 * glibc): a metrics reply of 1000 processes is 700 KB, and a write per byte, or even a test
+	 * per byte, cost more than the capture's own code. */
+	const char *run = json;
+	for (;;) {
+		size_t length = strcspn(run, "\x7f\xc2");
+		(void)fwrite(run, 1, length, out);
+		const unsigned char *c = (const unsigned char *)run + length;
+		if (*c == '\0')
+			break;
 		if (*c == 0x7f) {
 			fputs("\\u007F", out); /* upper case, as jansson writes \u001B */
-		} else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] < 0xa0) {
+			run = (const char *)c + 1;
+		} else if (c[1] >= 0x80 && c[1] < 0xa0) { /* U+0080 to U+009F: C1 controls */
 			fprintf(out, "\\u%04X", c[1]);
-			c++;
+			run = (const char *)c + 2;
 		} else {
-			fputc(*c, out);
+			(void)fputc(*c, out); /* another character starting with 0xc2 */
+			run = (const char *)c + 1;
 		}
 	}
 	return ferror(out) ? -EIO : 0;
