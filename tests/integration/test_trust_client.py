@@ -5,8 +5,6 @@ fake server run as a throwaway user, a host whose worker sends escape sequences,
 backlog is full."""
 import json
 import os
-import pwd
-import secrets
 import shutil
 import socket
 import subprocess
@@ -14,7 +12,7 @@ import sys
 
 import pytest
 
-from hostlib import config, service, wait_for
+from hostlib import config, service
 
 # A server that is not aerie: answers each NUL-terminated request on a connection with the
 # reply its argv gives for that request's "please" (a JSON text), until the client closes.
@@ -50,18 +48,11 @@ FAKE_REPLIES = {"status": json.dumps(FAKE_STATUS),
 
 
 @pytest.fixture
-def stranger():
+def stranger(accounts):
     """A throwaway user (useradd -M): the pwd entry; removed afterwards."""
-    if os.getuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
-        pytest.skip("needs root, useradd and setpriv to act as another user")
-    name = f"aerie-t{secrets.token_hex(4)}"
-    # useradd fails while another process holds /etc/passwd's lock: try again until it works.
-    wait_for(lambda: subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name],
-                                    capture_output=True).returncode == 0,
-             timeout=30, interval=0.1, message=f"useradd {name}")
-    yield pwd.getpwnam(name)
-    wait_for(lambda: subprocess.run(["userdel", name], capture_output=True).returncode in (0, 6),
-             timeout=30, interval=0.1, message=f"userdel {name}")
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to act as another user")
+    return accounts.user()
 
 
 def as_user(user):

@@ -26,16 +26,11 @@ def needs_root():
 
 
 @pytest.fixture
-def attacker():
+def attacker(accounts):
     """A throwaway user (and its group), removed afterwards: (uid, gid)."""
     needs_root()
-    name = f"aerie-atk-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name], check=True)
-    entry = subprocess.run(["getent", "passwd", name], capture_output=True, text=True,
-                           check=True).stdout.split(":")
-    yield int(entry[2]), int(entry[3])
-    subprocess.run(["userdel", name], check=False)
-    subprocess.run(["groupdel", name], check=False, stderr=subprocess.DEVNULL)
+    user = accounts.user(own_group=True)
+    return user.pw_uid, user.pw_gid
 
 
 def as_user(ids, code, *args):

@@ -4,15 +4,11 @@ socket_group, deadlines that bytes trickling in cannot renew, and a log that a l
 connections cannot flood (src/lib/limits.h names every bound). Real users are made for the
 attacker's side (useradd -M) and removed afterwards."""
 import json
-import os
-import pwd
 import select
 import socket
 import subprocess
 import sys
 import time
-
-import pytest
 
 from hostlib import config, free_port, service, wait_for, worker_command
 
@@ -24,40 +20,6 @@ TRICKLE_LIMIT = 60.0  # seconds a trickling client may last before the test fail
 
 
 # Helpers ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def accounts(world_dir):
-    """accounts.user(groups=()) → the pwd entry of a new user (useradd -M) in those groups;
-    accounts.group() → the gid of a new group. All are removed at the end of the test."""
-    if not os.path.exists("/usr/sbin/useradd"):
-        pytest.skip("needs useradd to make a user for the attacker's side")
-    made = {"users": [], "groups": []}
-    tag = f"{os.getpid() % 100000}"
-
-    class Accounts:
-        @staticmethod
-        def group():
-            name = f"aerie-g{tag}-{len(made['groups'])}"
-            subprocess.run(["groupadd", name], check=True)
-            made["groups"].append(name)
-            return int(subprocess.run(["getent", "group", name], check=True,
-                                      capture_output=True, text=True).stdout.split(":")[2])
-
-        @staticmethod
-        def user(groups=()):
-            name = f"aerie-u{tag}-{len(made['users'])}"
-            extra = ["-G", ",".join(str(g) for g in groups)] if groups else []
-            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", *extra, name],
-                           check=True)
-            made["users"].append(name)
-            return pwd.getpwnam(name)
-
-    yield Accounts
-    for name in made["users"]:
-        subprocess.run(["userdel", name], capture_output=True)
-    for name in made["groups"]:
-        subprocess.run(["groupdel", name], capture_output=True)
 
 
 def as_user(user, script, *args, **popen):
