@@ -4,7 +4,7 @@ SAN_BUILD ?= build-san
 PYTEST    := /usr/bin/python3 -m pytest
 CONFIG    ?= examples/aerie.ini
 
-.PHONY: all setup build build-san run check fuzz bench clean man install
+.PHONY: all setup build build-san run check fuzz bench clean man install deb
 
 all: build
 
@@ -68,6 +68,11 @@ install: build man
 	install -D -m 755 $(BUILD)/aerie $(DESTDIR)$(BINDIR)/aerie
 	install -D -m 644 $(BUILD)/man/aerie.1 $(DESTDIR)$(MANDIR)/man1/aerie.1
 	install -D -m 644 $(BUILD)/man/aerie.ini.5 $(DESTDIR)$(MANDIR)/man5/aerie.ini.5
+
+# The Debian package (debian/), built from a copy of the tree as a clean checkout would be, then
+# checked by lintian: build/deb/aerie_VERSION_ARCH.deb.
+deb: setup
+	scripts/deb $(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

@@ -34,6 +34,8 @@ static const struct usage_form {
      "deliver SIG to the host instead (Falcon's form: HUP restarts, INT/TERM stop)"},
     {COMMAND_STATUS, "status --check",
      "exit 0 only if every service has all its workers ready (a readiness probe)"},
+    {COMMAND_STATUS, "status --names",
+     "service names and their workers' (web, web.0, ...), one a line: for shell completion"},
 };
 
 /* The client's own command: it pipelines status and metrics each interval. */
@@ -105,6 +107,7 @@ struct client_options {
 	const char *service;
 	const char *signal;
 	bool check;
+	bool names; /* status --names */
 	double interval; /* top; 0: not given */
 };
 
@@ -287,6 +290,8 @@ run_command(const struct command_entry *entry, const struct client_options *opti
 		} else {
 			code = print_json(reply); /* not our shape: show it as it is */
 		}
+	} else if (entry->command == COMMAND_STATUS && options->names) {
+		print_names(reply);
 	} else if (entry->command == COMMAND_STATUS && options->check) {
 		code = print_ready(reply);
 	} else if (entry->command == COMMAND_STATUS) {
@@ -346,6 +351,7 @@ cmd_supervisor(int argc, char **argv)
 	    {"check", no_argument, NULL, 'c'},
 	    {"interval", required_argument, NULL, 'i'},
 	    {"owner", required_argument, NULL, 'o'},
+	    {"names", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -380,6 +386,9 @@ cmd_supervisor(int argc, char **argv)
 			break;
 		case 'c':
 			client.check = true;
+			break;
+		case 'n':
+			client.names = true;
 			break;
 		case 'i': {
 			char *end;
@@ -437,6 +446,12 @@ cmd_supervisor(int argc, char **argv)
 	}
 	if (client.check && (!entry || entry->command != COMMAND_STATUS || client.json)) {
 		fprintf(stderr, "aerie supervisor: --check goes with status, without --json\n");
+		return EXIT_USAGE;
+	}
+	if (client.names && (!entry || entry->command != COMMAND_STATUS || client.json ||
+			     client.check)) {
+		fprintf(stderr, "aerie supervisor: --names goes with status, without --json or "
+				"--check\n");
 		return EXIT_USAGE;
 	}
 	if (client.interval > 0 && !top) {

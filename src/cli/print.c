@@ -115,6 +115,26 @@ print_status(const json_t *reply)
 	}
 }
 
+void
+print_names(const json_t *reply)
+{
+	const char *key;
+	json_t *service;
+	json_object_foreach(json_object_get(reply, "services"), key, service)
+	{
+		char name[256];
+		escape_copy(key, name, sizeof(name));
+		printf("%s\n", name);
+		json_t *worker;
+		size_t i;
+		json_array_foreach(json_object_get(service, "workers"), i, worker)
+		{
+			printf("%s.%lld\n", name,
+			       (long long)json_integer_value(json_object_get(worker, "index")));
+		}
+	}
+}
+
 int
 print_ready(const json_t *reply)
 {

@@ -19,6 +19,9 @@ int print_prometheus(const json_t *reply);
 bool print_error(const json_t *reply);
 /* A status reply: the host, a line per worker, a line per service. */
 void print_status(const json_t *reply);
+/* status --names, for shell completion: each service's name, then NAME.INDEX for each of its
+ * workers, one a line (escaped: a name that is not a config's still acts on nothing). */
+void print_names(const json_t *reply);
 /* status --check, for readiness probes (Kubernetes, Nomad, systemd): EXIT_OK only when every
  * service has as many ready workers as its count and the host is not stopping; else
  * EXIT_FAILED and one line that says what is missing. */
