@@ -107,7 +107,7 @@ struct client_options {
 	const char *service;
 	const char *signal;
 	bool check;
-	bool names; /* status --names */
+	bool names;	 /* status --names */
 	double interval; /* top; 0: not given */
 };
 
@@ -351,7 +351,7 @@ cmd_supervisor(int argc, char **argv)
 	    {"check", no_argument, NULL, 'c'},
 	    {"interval", required_argument, NULL, 'i'},
 	    {"owner", required_argument, NULL, 'o'},
-	    {"names", no_argument, NULL, 'n'},
+	    {"names", no_argument, NULL, 'n'}, /* status --names, for shell completion */
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -448,8 +448,8 @@ cmd_supervisor(int argc, char **argv)
 		fprintf(stderr, "aerie supervisor: --check goes with status, without --json\n");
 		return EXIT_USAGE;
 	}
-	if (client.names && (!entry || entry->command != COMMAND_STATUS || client.json ||
-			     client.check)) {
+	if (client.names &&
+	    (!entry || entry->command != COMMAND_STATUS || client.json || client.check)) {
 		fprintf(stderr, "aerie supervisor: --names goes with status, without --json or "
 				"--check\n");
 		return EXIT_USAGE;
