@@ -242,6 +242,9 @@ def test_bash_completion_asks_the_running_host_for_names(package, packaged_host)
     result = run(binary, "supervisor", *s, "status", "--names")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["web", "web.0", "web.1", "clock-1", "clock-1.0"]
+    for other in (("status", "--json"), ("status", "--check"), ("metrics",)):
+        result = run(binary, "supervisor", *s, *other, "--names")
+        assert result.returncode == 2 and "--names goes with status" in result.stderr, other
 
 
 def test_bash_completion_knows_commands_options_and_signals(package):
