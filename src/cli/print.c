@@ -103,9 +103,9 @@ worker_detail(const json_t *worker, double now, char *detail, size_t size)
 	size_t length = strlen(detail);
 	json_t *retry = json_object_get(worker, "retry_at");
 	if (strcmp(state, "backoff") == 0 && json_is_number(retry) && length < size)
-		snprintf(detail + length, size - length, "%sretry in %s", length ? ", " : "",
-			 format_duration(fmax(json_number_value(retry) - now, 0), when,
-					 sizeof(when)));
+		snprintf(
+		    detail + length, size - length, "%sretry in %s", length ? ", " : "",
+		    format_duration(fmax(json_number_value(retry) - now, 0), when, sizeof(when)));
 	else if (strcmp(state, "failed") == 0 && length < size)
 		snprintf(detail + length, size - length, "%sstart limit reached",
 			 length ? ", " : "");
@@ -143,9 +143,9 @@ print_status(const json_t *reply)
 			snprintf(label, sizeof(label), "%s.%lld", name,
 				 (long long)json_integer_value(json_object_get(worker, "index")));
 			if (json_integer_value(json_object_get(worker, "pid")) > 0)
-				snprintf(pid, sizeof(pid), "%lld",
-					 (long long)json_integer_value(
-					     json_object_get(worker, "pid")));
+				snprintf(
+				    pid, sizeof(pid), "%lld",
+				    (long long)json_integer_value(json_object_get(worker, "pid")));
 			worker_detail(worker, now, detail, sizeof(detail));
 			printf(
 			    "%-16s %7s %4lld %-9s %8lld %6lld %6lld %11s  %s\n", label, pid,
@@ -160,14 +160,14 @@ print_status(const json_t *reply)
 					    since, sizeof(since)),
 			    detail);
 		}
-		printf("%s: %lld/%lld ready, %lld restarts, %lld health kills, %lld memory "
-		       "replacements",
-		       name, (long long)json_integer_value(json_object_get(service, "ready")),
-		       (long long)json_integer_value(json_object_get(service, "count")),
-		       (long long)json_integer_value(json_object_get(service, "restarts")),
-		       (long long)json_integer_value(json_object_get(service, "health_kills")),
-		       (long long)json_integer_value(
-			   json_object_get(service, "memory_replacements")));
+		printf(
+		    "%s: %lld/%lld ready, %lld restarts, %lld health kills, %lld memory "
+		    "replacements",
+		    name, (long long)json_integer_value(json_object_get(service, "ready")),
+		    (long long)json_integer_value(json_object_get(service, "count")),
+		    (long long)json_integer_value(json_object_get(service, "restarts")),
+		    (long long)json_integer_value(json_object_get(service, "health_kills")),
+		    (long long)json_integer_value(json_object_get(service, "memory_replacements")));
 		if (json_integer_value(json_object_get(service, "done")) > 0)
 			printf(", %lld done",
 			       (long long)json_integer_value(json_object_get(service, "done")));

@@ -75,7 +75,7 @@ struct service {
 	unsigned roll_next;	  /* with rolling_batch: the next index of the new generation */
 	const struct config_service *roll_config;
 	bool stopping;
-	unsigned restarts;		/* of all its workers, ever */
+	unsigned restarts; /* of all its workers, ever */
 	/* Also of all its workers, ever, across rolling restarts (Prometheus' counters): exits
 	 * that were failures, kills for health_timeout, replacements over memory_limit. */
 	unsigned failures, health_kills, memory_replacements;

@@ -43,7 +43,7 @@ struct worker {
 	double quick_deaths[CONFIG_MAX_START_LIMIT_BURST];
 	unsigned quick_death_next;
 	double retry_at; /* CLOCK_REALTIME seconds of the restart in BACKOFF; 0: none due */
-	int exit_status;   /* last wait status; -1 before the first exit */
+	int exit_status; /* last wait status; -1 before the first exit */
 	bool
 	    ready_timed_out; /* killed for not being ready in time: a failure whatever the status */
 	char *status_text;   /* last STATUS= */

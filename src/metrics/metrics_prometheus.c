@@ -67,9 +67,9 @@ assign_roles(const struct metrics_tree *tree, const json_t *status, pid_t host_p
 		json_t *worker;
 		json_array_foreach(json_object_get(service, "workers"), i, worker)
 		{
-			const struct by_pid *found = find_pid(
-			    index, tree->count,
-			    (pid_t)json_integer_value(json_object_get(worker, "pid")));
+			const struct by_pid *found =
+			    find_pid(index, tree->count,
+				     (pid_t)json_integer_value(json_object_get(worker, "pid")));
 			if (found)
 				roles[found->index] = (struct role){
 				    "worker", name,
@@ -189,8 +189,8 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 
 /* One sample per service: key of its status object. */
 static void
-service_family(FILE *out, const json_t *status, const char *key, const char *name,
-	       const char *type, const char *help)
+service_family(FILE *out, const json_t *status, const char *key, const char *name, const char *type,
+	       const char *help)
 {
 	family(out, name, type, help);
 	const char *service_name;
@@ -262,8 +262,8 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 		       "Restarts of the service's workers after an exit.");
 	service_family(out, status, "failures", "aerie_service_failures_total", "counter",
 		       "Exits of the service's workers that were failures (not a stop).");
-	service_family(out, status, "health_kills", "aerie_service_health_kills_total",
-		       "counter", "Workers killed for missing WATCHDOG=1 (health_timeout).");
+	service_family(out, status, "health_kills", "aerie_service_health_kills_total", "counter",
+		       "Workers killed for missing WATCHDOG=1 (health_timeout).");
 	service_family(out, status, "memory_replacements",
 		       "aerie_service_memory_replacements_total", "counter",
 		       "Workers replaced for going over memory_limit.");

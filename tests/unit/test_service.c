@@ -821,8 +821,7 @@ test_min_uptime_fails_roll(void **state)
 static bool
 failed_worker(struct fake *fake)
 {
-	return fake->service->worker_count > 0 &&
-	       fake->service->workers[0]->state == WORKER_FAILED;
+	return fake->service->worker_count > 0 && fake->service->workers[0]->state == WORKER_FAILED;
 }
 
 /* A crash loop: start_limit_burst deaths before min_uptime make the worker failed, with no more
