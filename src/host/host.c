@@ -42,7 +42,9 @@ report_to_systemd(struct host *host)
 	for (size_t i = 0; i < host->service_count && length < sizeof(text); i++) {
 		const struct service *service = host->services[i];
 		unsigned ready = service_ready_count(service);
-		all_ready = all_ready && ready >= service->config->count;
+		/* A finished job (done) is as good as a ready worker, as for status --check. */
+		all_ready = all_ready && ready + service_state_count(service, WORKER_DONE) >=
+					     service->config->count;
 		int n = snprintf(text + length, sizeof(text) - length, "%s%s %u/%u ready",
 				 i ? ", " : "", service->name, ready, service->config->count);
 		if (n > 0)
