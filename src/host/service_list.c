@@ -198,12 +198,7 @@ service_find_worker(const struct service *service, pid_t pid)
 unsigned
 service_ready_count(const struct service *service)
 {
-	unsigned ready = 0;
-	for (size_t i = 0; i < service->worker_count; i++)
-		if (service->workers[i]->generation == service->generation &&
-		    service->workers[i]->state == WORKER_READY)
-			ready++;
-	return ready;
+	return service_state_count(service, WORKER_READY);
 }
 
 unsigned
