@@ -3,6 +3,7 @@
 #include "cli/print.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,35 @@
 #include "lib/escape.h"
 #include "lib/format.h"
 
+/* Every real rounded to 6 decimals: jansson writes a double with 17 significant digits, so the
+ * host's "uptime":2.763171 came back out as 2.7631709999999998. */
+static void
+round_reals(json_t *value)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+	if (json_is_real(value) && isfinite(json_real_value(value)) &&
+	    fabs(json_real_value(value)) < 1e15)
+		(void)json_real_set(value, round(json_real_value(value) * 1e6) / 1e6);
+	else if (json_is_object(value))
+		json_object_foreach(value, key, item) round_reals(item);
+	else if (json_is_array(value))
+		json_array_foreach(value, i, item) round_reals(item);
+}
+
 int
 print_json(const json_t *reply)
 {
-	char *text = json_dumps(reply, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	/* A copy, rounded, written with 15 significant digits: as many as a double holds
+	 * exactly, so no binary noise follows the 6 decimals. */
+	json_t *copy = json_deep_copy(reply);
+	if (!copy)
+		return EXIT_FAILED;
+	round_reals(copy);
+	char *text = json_dumps(copy, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+					  JSON_REAL_PRECISION(15));
+	json_decref(copy);
 	int r = text ? escape_print_json(stdout, text) : -ENOMEM;
 	free(text);
 	if (r < 0 || putchar('\n') == EOF)
@@ -55,6 +81,36 @@ print_error(const json_t *reply)
 	return true;
 }
 
+/* The detail column of a worker: its STATUS=, else what its last exit was and, in backoff,
+ * when it is retried. */
+static void
+worker_detail(const json_t *worker, double now, char *detail, size_t size)
+{
+	char text[160], when[32];
+	json_t *exit = json_object_get(worker, "last_exit");
+	const char *state = json_string_value(json_object_get(worker, "state")) ?: "";
+	detail[0] = '\0';
+	if (json_string_value(json_object_get(worker, "status"))) {
+		escape_copy(json_string_value(json_object_get(worker, "status")), detail, size);
+		return;
+	}
+	if (json_object_get(exit, "code"))
+		snprintf(detail, size, "last exit: status %lld",
+			 (long long)json_integer_value(json_object_get(exit, "code")));
+	else if (json_object_get(exit, "signal"))
+		snprintf(detail, size, "last exit: SIG%s",
+			 print_text(json_object_get(exit, "signal"), "?", text, sizeof(text)));
+	size_t length = strlen(detail);
+	json_t *retry = json_object_get(worker, "retry_at");
+	if (strcmp(state, "backoff") == 0 && json_is_number(retry) && length < size)
+		snprintf(
+		    detail + length, size - length, "%sretry in %s", length ? ", " : "",
+		    format_duration(fmax(json_number_value(retry) - now, 0), when, sizeof(when)));
+	else if (strcmp(state, "failed") == 0 && length < size)
+		snprintf(detail + length, size - length, "%sstart limit reached",
+			 length ? ", " : "");
+}
+
 void
 print_status(const json_t *reply)
 {
@@ -66,52 +122,59 @@ print_status(const json_t *reply)
 			       sizeof(uptime)),
 	       (long long)json_integer_value(json_object_get(host, "generation")),
 	       json_is_true(json_object_get(host, "stopping")) ? ", stopping" : "");
-	printf("%-16s %7s %4s %-9s %8s %11s  %s\n", "WORKER", "PID", "GEN", "STATE", "RESTARTS",
-	       "UPTIME", "STATUS");
-	double now = (double)time(NULL);
+	printf("%-16s %7s %4s %-9s %8s %6s %6s %11s  %s\n", "WORKER", "PID", "GEN", "STATE",
+	       "RESTARTS", "HKILLS", "MEMREP", "UPTIME", "STATUS");
+	struct timespec clock;
+	(void)clock_gettime(CLOCK_REALTIME, &clock);
+	double now = (double)clock.tv_sec + (double)clock.tv_nsec / 1e9;
 	const char *key;
 	json_t *service;
 	json_object_foreach(json_object_get(reply, "services"), key, service)
 	{
 		/* Every text here was chosen by the host's config, its workers or whoever answers
 		 * on the socket: none goes to the terminal unescaped. */
-		char name[256], state[64], text[160];
+		char name[256], state[64];
 		escape_copy(key, name, sizeof(name));
 		json_t *worker;
 		size_t i;
 		json_array_foreach(json_object_get(service, "workers"), i, worker)
 		{
-			char label[sizeof(name) + 24];
+			char label[sizeof(name) + 24], pid[24] = "-", detail[160];
 			snprintf(label, sizeof(label), "%s.%lld", name,
 				 (long long)json_integer_value(json_object_get(worker, "index")));
-			json_t *exit = json_object_get(worker, "last_exit");
-			char detail[160] = "";
-			if (json_string_value(json_object_get(worker, "status")))
-				escape_copy(json_string_value(json_object_get(worker, "status")),
-					    detail, sizeof(detail));
-			else if (json_object_get(exit, "code"))
+			if (json_integer_value(json_object_get(worker, "pid")) > 0)
 				snprintf(
-				    detail, sizeof(detail), "last exit: status %lld",
-				    (long long)json_integer_value(json_object_get(exit, "code")));
-			else if (json_object_get(exit, "signal"))
-				snprintf(detail, sizeof(detail), "last exit: SIG%s",
-					 print_text(json_object_get(exit, "signal"), "?", text,
-						    sizeof(text)));
+				    pid, sizeof(pid), "%lld",
+				    (long long)json_integer_value(json_object_get(worker, "pid")));
+			worker_detail(worker, now, detail, sizeof(detail));
 			printf(
-			    "%-16s %7lld %4lld %-9s %8lld %11s  %s\n", label,
-			    (long long)json_integer_value(json_object_get(worker, "pid")),
+			    "%-16s %7s %4lld %-9s %8lld %6lld %6lld %11s  %s\n", label, pid,
 			    (long long)json_integer_value(json_object_get(worker, "generation")),
 			    print_text(json_object_get(worker, "state"), "?", state, sizeof(state)),
 			    (long long)json_integer_value(json_object_get(worker, "restarts")),
+			    (long long)json_integer_value(json_object_get(worker, "health_kills")),
+			    (long long)json_integer_value(
+				json_object_get(worker, "memory_replacements")),
 			    format_duration(now -
 						json_number_value(json_object_get(worker, "since")),
 					    since, sizeof(since)),
 			    detail);
 		}
-		printf("%s: %lld/%lld ready, %lld restarts\n", name,
-		       (long long)json_integer_value(json_object_get(service, "ready")),
-		       (long long)json_integer_value(json_object_get(service, "count")),
-		       (long long)json_integer_value(json_object_get(service, "restarts")));
+		printf(
+		    "%s: %lld/%lld ready, %lld restarts, %lld health kills, %lld memory "
+		    "replacements",
+		    name, (long long)json_integer_value(json_object_get(service, "ready")),
+		    (long long)json_integer_value(json_object_get(service, "count")),
+		    (long long)json_integer_value(json_object_get(service, "restarts")),
+		    (long long)json_integer_value(json_object_get(service, "health_kills")),
+		    (long long)json_integer_value(json_object_get(service, "memory_replacements")));
+		if (json_integer_value(json_object_get(service, "done")) > 0)
+			printf(", %lld done",
+			       (long long)json_integer_value(json_object_get(service, "done")));
+		if (json_integer_value(json_object_get(service, "failed")) > 0)
+			printf(", %lld FAILED",
+			       (long long)json_integer_value(json_object_get(service, "failed")));
+		putchar('\n');
 	}
 }
 
@@ -152,13 +215,18 @@ print_ready(const json_t *reply)
 	json_t *service;
 	json_object_foreach((json_t *)services, name, service)
 	{
-		long long ready = json_integer_value(json_object_get(service, "ready"));
+		/* A worker that finished (restart = never, exit 0) is as good as a ready one; a
+		 * failed one (start limit) is not, whatever the others do. */
+		long long ready = json_integer_value(json_object_get(service, "ready")) +
+				  json_integer_value(json_object_get(service, "done"));
 		long long count = json_integer_value(json_object_get(service, "count"));
-		char *list = ready < count ? missing : all;
+		long long failed = json_integer_value(json_object_get(service, "failed"));
+		char *list = ready < count || failed > 0 ? missing : all;
 		size_t length = strlen(list);
 		if (length < sizeof(all) - 1)
-			snprintf(list + length, sizeof(all) - length, "%s%s %lld/%lld",
-				 length ? ", " : "", name, ready, count);
+			snprintf(list + length, sizeof(all) - length, "%s%s %lld/%lld%s",
+				 length ? ", " : "", name, ready, count,
+				 failed > 0 ? " (failed)" : "");
 	}
 	escape_controls(all, false); /* service names: the server's words */
 	escape_controls(missing, false);

@@ -121,6 +121,9 @@ diff_worker(struct top_events *events, const char *service, const json_t *old, c
 	else if (state && strcmp(state, "backoff") == 0)
 		top_events_add(events, now, "%s [%lld] exited%s, restarting after a delay", label,
 			       old_pid, exit);
+	else if (state && strcmp(state, "failed") == 0)
+		top_events_add(events, now, "%s [%lld] exited%s, failed: start limit reached",
+			       label, old_pid, exit);
 	else
 		top_events_add(events, now, "%s [%lld] exited%s, not restarted", label, old_pid,
 			       exit);

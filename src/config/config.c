@@ -83,6 +83,10 @@ open_service(struct parser *p, const char *name)
 	    .stop_signal = CONFIG_DEFAULT_STOP_SIGNAL,
 	    .stop_timeout = CONFIG_DEFAULT_STOP_TIMEOUT,
 	    .memory_check_interval = CONFIG_DEFAULT_MEMORY_CHECK_INTERVAL,
+	    .min_uptime = CONFIG_DEFAULT_MIN_UPTIME,
+	    .start_limit_burst = CONFIG_DEFAULT_START_LIMIT_BURST,
+	    .start_limit_interval = CONFIG_DEFAULT_START_LIMIT_INTERVAL,
+	    .kill_mode = CONFIG_DEFAULT_KILL_MODE,
 	};
 	if (!(service->name = strdup(service_name)))
 		return parser_fail_errno(p, -ENOMEM);

@@ -12,6 +12,7 @@ enum config_restart { CONFIG_RESTART_ALWAYS, CONFIG_RESTART_ON_FAILURE, CONFIG_R
 enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
 enum config_memory_metric { CONFIG_MEMORY_PSS, CONFIG_MEMORY_RSS };
 enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
+enum config_kill_mode { CONFIG_KILL_GROUP, CONFIG_KILL_MAIN };
 
 /* Defaults, in one place (SPEC.md documents them). */
 #define CONFIG_DEFAULT_SUPERVISOR "supervisor.ipc"
@@ -25,6 +26,10 @@ enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 #define CONFIG_DEFAULT_READY CONFIG_READY_NONE
 #define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
 #define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
+#define CONFIG_DEFAULT_MIN_UPTIME 1.0
+#define CONFIG_DEFAULT_START_LIMIT_BURST 5 /* systemd's StartLimitBurst */
+#define CONFIG_DEFAULT_START_LIMIT_INTERVAL 10.0
+#define CONFIG_DEFAULT_KILL_MODE CONFIG_KILL_GROUP
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -50,6 +55,11 @@ struct config_service {
 	double memory_check_interval; /* seconds between checks, > 0 */
 	unsigned
 	    rolling_batch; /* workers replaced at a time in a rolling restart; 0: all at once */
+	double min_uptime; /* seconds a worker must have been ready (or up) to count as started */
+	unsigned start_limit_burst;  /* quick deaths within start_limit_interval that make it
+					failed; 0: retry forever */
+	double start_limit_interval; /* seconds */
+	enum config_kill_mode kill_mode;
 };
 
 struct config {

@@ -279,6 +279,56 @@ parse_directory(struct parser *p, const struct key_info *key, const char *value)
 	return parse_path(p, key, value, &parser_service(p)->directory);
 }
 
+/* What the host sets for each worker (spawn.c): an env line could only break readiness or
+ * socket passing by overriding it. */
+static bool
+env_reserved(const char *name, size_t length)
+{
+	static const char *const prefixes[] = {"LISTEN_", "AERIE_", "WATCHDOG_"};
+	if (length == strlen("NOTIFY_SOCKET") && strncmp(name, "NOTIFY_SOCKET", length) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (length >= strlen(prefixes[i]) &&
+		    strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+static int
+parse_min_uptime(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_seconds(p, key, value, false, &parser_service(p)->min_uptime);
+}
+
+static int
+parse_start_limit_burst(struct parser *p, const struct key_info *key, const char *value)
+{
+	unsigned long burst;
+	if (value_unsigned(value, 10, CONFIG_MAX_START_LIMIT_BURST, &burst) < 0)
+		return parser_fail_invalid(p, key, value,
+					   "expected a number of starts, 0 (no limit) to 100");
+	parser_service(p)->start_limit_burst = (unsigned)burst;
+	return 0;
+}
+
+static int
+parse_start_limit_interval(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_seconds(p, key, value, false, &parser_service(p)->start_limit_interval);
+}
+
+static int
+parse_kill_mode(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (strcmp(value, "group") == 0)
+		parser_service(p)->kill_mode = CONFIG_KILL_GROUP;
+	else if (strcmp(value, "main") == 0)
+		parser_service(p)->kill_mode = CONFIG_KILL_MAIN;
+	else
+		return parser_fail_invalid(p, key, value, "expected group or main");
+	return 0;
+}
+
 static int
 parse_env(struct parser *p, const struct key_info *key, const char *value)
 {
@@ -291,6 +341,11 @@ parse_env(struct parser *p, const struct key_info *key, const char *value)
 		    p, key, value,
 		    "expected KEY=VALUE, KEY made of letters, digits and _, not "
 		    "starting with a digit");
+	if (env_reserved(value, length))
+		return parser_fail(p,
+				   "env cannot set %.*s in [%s]: the host sets it (NOTIFY_SOCKET, "
+				   "LISTEN_*, AERIE_*, WATCHDOG_*)",
+				   (int)length, value, p->section_name);
 	for (size_t i = 0; i < service->env_count; i++)
 		if (strncmp(service->env[i], value, length + 1) == 0)
 			return parser_fail(p, "duplicate env key \"%.*s\" in [%s]", (int)length,
@@ -328,6 +383,12 @@ const struct key_info keys_table[KEY__MAX] = {
     [KEY_LOG_FORMAT] = {"log_format", SECTION_HOST, false, parse_log_format},
     [KEY_LOG] = {"log", SECTION_HOST, false, parse_log},
     [KEY_PROMETHEUS] = {"prometheus", SECTION_HOST, false, parse_prometheus},
+    [KEY_MIN_UPTIME] = {"min_uptime", SECTION_SERVICE, false, parse_min_uptime},
+    [KEY_START_LIMIT_BURST] = {"start_limit_burst", SECTION_SERVICE, false,
+			       parse_start_limit_burst},
+    [KEY_START_LIMIT_INTERVAL] = {"start_limit_interval", SECTION_SERVICE, false,
+				  parse_start_limit_interval},
+    [KEY_KILL_MODE] = {"kill_mode", SECTION_SERVICE, false, parse_kill_mode},
 };
 
 const struct key_info *

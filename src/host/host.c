@@ -42,7 +42,9 @@ report_to_systemd(struct host *host)
 	for (size_t i = 0; i < host->service_count && length < sizeof(text); i++) {
 		const struct service *service = host->services[i];
 		unsigned ready = service_ready_count(service);
-		all_ready = all_ready && ready >= service->config->count;
+		/* A finished job (done) is as good as a ready worker, as for status --check. */
+		all_ready = all_ready && ready + service_state_count(service, WORKER_DONE) >=
+					     service->config->count;
 		int n = snprintf(text + length, sizeof(text) - length, "%s%s %u/%u ready",
 				 i ? ", " : "", service->name, ready, service->config->count);
 		if (n > 0)
@@ -294,6 +296,14 @@ kill_worker(void *data, const struct worker *worker, int signal)
 }
 
 static void
+kill_main(void *data, const struct worker *worker, int signal)
+{
+	(void)data;
+	if (worker->pid > 0)
+		(void)kill(worker->pid, signal); /* ESRCH: it is gone, its reap is on the way */
+}
+
+static void
 kill_group(void *data, pid_t pgid)
 {
 	(void)data;
@@ -354,6 +364,7 @@ host_main(const char *config_path, bool init)
 	const struct spawner processes = {
 	    .spawn = spawn_worker,
 	    .kill = kill_worker,
+	    .kill_main = kill_main,
 	    .kill_group = kill_group,
 	    .memory = tree_memory,
 	    .data = &host,
@@ -490,10 +501,15 @@ out:
 ssize_t
 host_status_encode(const struct host *host, char **ret_text)
 {
+	/* The generation that serves, not the last one tried: a failed roll leaves it. */
+	unsigned serving = host->service_count ? 0 : host->generation;
+	for (size_t i = 0; i < host->service_count; i++)
+		if (host->services[i]->generation > serving)
+			serving = host->services[i]->generation;
 	struct status_host status = {
 	    .pid = getpid(),
 	    .uptime = loop_now_seconds() - host->started_at,
-	    .generation = host->generation,
+	    .generation = serving,
 	    .stopping = host->stop_requests > 0,
 	};
 	return status_encode(&status, host->services, host->service_count, ret_text);

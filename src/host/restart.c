@@ -162,8 +162,12 @@ host_restart_next(struct host *host)
 	 * before every one has started. */
 	for (size_t i = 0; i < host->service_count; i++) {
 		struct service *service = host->services[i];
+		/* A reload rolls to the new config; a plain restart to the one that serves, which
+		 * is not the newest when a reload's roll failed. */
 		const struct config_service *config =
-		    find_config_service(host->configs[host->config_count - 1], service->name);
+		    request->reload
+			? find_config_service(host->configs[host->config_count - 1], service->name)
+			: service->config;
 		if ((only && service != only) || !config)
 			continue;
 		host->restart_services_pending++;

@@ -98,6 +98,26 @@ service_roll(struct service *service, unsigned generation, const struct config_s
 	return 0;
 }
 
+unsigned
+service_reset_failed(struct service *service)
+{
+	unsigned reset = 0;
+	if (service->stopping)
+		return 0;
+	for (size_t i = 0; i < service->worker_count; i++) {
+		struct worker *worker = service->workers[i];
+		if (worker->state != WORKER_FAILED)
+			continue;
+		memset(worker->quick_deaths, 0, sizeof(worker->quick_deaths));
+		worker->quick_death_next = 0;
+		worker->failures = 0;
+		log_info("%s: failed state cleared: starting it again", worker->label);
+		service_raise(service, worker, WORKER_EVENT_START);
+		reset++;
+	}
+	return reset;
+}
+
 /* What the host calls: a stop is an event for each worker, raised; an exit or a notify
  * message is handled at once. */
 

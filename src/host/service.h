@@ -40,6 +40,8 @@ struct spawner {
 		     const struct worker_exec *exec);
 	/* signal to the process group of a running worker. */
 	void (*kill)(void *data, const struct worker *worker, int signal);
+	/* signal to the worker's main process only (kill_mode = main); NULL: kill. */
+	void (*kill_main)(void *data, const struct worker *worker, int signal);
 	/* After a worker's exit: SIGKILL to what it left in its process group (pgid), never to a
 	 * single pid, which may already be another process's. */
 	void (*kill_group)(void *data, pid_t pgid);
@@ -73,7 +75,10 @@ struct service {
 	unsigned roll_next;	  /* with rolling_batch: the next index of the new generation */
 	const struct config_service *roll_config;
 	bool stopping;
-	unsigned restarts;		/* of all its workers, ever */
+	unsigned restarts; /* of all its workers, ever */
+	/* Also of all its workers, ever, across rolling restarts (Prometheus' counters): exits
+	 * that were failures, kills for health_timeout, replacements over memory_limit. */
+	unsigned failures, health_kills, memory_replacements;
 	struct loop_timer memory_timer; /* armed only with memory_limit */
 	/* SERVICE_BACKOFF_RESET_SECONDS and SERVICE_SPAWN_RETRY_DELAY; a test shortens them. */
 	double backoff_reset;
@@ -136,6 +141,13 @@ bool service_dispatch(struct service *service);
 
 /* Counts for status: workers of the serving generation that are ready, and expected. */
 unsigned service_ready_count(const struct service *service);
+/* Workers of the serving generation in state (WORKER_DONE, WORKER_FAILED), for status. */
+unsigned service_state_count(const struct service *service, enum worker_state state);
+/* Clears the failed state (start_limit_burst reached) of every failed worker of the service
+ * and starts each again, with a fresh start limit and backoff: what `start` and `reload` do
+ * for a failed service. Returns how many it restarts; they become ready (or fail again)
+ * through the usual events. */
+unsigned service_reset_failed(struct service *service);
 /* Whether pid is one of its workers (running). */
 bool service_has_worker(const struct service *service, pid_t pid);
 const char *service_state_name(enum worker_state state);

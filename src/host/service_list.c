@@ -26,7 +26,8 @@ service_state_name(enum worker_state state)
 	static const char *const names[] = {
 	    [WORKER_STARTING] = "starting", [WORKER_READY] = "ready",
 	    [WORKER_STOPPING] = "stopping", [WORKER_BACKOFF] = "backoff",
-	    [WORKER_EXITED] = "exited",
+	    [WORKER_EXITED] = "exited",	    [WORKER_FAILED] = "failed",
+	    [WORKER_DONE] = "done",
 	};
 	return names[state];
 }
@@ -197,12 +198,18 @@ service_find_worker(const struct service *service, pid_t pid)
 unsigned
 service_ready_count(const struct service *service)
 {
-	unsigned ready = 0;
+	return service_state_count(service, WORKER_READY);
+}
+
+unsigned
+service_state_count(const struct service *service, enum worker_state state)
+{
+	unsigned count = 0;
 	for (size_t i = 0; i < service->worker_count; i++)
 		if (service->workers[i]->generation == service->generation &&
-		    service->workers[i]->state == WORKER_READY)
-			ready++;
-	return ready;
+		    service->workers[i]->state == state)
+			count++;
+	return count;
 }
 
 bool

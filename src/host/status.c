@@ -11,7 +11,10 @@
 static void
 worker_status(struct json_out *out, const struct worker *worker)
 {
-	json_out_field(out, "{\"pid\":", worker->pid);
+	if (worker->pid > 0)
+		json_out_field(out, "{\"pid\":", worker->pid);
+	else
+		json_out_raw(out, "{\"pid\":null"); /* not running: no pid, not 0 */
 	json_out_field(out, ",\"index\":", worker->index);
 	json_out_field(out, ",\"generation\":", worker->generation);
 	json_out_raw(out, ",\"state\":\"");
@@ -29,6 +32,10 @@ worker_status(struct json_out *out, const struct worker *worker)
 		json_out_raw(out, signame_name(WTERMSIG(worker->exit_status)));
 		json_out_raw(out, "\"}");
 	}
+	if (worker->state == WORKER_BACKOFF && worker->retry_at > 0) {
+		json_out_raw(out, ",\"retry_at\":");
+		json_out_seconds(out, worker->retry_at);
+	}
 	if (worker->status_text) {
 		json_out_raw(out, ",\"status\":");
 		json_out_string(out, worker->status_text);
@@ -44,12 +51,24 @@ service_status(struct json_out *out, const struct service *service)
 	json_out_field(out, ",\"ready\":", service_ready_count(service));
 	json_out_field(out, ",\"restarts\":", service->restarts);
 	json_out_field(out, ",\"generation\":", service->generation);
+	json_out_field(out, ",\"done\":", service_state_count(service, WORKER_DONE));
+	json_out_field(out, ",\"failed\":", service_state_count(service, WORKER_FAILED));
+	json_out_field(out, ",\"failures\":", service->failures);
+	json_out_field(out, ",\"health_kills\":", service->health_kills);
+	json_out_field(out, ",\"memory_replacements\":", service->memory_replacements);
 	json_out_raw(out, ",\"workers\":[");
-	for (size_t i = 0; i < service->worker_count; i++) {
-		if (i > 0)
-			json_out_raw(out, ",");
-		worker_status(out, service->workers[i]);
-	}
+	/* The workers that serve (or are to) first, then the draining ones, each in the order
+	 * they were started: an old worker and its replacement share an index. */
+	size_t written = 0;
+	for (int draining = 0; draining <= 1; draining++)
+		for (size_t i = 0; i < service->worker_count; i++) {
+			const struct worker *worker = service->workers[i];
+			if ((worker->state == WORKER_STOPPING) != draining)
+				continue;
+			if (written++ > 0)
+				json_out_raw(out, ",");
+			worker_status(out, worker);
+		}
 	json_out_raw(out, "]}");
 }
 

@@ -16,6 +16,9 @@ enum worker_state {
 	WORKER_STOPPING, /* stop_signal sent, waiting for the exit */
 	WORKER_BACKOFF,	 /* exited, waiting for its restart deadline */
 	WORKER_EXITED,	 /* exited and will not be restarted */
+	WORKER_FAILED,	 /* died before min_uptime too often (start_limit_*): not restarted
+			    until service_reset_failed */
+	WORKER_DONE,	 /* exited with status 0 and not restarted by its policy: fine */
 };
 
 struct service;
@@ -32,11 +35,20 @@ struct worker {
 	double since;	   /* CLOCK_REALTIME seconds of the last state change, for status */
 	unsigned restarts; /* times restarted after an exit */
 	unsigned failures; /* consecutive short-lived exits, for the backoff */
-	int exit_status;   /* last wait status; -1 before the first exit */
+	/* min_uptime: a STARTING worker that sent READY=1 (or, with ready = none, started) waits
+	 * this long, its timer armed, before it counts as ready. */
+	bool settling;
+	/* The times (CLOCK_MONOTONIC) of its last deaths before min_uptime, a ring of
+	 * start_limit_burst slots: all of them within start_limit_interval make it failed. */
+	double quick_deaths[CONFIG_MAX_START_LIMIT_BURST];
+	unsigned quick_death_next;
+	double retry_at; /* CLOCK_REALTIME seconds of the restart in BACKOFF; 0: none due */
+	int exit_status; /* last wait status; -1 before the first exit */
 	bool
 	    ready_timed_out; /* killed for not being ready in time: a failure whatever the status */
 	char *status_text;   /* last STATUS= */
 	int stop_signal;     /* from the config it was started with */
+	bool kill_main;	     /* kill_mode = main: stop_signal to the main process only */
 	double stop_timeout;
 	double health_timeout; /* > 0: a ready worker must send WATCHDOG=1 this often */
 	unsigned health_kills; /* times killed for missing it */

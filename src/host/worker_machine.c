@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "host/service_private.h"
 #include "lib/log.h"
 #include "lib/signame.h"
 
 typedef void worker_action(struct service *service, struct worker *worker, int status);
+
+static worker_action ready_timed_out;
 
 static double
 backoff_delay(const struct service *service, const struct config_service *config,
@@ -59,6 +62,26 @@ send_signal(struct service *service, const struct worker *worker, int signal)
 		service->spawner.kill(service->spawner.data, worker, signal);
 }
 
+/* The graceful stop's signal: with kill_mode = main to the main process alone, which stops its
+ * own children (gunicorn's arbiter, nginx's master) and would see them die under it if they got
+ * the signal too; SIGKILL still goes to the whole group (stop_timed_out, exited). */
+static void
+send_stop_signal(struct service *service, const struct worker *worker)
+{
+	if (worker->pid > 0 && worker->kill_main && service->spawner.kill_main)
+		service->spawner.kill_main(service->spawner.data, worker, worker->stop_signal);
+	else
+		send_signal(service, worker, worker->stop_signal);
+}
+
+static double
+realtime_now(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 static void
 on_deadline(struct loop *loop, void *data)
 {
@@ -94,6 +117,9 @@ start(struct service *service, struct worker *worker, int status)
 	    .watchdog_seconds = config->health_timeout,
 	};
 	worker->stop_signal = config->stop_signal;
+	worker->kill_main = config->kill_mode == CONFIG_KILL_MAIN;
+	worker->settling = false;
+	worker->retry_at = 0;
 	worker->stop_timeout = config->stop_timeout;
 	worker->health_timeout = config->health_timeout;
 	worker->ready_timed_out = false;
@@ -108,6 +134,7 @@ start(struct service *service, struct worker *worker, int status)
 		double delay = backoff_delay(service, config, worker, 0);
 		if (delay < service->spawn_retry_delay)
 			delay = service->spawn_retry_delay;
+		worker->retry_at = realtime_now() + delay;
 		log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
 			  worker->label, delay);
 		(void)loop_timer_start(service->loop, &worker->timer, delay);
@@ -126,15 +153,14 @@ start(struct service *service, struct worker *worker, int status)
 			  (int)worker->pid);
 }
 
-/* STARTING × READY. */
+/* STARTING × DEADLINE once READY=1 came, or STARTING × READY without min_uptime: the worker
+ * has been ready (or up) min_uptime and counts as started. */
 static void
 become_ready(struct service *service, struct worker *worker, int status)
 {
 	(void)status;
-	if (service_worker_config(service, worker)->ready == CONFIG_READY_NOTIFY)
-		log_info("%s[%d] ready after %.3f s", worker->label, (int)worker->pid,
-			 loop_now_seconds() - worker->started_at);
 	loop_timer_stop(service->loop, &worker->timer);
+	worker->settling = false;
 	service_set_state(service, worker, WORKER_READY);
 	/* From now on the timer is the health deadline, pushed back by each WATCHDOG=1. */
 	if (worker->health_timeout > 0)
@@ -148,6 +174,42 @@ become_ready(struct service *service, struct worker *worker, int status)
 			 (int)worker->pid, old->label, (int)old->pid);
 		service_raise(service, old, WORKER_EVENT_STOP);
 	}
+}
+
+/* STARTING × READY: READY=1 (or, with ready = none, the spawn). A server that says it is ready
+ * before it is (gunicorn's arbiter before it imports the app) dies soon after: it counts as
+ * started, and a rolling restart goes on, only once it has stayed up min_uptime. */
+static void
+ready_received(struct service *service, struct worker *worker, int status)
+{
+	const struct config_service *config = service_worker_config(service, worker);
+	if (worker->settling)
+		return; /* a second READY=1: the gate runs already */
+	if (config->ready == CONFIG_READY_NOTIFY)
+		log_info("%s[%d] ready after %.3f s", worker->label, (int)worker->pid,
+			 loop_now_seconds() - worker->started_at);
+	if (config->min_uptime <= 0) {
+		become_ready(service, worker, status);
+		return;
+	}
+	worker->settling = true;
+	service->changed = true;
+	int r = loop_timer_start(service->loop, &worker->timer, config->min_uptime);
+	if (r < 0) {
+		log_errno(LOG_ERROR, r, "%s[%d]: cannot arm its min_uptime; ready now",
+			  worker->label, (int)worker->pid);
+		become_ready(service, worker, status);
+	}
+}
+
+/* STARTING × DEADLINE: min_uptime passed, or ready_timeout ran out. */
+static void
+starting_deadline(struct service *service, struct worker *worker, int status)
+{
+	if (worker->settling)
+		become_ready(service, worker, status);
+	else
+		ready_timed_out(service, worker, status);
 }
 
 /* READY × READY, WATCHDOG: the health deadline moves. */
@@ -179,6 +241,7 @@ health_timed_out(struct service *service, struct worker *worker, int status)
 		 worker->label, (int)worker->pid, worker->health_timeout);
 	worker->unhealthy = true;
 	worker->health_kills++;
+	service->health_kills++;
 	send_signal(service, worker, SIGKILL);
 }
 
@@ -202,7 +265,7 @@ stop_gracefully(struct service *service, struct worker *worker, int status)
 	log_info("%s[%d] stopping: sending SIG%s", worker->label, (int)worker->pid,
 		 signame_name(worker->stop_signal));
 	service_set_state(service, worker, WORKER_STOPPING);
-	send_signal(service, worker, worker->stop_signal);
+	send_stop_signal(service, worker);
 	if (loop_timer_start(service->loop, &worker->timer, worker->stop_timeout) < 0)
 		send_signal(service, worker, SIGKILL); /* no deadline to wait for */
 }
@@ -216,7 +279,7 @@ kill_at_once(struct service *service, struct worker *worker, int status)
 	send_signal(service, worker, SIGKILL);
 }
 
-/* BACKOFF, EXITED × STOP, KILL: nothing runs, so nothing to wait for. */
+/* BACKOFF, EXITED, FAILED, DONE × STOP, KILL: nothing runs, so nothing to wait for. */
 static void
 remove_now(struct service *service, struct worker *worker, int status)
 {
@@ -224,17 +287,47 @@ remove_now(struct service *service, struct worker *worker, int status)
 	service_worker_remove(service, worker);
 }
 
-/* After an exit that was no stop: BACKOFF (or at once), or EXITED by the restart policy. */
+/* A death before min_uptime: true when it is the start_limit_burst-th within
+ * start_limit_interval, and the worker is to fail rather than start again. */
+static bool
+start_limit_reached(const struct config_service *config, struct worker *worker)
+{
+	unsigned burst = config->start_limit_burst;
+	if (burst == 0)
+		return false;
+	if (burst > CONFIG_MAX_START_LIMIT_BURST)
+		burst = CONFIG_MAX_START_LIMIT_BURST;
+	double now = loop_now_seconds();
+	worker->quick_deaths[worker->quick_death_next++ % burst] = now;
+	unsigned recent = 0;
+	for (unsigned i = 0; i < burst; i++)
+		if (worker->quick_deaths[i] > 0 &&
+		    now - worker->quick_deaths[i] <= config->start_limit_interval)
+			recent++;
+	return recent >= burst;
+}
+
+/* After an exit that was no stop: BACKOFF (or at once), EXITED or DONE by the restart policy,
+ * or FAILED by the start limit. */
 static void
-restart_or_rest(struct service *service, struct worker *worker, bool failed, double uptime)
+restart_or_rest(struct service *service, struct worker *worker, bool failed, bool quick,
+		double uptime)
 {
 	const struct config_service *config = service_worker_config(service, worker);
 	bool restart = config->restart == CONFIG_RESTART_ALWAYS ||
 		       (config->restart == CONFIG_RESTART_ON_FAILURE && failed);
 	if (!restart) {
-		service_set_state(service, worker, WORKER_EXITED);
+		service_set_state(service, worker, failed ? WORKER_EXITED : WORKER_DONE);
 		log_info("%s: not restarted (restart = %s)", worker->label,
 			 config->restart == CONFIG_RESTART_NEVER ? "never" : "on-failure");
+		return;
+	}
+	if (quick && start_limit_reached(config, worker)) {
+		service_set_state(service, worker, WORKER_FAILED);
+		log_error("%s: failed: %u starts within %g s ended before min_uptime (%g s); not "
+			  "restarted until it is started again",
+			  worker->label, config->start_limit_burst, config->start_limit_interval,
+			  config->min_uptime);
 		return;
 	}
 	double delay = backoff_delay(service, config, worker, uptime);
@@ -247,6 +340,7 @@ restart_or_rest(struct service *service, struct worker *worker, bool failed, dou
 	}
 	log_info("%s: restarting in %.3f s (failure %u in a row)", worker->label, delay,
 		 worker->failures);
+	worker->retry_at = realtime_now() + delay;
 	if (loop_timer_start(service->loop, &worker->timer, delay) < 0)
 		service_raise(service, worker, WORKER_EVENT_START);
 }
@@ -264,11 +358,19 @@ exited(struct service *service, struct worker *worker, int status)
 	worker_output_close(worker, service->loop);
 	worker->pid = 0;
 	worker->exit_status = status;
+	/* What it said of itself was about that run: a worker waiting to restart says nothing. */
+	free(worker->status_text);
+	worker->status_text = NULL;
+	/* Not through the gate: not ready, or ready for less than min_uptime. */
+	bool quick = worker->state == WORKER_STARTING;
+	worker->settling = false;
 
 	char text[96];
 	describe_status(status, text, sizeof(text));
 	bool failed = worker->ready_timed_out || worker->unhealthy || !WIFEXITED(status) ||
 		      WEXITSTATUS(status) != 0;
+	if (failed && worker->state != WORKER_STOPPING && !service->stopping)
+		service->failures++;
 
 	if (worker->state == WORKER_STOPPING || service->stopping) {
 		log_info("%s[%d] stopped: %s", worker->label, (int)pid, text);
@@ -295,13 +397,14 @@ exited(struct service *service, struct worker *worker, int status)
 	}
 	if (service->roll_generation && worker->generation == service->roll_generation) {
 		char message[256];
-		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready", worker->label,
-			 (int)pid, text, worker->ready_timed_out ? " (ready_timeout)" : "");
+		snprintf(message, sizeof(message), "%s[%d] %s%s before it was ready for min_uptime",
+			 worker->label, (int)pid, text,
+			 worker->ready_timed_out ? " (ready_timeout)" : "");
 		service_worker_remove(service, worker);
 		service_roll_abort(service, message);
 		return;
 	}
-	restart_or_rest(service, worker, failed, uptime);
+	restart_or_rest(service, worker, failed, quick, uptime);
 }
 
 /* READY × REPLACE: a new worker starts beside it, as a one-worker rolling restart; this one
@@ -320,6 +423,7 @@ start_replacement(struct service *service, struct worker *old, int status)
 	}
 	worker->restarts = old->restarts;
 	worker->memory_replacements = old->memory_replacements + 1;
+	service->memory_replacements++;
 	worker->replacing = old;
 	old->replacement = worker;
 	service->restarts++;
@@ -330,9 +434,9 @@ start_replacement(struct service *service, struct worker *old, int status)
 static worker_action *const actions[][WORKER_EVENT_COUNT] = {
     [WORKER_STARTING] =
 	{
-	    [WORKER_EVENT_READY] = become_ready,
+	    [WORKER_EVENT_READY] = ready_received,
 	    [WORKER_EVENT_EXITED] = exited,
-	    [WORKER_EVENT_DEADLINE] = ready_timed_out,
+	    [WORKER_EVENT_DEADLINE] = starting_deadline,
 	    [WORKER_EVENT_STOP] = stop_gracefully,
 	    [WORKER_EVENT_KILL] = kill_at_once,
 	},
@@ -360,6 +464,17 @@ static worker_action *const actions[][WORKER_EVENT_COUNT] = {
 	    [WORKER_EVENT_KILL] = remove_now,
 	},
     [WORKER_EXITED] =
+	{
+	    [WORKER_EVENT_STOP] = remove_now,
+	    [WORKER_EVENT_KILL] = remove_now,
+	},
+    [WORKER_FAILED] =
+	{
+	    [WORKER_EVENT_START] = start, /* service_reset_failed */
+	    [WORKER_EVENT_STOP] = remove_now,
+	    [WORKER_EVENT_KILL] = remove_now,
+	},
+    [WORKER_DONE] =
 	{
 	    [WORKER_EVENT_STOP] = remove_now,
 	    [WORKER_EVENT_KILL] = remove_now,

@@ -94,6 +94,8 @@
 #define CONFIG_MAX_SERVICES 1000 /* [service:NAME] sections */
 #define CONFIG_MAX_ENV 1000	 /* env lines in a service */
 #define CONFIG_MAX_LISTEN 256	 /* listen lines in a service */
+/* start_limit_burst: each worker keeps the times of its last quick deaths, one slot each. */
+#define CONFIG_MAX_START_LIMIT_BURST 100
 
 /* `aerie supervisor` and `top`. */
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */

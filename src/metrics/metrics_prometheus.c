@@ -30,9 +30,19 @@ compare_by_pid(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+/* The position of pid's process in the tree, by binary search; NULL if it is not there. */
+static const struct by_pid *
+find_pid(const struct by_pid *index, size_t count, pid_t pid)
+{
+	struct by_pid key = {.pid = pid};
+	return pid > 0 ? bsearch(&key, index, count, sizeof(*index), compare_by_pid) : NULL;
+}
+
 /* Labels every process: host, supervisor, a worker (from status), or another descendant. One
  * pass over the tree and one over the workers, each worker found by binary search: a scrape
- * of 1000 workers is not a million lookups. */
+ * of 1000 workers is not a million lookups. A descendant takes the service and worker of the
+ * worker it descends from (gunicorn's and nginx's own workers), so that a service's memory is
+ * all of it: its parents are walked up to a worker, the host or the root. */
 static int
 assign_roles(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
 	     pid_t supervisor_pid, struct role *roles)
@@ -57,15 +67,31 @@ assign_roles(const struct metrics_tree *tree, const json_t *status, pid_t host_p
 		json_t *worker;
 		json_array_foreach(json_object_get(service, "workers"), i, worker)
 		{
-			struct by_pid key = {
-			    .pid = (pid_t)json_integer_value(json_object_get(worker, "pid"))};
-			struct by_pid *found = key.pid > 0 ? bsearch(&key, index, tree->count,
-								     sizeof(*index), compare_by_pid)
-							   : NULL;
+			const struct by_pid *found =
+			    find_pid(index, tree->count,
+				     (pid_t)json_integer_value(json_object_get(worker, "pid")));
 			if (found)
 				roles[found->index] = (struct role){
 				    "worker", name,
 				    json_integer_value(json_object_get(worker, "index"))};
+		}
+	}
+	for (size_t i = 0; i < tree->count; i++) {
+		if (strcmp(roles[i].role, "descendant") != 0)
+			continue;
+		/* The tree is at most tree->count deep: the walk ends even on a cycle of ppids
+		 * read from processes that changed between two reads of /proc. */
+		const struct by_pid *up = find_pid(index, tree->count, tree->processes[i].ppid);
+		for (size_t steps = 0; up && steps < tree->count; steps++) {
+			const struct role *above = &roles[up->index];
+			if (strcmp(above->role, "worker") == 0) {
+				roles[i].service = above->service;
+				roles[i].worker = above->worker;
+				break;
+			}
+			if (strcmp(above->role, "descendant") != 0)
+				break; /* the host or the supervisor */
+			up = find_pid(index, tree->count, tree->processes[up->index].ppid);
 		}
 	}
 	free(index);
@@ -137,11 +163,15 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 		json_t *worker;
 		json_array_foreach(json_object_get(service, "workers"), i, worker)
 		{
+			/* A worker that is not running has no pid (null): its series has none. */
 			long long pid = json_integer_value(json_object_get(worker, "pid"));
-			fprintf(out,
-				"%s{pid=\"%lld\",role=\"worker\",service=\"%s\",worker=\"%lld\"} ",
-				name, pid, service_name,
-				json_integer_value(json_object_get(worker, "index")));
+			fputs(name, out);
+			if (pid > 0)
+				fprintf(out, "{pid=\"%lld\",", pid);
+			else
+				fputc('{', out);
+			fprintf(out, "role=\"worker\",service=\"%s\",worker=\"%lld\"} ",
+				service_name, json_integer_value(json_object_get(worker, "index")));
 			if (strcmp(key, "ready") == 0)
 				fprintf(out, "%d\n",
 					strcmp(json_string_value(json_object_get(worker, "state"))
@@ -155,6 +185,19 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 					json_integer_value(json_object_get(worker, key)));
 		}
 	}
+}
+
+/* One sample per service: key of its status object. */
+static void
+service_family(FILE *out, const json_t *status, const char *key, const char *name, const char *type,
+	       const char *help)
+{
+	family(out, name, type, help);
+	const char *service_name;
+	json_t *service;
+	json_object_foreach(json_object_get(status, "services"), service_name, service)
+	    fprintf(out, "%s{service=\"%s\"} %lld\n", name, service_name,
+		    json_integer_value(json_object_get(service, key)));
 }
 
 ssize_t
@@ -195,8 +238,6 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 		       "Unique memory (USS): what exiting would free.");
 	process_family(out, tree, roles, VSZ, "aerie_process_virtual_bytes", "gauge",
 		       "Virtual memory size.");
-	worker_family(out, status, "restarts", "aerie_worker_restarts_total", "counter",
-		      "Times the worker was restarted after an exit.", now);
 	worker_family(out, status, "ready", "aerie_worker_ready", "gauge",
 		      "1 when the worker is ready.", now);
 	worker_family(out, status, "since", "aerie_worker_state_seconds", "gauge",
@@ -215,6 +256,19 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 	json_object_foreach(json_object_get(status, "services"), name, service)
 	    fprintf(out, "aerie_service_ready_workers{service=\"%s\"} %lld\n", name,
 		    json_integer_value(json_object_get(service, "ready")));
+	/* The service's counters, kept by the service across rolling restarts: a per-pid series
+	 * began again at every restart and was reset by a roll. */
+	service_family(out, status, "restarts", "aerie_worker_restarts_total", "counter",
+		       "Restarts of the service's workers after an exit.");
+	service_family(out, status, "failures", "aerie_service_failures_total", "counter",
+		       "Exits of the service's workers that were failures (not a stop).");
+	service_family(out, status, "health_kills", "aerie_service_health_kills_total", "counter",
+		       "Workers killed for missing WATCHDOG=1 (health_timeout).");
+	service_family(out, status, "memory_replacements",
+		       "aerie_service_memory_replacements_total", "counter",
+		       "Workers replaced for going over memory_limit.");
+	service_family(out, status, "failed", "aerie_service_failed_workers", "gauge",
+		       "Workers that reached start_limit_burst and are not restarted.");
 	json_t *host = json_object_get(status, "host");
 	family(out, "aerie_host_generation", "gauge", "The host's latest generation.");
 	fprintf(out, "aerie_host_generation %lld\n",

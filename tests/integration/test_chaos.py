@@ -36,13 +36,15 @@ ASAN_RSS_SLACK = 8 << 20   # more under ASan: its size-class regions and 1 MiB q
                            # (measured: +4.1 MiB after 10 s, +4.4 MiB after 30 s: a plateau)
 SANITIZER_REPORT = re.compile(r"runtime error:|AddressSanitizer|LeakSanitizer|"
                               r"UndefinedBehaviorSanitizer")
-WORKER_STATES = {"starting", "ready", "stopping", "backoff", "exited"}
+WORKER_STATES = {"starting", "ready", "stopping", "backoff", "exited", "done", "failed"}
 
 
 def chaos_config(examples_dir, port):
     """web: http_worker on a listen socket; tick: the plain worker; both quick to restart."""
+    # No min_uptime gate and no start limit: the chaos kills workers faster than any gate
+    # would let them count as started, and the host must keep restarting them.
     common = dict(ready="notify", ready_timeout=10, restart_delay=0.01,
-                  restart_delay_max=0.05, stop_timeout=5)
+                  restart_delay_max=0.05, stop_timeout=5, min_uptime=0, start_limit_burst=0)
     return config(service("web", worker_command(examples_dir, program="http_worker"),
                           count=COUNT, listen=f"tcp:127.0.0.1:{port}", **common),
                   service("tick", worker_command(examples_dir), count=COUNT, **common))

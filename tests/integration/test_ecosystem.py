@@ -525,7 +525,8 @@ rolling_batch = 1
     assert not set(new) & set(old)
     assert alive_max <= 5, samples  # count + the one batch: capacity never doubles
     # One at a time: each old worker is stopped just after the new one of its index is ready.
-    stops = [line for line in host.log() if "stopping: sending SIGTERM" in line]
+    # The last stop is logged in the turn of the reply: the log's reader may be behind it.
+    stops = host.wait_log("stopping: sending SIGTERM", count=4)
     readies = [line for line in host.log() if "ready after" in line][4:]
     assert len(stops) == 4 and len(readies) == 4
     order = [line for line in host.log() if "stopping: sending SIGTERM" in line or

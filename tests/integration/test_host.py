@@ -250,6 +250,7 @@ command = {worker_command(examples_dir, "--exit-after", "0", "--exit-code", "3")
 ready = none
 restart_delay = 0.1
 restart_delay_max = 0.8
+start_limit_burst = 0
 """)
     host.wait_log("web.0: restarting in")
     cpu_before, started = cpu_seconds(host.pid), time.monotonic()
@@ -311,7 +312,7 @@ restart = never
     status = host.status()["services"]
     ok, = status["ok"]["workers"]
     never, = status["never"]["workers"]
-    assert ok["state"] == "exited" and ok["last_exit"] == {"code": 0}
+    assert ok["state"] == "done" and ok["last_exit"] == {"code": 0}
     assert never["state"] == "exited" and never["last_exit"] == {"code": 3}
     assert status["ok"]["restarts"] == 0 and status["never"]["restarts"] == 0
     assert status["ok"]["ready"] == 0
@@ -509,6 +510,7 @@ def test_orphan_exiting_on_its_own_is_reaped(start_host, examples_dir):
 [service:web]
 command = sh -c {shlex.quote(script)}
 ready = notify
+min_uptime = 0
 """)
     host.wait_ready("web", 1)
     orphan = orphan_of(host, ["sleep", "0.3"])
@@ -604,6 +606,7 @@ def test_flooding_worker_does_not_starve_the_host(start_host, examples_dir):
 [service:chatty]
 command = yes
 ready = none
+min_uptime = 0
 
 [service:web]
 command = {worker_command(examples_dir)}
@@ -725,6 +728,7 @@ command = ./does-not-exist
 ready = none
 restart_delay = 0
 restart_delay_max = 0
+start_limit_burst = 0
 """)
 
     def exits():

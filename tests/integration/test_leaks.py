@@ -29,8 +29,9 @@ def session_config(examples_dir, port, web_count):
         service("web", worker_command(examples_dir), count=web_count, **slow),
         service("http", worker_command(examples_dir, program="http_worker"), count=1,
                 listen=f"tcp:127.0.0.1:{port}", **slow),
+        # start_limit_burst = 0: the crash loop is meant to go on (restarts under valgrind).
         service("crash", worker_command(examples_dir, "--exit-code", "1"), restart_delay=0.01,
-                restart_delay_max=0.05))
+                restart_delay_max=0.05, start_limit_burst=0))
 
 
 def exchange(path, payloads, replies=None, timeout=60):

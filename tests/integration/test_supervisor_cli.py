@@ -101,16 +101,17 @@ def test_status_table(cli, host):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.match(rf"host {host.pid}: up \S+, generation 1$", lines[0]), lines[0]
-    assert lines[1].split() == ["WORKER", "PID", "GEN", "STATE", "RESTARTS", "UPTIME", "STATUS"]
+    assert lines[1].split() == ["WORKER", "PID", "GEN", "STATE", "RESTARTS", "HKILLS", "MEMREP",
+                                "UPTIME", "STATUS"]
     rows = [line.split() for line in lines if line.startswith("web.")]
     assert sorted(row[0] for row in rows) == ["web.0", "web.1"]
     status = host.status()
     assert sorted(int(row[1]) for row in rows) == sorted(
         w["pid"] for w in status["services"]["web"]["workers"])
     for row in rows:
-        assert row[2:5] == ["1", "ready", "0"] and row[-1] == "serving", row
-    assert "web: 2/2 ready, 0 restarts" in lines
-    assert "clock: 1/1 ready, 0 restarts" in lines
+        assert row[2:7] == ["1", "ready", "0", "0", "0"] and row[-1] == "serving", row
+    assert "web: 2/2 ready, 0 restarts, 0 health kills, 0 memory replacements" in lines
+    assert "clock: 1/1 ready, 0 restarts, 0 health kills, 0 memory replacements" in lines
     assert len([line for line in lines if line.startswith("clock.")]) == 1
     assert result.stderr == ""
 

@@ -66,6 +66,13 @@ fake_kill(void *data, const struct worker *worker, int signal)
 	fake->kills[fake->kill_count++].signal = signal;
 }
 
+/* kill_mode = main: recorded as a negative signal, to tell it from the group's. */
+static void
+fake_kill_main(void *data, const struct worker *worker, int signal)
+{
+	fake_kill(data, worker, -signal);
+}
+
 static void
 fake_kill_group(void *data, pid_t pgid)
 {
@@ -176,7 +183,14 @@ fake_new(const struct config_service *config)
 	assert_int_equal(loop_new(&fake->loop), 0);
 	loop_timer_init(&fake->deadline, on_deadline, fake);
 	loop_before_wait(fake->loop, before_wait, fake);
-	struct spawner spawner = {fake_spawn, fake_kill, fake_kill_group, fake_memory, fake};
+	struct spawner spawner = {
+	    .spawn = fake_spawn,
+	    .kill = fake_kill,
+	    .kill_main = fake_kill_main,
+	    .kill_group = fake_kill_group,
+	    .memory = fake_memory,
+	    .data = fake,
+	};
 	assert_int_equal(service_new(config, fake->loop, "/run/notify", &spawner, on_event, fake,
 				     &fake->service),
 			 0);
@@ -303,6 +317,12 @@ test_ready_timeout_kills_and_restarts(void **state)
 }
 
 static bool
+first_killed_twice(struct fake *fake)
+{
+	return fake->kill_count > 1;
+}
+
+static bool
 no_workers(struct fake *fake)
 {
 	return fake->service->worker_count == 0;
@@ -391,10 +411,10 @@ test_restart_policies(void **state)
 	} cases[] = {
 	    {CONFIG_RESTART_ALWAYS, EXITED_WITH(0), WORKER_BACKOFF},
 	    {CONFIG_RESTART_ALWAYS, EXITED_WITH(3), WORKER_BACKOFF},
-	    {CONFIG_RESTART_ON_FAILURE, EXITED_WITH(0), WORKER_EXITED},
+	    {CONFIG_RESTART_ON_FAILURE, EXITED_WITH(0), WORKER_DONE},
 	    {CONFIG_RESTART_ON_FAILURE, EXITED_WITH(3), WORKER_BACKOFF},
 	    {CONFIG_RESTART_ON_FAILURE, KILLED_BY(SIGSEGV), WORKER_BACKOFF},
-	    {CONFIG_RESTART_NEVER, EXITED_WITH(0), WORKER_EXITED},
+	    {CONFIG_RESTART_NEVER, EXITED_WITH(0), WORKER_DONE},
 	    {CONFIG_RESTART_NEVER, EXITED_WITH(3), WORKER_EXITED},
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -738,6 +758,163 @@ test_memory_replacement(void **state)
 	fake_free(fake);
 }
 
+/* min_uptime: READY=1 is not yet ready; the gate's deadline is. */
+static void
+test_min_uptime_gates_ready(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NOTIFY);
+	config.min_uptime = 0.05;
+	struct fake *fake = fake_new(&config);
+	assert_int_equal(service_start(fake->service, 1), 0);
+	struct worker *worker = worker_at(fake, 0);
+	assert_true(service_notified(fake->service, worker->pid, true, false, NULL));
+	assert_int_equal(worker->state, WORKER_STARTING);
+	assert_true(worker->settling);
+	assert_true(deadline_in(worker) <= 0.05);
+	assert_int_equal(service_ready_count(fake->service), 0);
+	run_for(fake, 0.1);
+	assert_int_equal(worker->state, WORKER_READY);
+	assert_false(worker->settling);
+	assert_int_equal(service_ready_count(fake->service), 1);
+	assert_int_equal(fake->kill_count, 0); /* the gate's deadline is not ready_timeout */
+	fake_free(fake);
+}
+
+/* A new generation whose worker dies after READY=1 but within min_uptime fails the roll: the
+ * old worker was never asked to stop, and a respawn of it uses the config that serves. */
+static void
+test_min_uptime_fails_roll(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NOTIFY);
+	config.min_uptime = 0.05;
+	struct config_service next = config;
+	next.stop_signal = SIGQUIT;
+	struct fake *fake = fake_new(&config);
+	assert_int_equal(service_start(fake->service, 1), 0);
+	struct worker *old = worker_at(fake, 0);
+	assert_true(service_notified(fake->service, old->pid, true, false, NULL));
+	run_for(fake, 0.1);
+	assert_int_equal(old->state, WORKER_READY);
+	assert_int_equal(service_roll(fake->service, 2, &next), 0);
+	struct worker *young = worker_at(fake, 1);
+	assert_true(service_notified(fake->service, young->pid, true, false, NULL));
+	settle(fake);
+	assert_int_equal(old->state, WORKER_READY);
+	exit_worker(fake, young, EXITED_WITH(0));
+	settle(fake);
+	assert_int_equal(fake->events[SERVICE_ROLL_FAILED], 1);
+	assert_int_equal(fake->events[SERVICE_ROLL_DONE], 0);
+	assert_int_equal(fake->service->generation, 1);
+	assert_ptr_equal(fake->service->config, &config);
+	assert_int_equal(fake->service->worker_count, 1);
+	assert_int_equal(old->state, WORKER_READY);
+	assert_int_equal(last_signal_to(fake, old->pid), 0);
+	/* The old worker dies: it comes back with the serving config's stop_signal. */
+	exit_worker(fake, old, EXITED_WITH(1));
+	run_until_spawn(fake);
+	assert_int_equal(old->stop_signal, SIGTERM);
+	fake_free(fake);
+}
+
+static bool
+failed_worker(struct fake *fake)
+{
+	return fake->service->worker_count > 0 && fake->service->workers[0]->state == WORKER_FAILED;
+}
+
+/* A crash loop: start_limit_burst deaths before min_uptime make the worker failed, with no more
+ * spawns; service_reset_failed starts it again with a fresh limit. */
+static void
+test_start_limit_then_reset(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NONE);
+	config.min_uptime = 1.0;
+	config.start_limit_burst = 3;
+	config.start_limit_interval = 10.0;
+	config.restart_delay = 0;
+	struct fake *fake = fake_new(&config);
+	assert_int_equal(service_start(fake->service, 1), 0);
+	struct worker *worker = worker_at(fake, 0);
+	for (unsigned i = 0; i < 3; i++) {
+		settle(fake);
+		assert_int_equal(worker->state, WORKER_STARTING);
+		exit_worker(fake, worker, EXITED_WITH(1));
+	}
+	assert_int_equal(worker->state, WORKER_FAILED);
+	assert_int_equal(fake->spawns, 3);
+	assert_int_equal(fake->service->failures, 3);
+	assert_int_equal(service_state_count(fake->service, WORKER_FAILED), 1);
+	settle(fake);
+	run_for(fake, 0.05);
+	assert_int_equal(fake->spawns, 3); /* failed: nothing is retried */
+	assert_int_equal(worker->state, WORKER_FAILED);
+
+	assert_int_equal(service_reset_failed(fake->service), 1);
+	settle(fake);
+	assert_int_equal(fake->spawns, 4);
+	assert_int_equal(worker->state, WORKER_STARTING);
+	assert_int_equal(service_reset_failed(fake->service), 0); /* nothing failed now */
+	/* The limit starts over: two more quick deaths are retried. */
+	exit_worker(fake, worker, EXITED_WITH(1));
+	settle(fake);
+	exit_worker(fake, worker, EXITED_WITH(1));
+	settle(fake);
+	assert_int_equal(worker->state, WORKER_STARTING);
+	exit_worker(fake, worker, EXITED_WITH(1));
+	run_until(fake, failed_worker);
+	/* A failed worker goes away with a stop. */
+	service_stop(fake->service);
+	settle(fake);
+	assert_int_equal(fake->service->worker_count, 0);
+	fake_free(fake);
+}
+
+/* Deaths after min_uptime are not a crash loop: the limit never trips. */
+static void
+test_start_limit_ignores_long_runs(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NONE);
+	config.min_uptime = 0.01;
+	config.start_limit_burst = 2;
+	config.start_limit_interval = 10.0;
+	config.restart_delay = 0;
+	struct fake *fake = fake_new(&config);
+	assert_int_equal(service_start(fake->service, 1), 0);
+	struct worker *worker = worker_at(fake, 0);
+	for (unsigned i = 0; i < 4; i++) {
+		settle(fake);
+		run_for(fake, 0.03);
+		assert_int_equal(worker->state, WORKER_READY);
+		exit_worker(fake, worker, EXITED_WITH(1));
+		assert_int_equal(worker->state, WORKER_BACKOFF);
+	}
+	fake_free(fake);
+}
+
+/* kill_mode = main: the graceful stop goes to the main process, the SIGKILL after stop_timeout
+ * to the group. */
+static void
+test_kill_mode_main(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NONE);
+	config.kill_mode = CONFIG_KILL_MAIN;
+	struct fake *fake = fake_new(&config);
+	assert_int_equal(service_start(fake->service, 1), 0);
+	settle(fake);
+	struct worker *worker = worker_at(fake, 0);
+	service_stop(fake->service);
+	settle(fake);
+	assert_int_equal(last_signal_to(fake, worker->pid), -SIGTERM);
+	run_until(fake, first_killed_twice);
+	assert_int_equal(last_signal_to(fake, worker->pid), SIGKILL);
+	fake_free(fake);
+}
+
 int
 main(void)
 {
@@ -760,6 +937,11 @@ main(void)
 	    cmocka_unit_test(test_roll_aborted_by_stop),
 	    cmocka_unit_test(test_health_timeout),
 	    cmocka_unit_test(test_memory_replacement),
+	    cmocka_unit_test(test_min_uptime_gates_ready),
+	    cmocka_unit_test(test_min_uptime_fails_roll),
+	    cmocka_unit_test(test_start_limit_then_reset),
+	    cmocka_unit_test(test_start_limit_ignores_long_runs),
+	    cmocka_unit_test(test_kill_mode_main),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

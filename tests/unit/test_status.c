@@ -65,7 +65,7 @@ test_golden(void **state)
 	 * one old worker still stopping. Every state, exits by code, by signal (with a core
 	 * dump) and none yet, and STATUS= texts that need escaping. */
 	struct config_service web_config = {.name = "web", .count = 3};
-	struct config_service batch_config = {.name = "batch", .count = 1};
+	struct config_service batch_config = {.name = "batch", .count = 3};
 	struct worker web_workers[] = {
 	    {.pid = 101,
 	     .index = 0,
@@ -97,7 +97,8 @@ test_golden(void **state)
 	     .state = WORKER_BACKOFF,
 	     .since = 1700000003.0,
 	     .restarts = 7,
-	     .exit_status = EXITED(1)},
+	     .exit_status = EXITED(1),
+	     .retry_at = 1700000004.5},
 	};
 	struct worker batch_workers[] = {
 	    {.pid = 0,
@@ -107,21 +108,38 @@ test_golden(void **state)
 	     .since = 1699999999.75,
 	     .exit_status = KILLED(SIGSEGV) | CORE_DUMPED,
 	     .status_text = ""},
+	    {.pid = 0,
+	     .index = 1,
+	     .generation = 1,
+	     .state = WORKER_FAILED,
+	     .since = 1699999999.5,
+	     .restarts = 4,
+	     .exit_status = EXITED(2)},
+	    {.pid = 0,
+	     .index = 2,
+	     .generation = 1,
+	     .state = WORKER_DONE,
+	     .since = 1699999999.25,
+	     .exit_status = EXITED(0)},
 	};
+	/* The stopping worker comes first in the list: status puts it last. */
 	struct worker *web_list[] = {&web_workers[0], &web_workers[1], &web_workers[2],
 				     &web_workers[3]};
-	struct worker *batch_list[] = {&batch_workers[0]};
+	struct worker *batch_list[] = {&batch_workers[0], &batch_workers[1], &batch_workers[2]};
 	struct service web = {.name = "web",
 			      .config = &web_config,
 			      .workers = web_list,
 			      .worker_count = 4,
 			      .generation = 2,
 			      .roll_generation = 2,
-			      .restarts = 10};
+			      .restarts = 10,
+			      .failures = 6,
+			      .health_kills = 1,
+			      .memory_replacements = 4};
 	struct service batch = {.name = "batch",
 				.config = &batch_config,
 				.workers = batch_list,
-				.worker_count = 1,
+				.worker_count = 3,
 				.generation = 1,
 				.restarts = 0};
 	struct service *services[] = {&web, &batch};
