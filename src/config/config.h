@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "lib/limits.h"
@@ -25,6 +26,45 @@ enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 #define CONFIG_DEFAULT_READY CONFIG_READY_NONE
 #define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
 #define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
+
+enum config_cgroup { CONFIG_CGROUP_AUTO, CONFIG_CGROUP_YES, CONFIG_CGROUP_NO };
+/* The limit_NAME keys, in the order of the key table. */
+enum config_limit {
+	CONFIG_LIMIT_NOFILE,
+	CONFIG_LIMIT_NPROC,
+	CONFIG_LIMIT_CORE,
+	CONFIG_LIMIT_MEMLOCK,
+	CONFIG_LIMIT_STACK,
+	CONFIG_LIMIT_AS,
+	CONFIG_LIMIT_CPU,
+	CONFIG_LIMIT_FSIZE,
+	CONFIG_LIMIT_COUNT,
+};
+
+/* How a service's workers are run (exec.c): applied in the child before exec. Names are
+ * resolved when the config is loaded, in the host, as the child may not call NSS. */
+struct config_exec {
+	char *user;	    /* NULL: the host's user */
+	unsigned user_line; /* for the start error of a host that is not root */
+	uid_t uid;
+	char *home_entry; /* "HOME=..." of user */
+	char *group;	  /* NULL: the user's primary group */
+	gid_t gid;	  /* with user or group: the worker's group */
+	gid_t *groups;	  /* with user: its groups (getgrouplist, with gid); with group: just gid */
+	size_t group_count;
+	bool has_umask;
+	mode_t umask;
+	bool has_limit[CONFIG_LIMIT_COUNT];
+	struct rlimit limits[CONFIG_LIMIT_COUNT];
+	bool has_nice;
+	int nice; /* -20..19 */
+	bool has_oom_score_adj;
+	int oom_score_adj; /* -1000..1000 */
+	bool no_new_privileges;
+	enum config_cgroup cgroup;
+	unsigned long long memory_max; /* bytes for memory.max; 0: not set */
+	unsigned cpu_weight;	       /* 1..10000 for cpu.weight; 0: not set */
+};
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -50,6 +90,7 @@ struct config_service {
 	double memory_check_interval; /* seconds between checks, > 0 */
 	unsigned
 	    rolling_batch; /* workers replaced at a time in a rolling restart; 0: all at once */
+	struct config_exec exec;
 };
 
 struct config {
@@ -76,6 +117,10 @@ struct config {
  * process-wide globals, set for the call and restored after it. */
 int config_load(const char *path, struct config *ret_config, char *error, size_t error_size);
 void config_free(struct config *config);
+/* Whether a host running as euid can run config's workers: only root can switch to another
+ * user. 0, or -EPERM with error "aerie.ini:5: user = www-data in [service:web] needs a host
+ * running as root ...". */
+int config_check_user(const struct config *config, uid_t euid, char *error, size_t error_size);
 
 /* Splits a command line as a POSIX shell would split words: whitespace separates, single
  * quotes are literal, double quotes allow \" \\ \$ \`, a backslash outside quotes escapes the

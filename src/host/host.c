@@ -380,6 +380,14 @@ host_main(const char *config_path, bool init)
 		listen_inherited_release(&inherited);
 		return 2;
 	}
+	/* A start error, not a config error: the same file is right for a host run as root. */
+	if (config_check_user(config, geteuid(), error, sizeof(error)) < 0) {
+		fprintf(stderr, "aerie: %s\n", error);
+		config_free(config);
+		free(config);
+		listen_inherited_release(&inherited);
+		return 1;
+	}
 	host.configs[host.config_count++] = config;
 	log_set_json(config->log_format == CONFIG_LOG_JSON);
 	if (config->log_path) {

@@ -2,6 +2,8 @@
  * child's async-signal-safe set-up (signals, process group, fds) on a reused stack until exec. */
 #include "host/worker.h"
 
+#include "config/config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #if __has_include(<sanitizer/asan_interface.h>)
@@ -308,15 +310,97 @@ struct child {
 	/* Written by the child when its set-up fails (no fd left, say), read by the host once
 	 * the child is gone: a spawn that failed, not a worker that ran and crashed. */
 	int error;
+	const char *step; /* which step failed, static text */
 };
 
 /* A step before exec failed: the host learns why from child->error (as posix_spawn reports
- * its child's errno) and retries later, rather than counting a crash that says nothing. */
+ * its child's errno) and which step from child->step, and retries later, rather than counting
+ * a crash that says nothing. */
 CHILD_CODE static _Noreturn void
-child_abort(struct child *child, int error)
+child_abort(struct child *child, const char *step, int error)
 {
+	child->step = step;
 	child->error = error > 0 ? error : EIO;
 	_exit(126);
+}
+
+/* The steps of struct config_exec's limits, for child_abort. */
+static const char *const limit_steps[CONFIG_LIMIT_COUNT] = {
+    [CONFIG_LIMIT_NOFILE] = "setrlimit nofile", [CONFIG_LIMIT_NPROC] = "setrlimit nproc",
+    [CONFIG_LIMIT_CORE] = "setrlimit core",	[CONFIG_LIMIT_MEMLOCK] = "setrlimit memlock",
+    [CONFIG_LIMIT_STACK] = "setrlimit stack",	[CONFIG_LIMIT_AS] = "setrlimit as",
+    [CONFIG_LIMIT_CPU] = "setrlimit cpu",	[CONFIG_LIMIT_FSIZE] = "setrlimit fsize",
+};
+static const int limit_resources[CONFIG_LIMIT_COUNT] = {
+    [CONFIG_LIMIT_NOFILE] = RLIMIT_NOFILE, [CONFIG_LIMIT_NPROC] = RLIMIT_NPROC,
+    [CONFIG_LIMIT_CORE] = RLIMIT_CORE,	   [CONFIG_LIMIT_MEMLOCK] = RLIMIT_MEMLOCK,
+    [CONFIG_LIMIT_STACK] = RLIMIT_STACK,   [CONFIG_LIMIT_AS] = RLIMIT_AS,
+    [CONFIG_LIMIT_CPU] = RLIMIT_CPU,	   [CONFIG_LIMIT_FSIZE] = RLIMIT_FSIZE,
+};
+
+/* "-1000" and the like into text (at least 12 bytes), without stdio; returns the length. */
+CHILD_CODE static size_t
+child_format_int(char *text, int value)
+{
+	char digits[12];
+	size_t n = 0, length = 0;
+	unsigned magnitude = value < 0 ? 0U - (unsigned)value : (unsigned)value;
+	do
+		digits[n++] = (char)('0' + magnitude % 10);
+	while ((magnitude /= 10) > 0);
+	if (value < 0)
+		text[length++] = '-';
+	while (n > 0)
+		text[length++] = digits[--n];
+	return length;
+}
+
+/* The options of struct config_exec, in the order that keeps each possible: what needs
+ * privilege (raising a hard limit, a lower nice or oom_score_adj, joining a cgroup) before the
+ * credentials go, the credentials in the order setgroups, setgid, setuid (each of the first
+ * two needs the privilege the last drops), and no_new_privileges after them. Through the
+ * system calls themselves: glibc's setuid and setgroups would signal every thread of the host
+ * to change theirs too (the child shares the host's memory and glibc's thread list), and
+ * the sanitizers' interceptors stay out of the child. */
+CHILD_CODE static void
+child_apply_options(struct child *child)
+{
+	const struct worker_exec *exec = child->exec;
+	if (exec->cgroup_procs_fd > 0 && syscall(SYS_write, exec->cgroup_procs_fd, "0", 1) < 0)
+		child_abort(child, "join cgroup", errno);
+	const struct config_exec *options = exec->options;
+	if (!options)
+		return;
+	for (size_t i = 0; i < CONFIG_LIMIT_COUNT; i++)
+		if (i != CONFIG_LIMIT_NOFILE && options->has_limit[i] &&
+		    syscall(SYS_prlimit64, 0, limit_resources[i], &options->limits[i], NULL) < 0)
+			child_abort(child, limit_steps[i], errno);
+	if (options->has_umask)
+		(void)syscall(SYS_umask, options->umask);
+	if (options->has_nice && syscall(SYS_setpriority, PRIO_PROCESS, 0, options->nice) < 0)
+		child_abort(child, "setpriority (nice)", errno);
+	/* The child's own file, written before exec, so the worker never runs with the host's
+	 * value: the host can't write it for the pid, as it is suspended until that exec. */
+	if (options->has_oom_score_adj) {
+		int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj",
+				      O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			child_abort(child, "open /proc/self/oom_score_adj", errno);
+		char text[16];
+		size_t length = child_format_int(text, options->oom_score_adj);
+		if (syscall(SYS_write, fd, text, length) != (long)length)
+			child_abort(child, "write /proc/self/oom_score_adj", errno);
+		(void)syscall(SYS_close, fd);
+	}
+	if (options->groups && syscall(SYS_setgroups, options->group_count, options->groups) < 0)
+		child_abort(child, "setgroups", errno);
+	if ((options->user || options->group) && syscall(SYS_setgid, options->gid) < 0)
+		child_abort(child, "setgid", errno);
+	if (options->user && syscall(SYS_setuid, options->uid) < 0)
+		child_abort(child, "setuid", errno);
+	if (options->no_new_privileges &&
+	    syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) < 0)
+		child_abort(child, "prctl no_new_privileges", errno);
 }
 
 CHILD_CODE static _Noreturn void
@@ -349,27 +433,27 @@ child_exec(struct child *child)
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 
 	if (setpgid(0, 0) < 0)
-		child_abort(child, errno);
+		child_abort(child, "setpgid", errno);
 
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
 	    dup2(output_fd, STDERR_FILENO) < 0)
-		child_abort(child, errno);
+		child_abort(child, "open /dev/null and the output pipe", errno);
 
 	/* Listening sockets go to 3…: first out of the way above the target range, so that
 	 * moving one cannot overwrite another, then into place (dup2 clears CLOEXEC). */
 	int first_free = 3 + (int)exec->listen_count;
 	int moved[64];
 	if (exec->listen_count > sizeof(moved) / sizeof(moved[0]))
-		child_abort(child, E2BIG);
+		child_abort(child, "pass the listening sockets", E2BIG);
 	for (size_t i = 0; i < exec->listen_count; i++) {
 		moved[i] = fcntl(exec->listen_fds[i], F_DUPFD_CLOEXEC, first_free);
 		if (moved[i] < 0)
-			child_abort(child, errno);
+			child_abort(child, "pass the listening sockets", errno);
 	}
 	for (size_t i = 0; i < exec->listen_count; i++)
 		if (dup2(moved[i], 3 + (int)i) < 0)
-			child_abort(child, errno);
+			child_abort(child, "pass the listening sockets", errno);
 	/* The host's own fds are all O_CLOEXEC; this also covers any fd the host inherited
 	 * from whoever started it. Best effort: close_range is Linux 5.11+. */
 	(void)close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -384,8 +468,11 @@ child_exec(struct child *child)
 	 * itself: a program that select()s breaks on fds above 1023. After the fds are in place,
 	 * which the host's limit allowed. */
 	if (exec->nofile && setrlimit(RLIMIT_NOFILE, exec->nofile) < 0)
-		child_abort(child, errno);
+		child_abort(child, "setrlimit nofile", errno);
 
+	child_apply_options(child);
+
+	/* As the worker's user, so that a directory it may not enter fails as it would for it. */
 	if (exec->directory && chdir(exec->directory) < 0)
 		child_fail("chdir", exec->directory, errno);
 
@@ -396,7 +483,7 @@ child_exec(struct child *child)
 	 * the sanitizers' interceptor out of the child. The host may have died already, between
 	 * the clone and here: then the parent is another process, and the child goes. */
 	if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L) < 0)
-		child_abort(child, errno);
+		child_abort(child, "prctl PR_SET_PDEATHSIG", errno);
 	if (getppid() != child->parent)
 		_exit(126);
 	execvpe(exec->argv[0], exec->argv, environment->entries);
@@ -482,8 +569,9 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		goto fail;
 	}
 
-	struct child child = {exec, worker->environment, pipe_fds[1], ignored_signals(), getpid(),
-			      0};
+	struct child child = {
+	    exec, worker->environment, pipe_fds[1], ignored_signals(), getpid(), 0, NULL};
+	worker->spawn_failed_step = NULL;
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;
@@ -495,6 +583,7 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		r = -child.error;
+		worker->spawn_failed_step = child.step;
 		goto fail;
 	}
 	close(pipe_fds[1]);

@@ -92,6 +92,10 @@ start(struct service *service, struct worker *worker, int status)
 	    .listen_count = service->listen_count,
 	    .listen_names = service->listen_names,
 	    .watchdog_seconds = config->health_timeout,
+	    .nofile = config->exec.has_limit[CONFIG_LIMIT_NOFILE]
+			  ? &config->exec.limits[CONFIG_LIMIT_NOFILE]
+			  : NULL,
+	    .options = &config->exec,
 	};
 	worker->stop_signal = config->stop_signal;
 	worker->stop_timeout = config->stop_timeout;
@@ -108,8 +112,14 @@ start(struct service *service, struct worker *worker, int status)
 		double delay = backoff_delay(service, config, worker, 0);
 		if (delay < service->spawn_retry_delay)
 			delay = service->spawn_retry_delay;
-		log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
-			  worker->label, delay);
+		if (worker->spawn_failed_step)
+			log_errno(LOG_ERROR, r,
+				  "%s: cannot start a worker: its %s before exec failed; trying "
+				  "again in %.1f s",
+				  worker->label, worker->spawn_failed_step, delay);
+		else
+			log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
+				  worker->label, delay);
 		(void)loop_timer_start(service->loop, &worker->timer, delay);
 		return;
 	}
