@@ -3,6 +3,7 @@
 #include "host/worker.h"
 
 #include "config/config.h"
+#include "host/spawn_child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -254,11 +255,6 @@ ignored_signals(void)
 	return &ignored;
 }
 
-/* Only async-signal-safe calls from here on: the child, which runs on the host's memory (see
- * spawn_child). AddressSanitizer is kept out of it: its frames would poison a stack that no
- * return clears, and it can't tell where that stack is. */
-#define CHILD_CODE __attribute__((no_sanitize("address")))
-
 CHILD_CODE static void
 child_write(const char *text)
 {
@@ -322,85 +318,6 @@ child_abort(struct child *child, const char *step, int error)
 	child->step = step;
 	child->error = error > 0 ? error : EIO;
 	_exit(126);
-}
-
-/* The steps of struct config_exec's limits, for child_abort. */
-static const char *const limit_steps[CONFIG_LIMIT_COUNT] = {
-    [CONFIG_LIMIT_NOFILE] = "setrlimit nofile", [CONFIG_LIMIT_NPROC] = "setrlimit nproc",
-    [CONFIG_LIMIT_CORE] = "setrlimit core",	[CONFIG_LIMIT_MEMLOCK] = "setrlimit memlock",
-    [CONFIG_LIMIT_STACK] = "setrlimit stack",	[CONFIG_LIMIT_AS] = "setrlimit as",
-    [CONFIG_LIMIT_CPU] = "setrlimit cpu",	[CONFIG_LIMIT_FSIZE] = "setrlimit fsize",
-};
-static const int limit_resources[CONFIG_LIMIT_COUNT] = {
-    [CONFIG_LIMIT_NOFILE] = RLIMIT_NOFILE, [CONFIG_LIMIT_NPROC] = RLIMIT_NPROC,
-    [CONFIG_LIMIT_CORE] = RLIMIT_CORE,	   [CONFIG_LIMIT_MEMLOCK] = RLIMIT_MEMLOCK,
-    [CONFIG_LIMIT_STACK] = RLIMIT_STACK,   [CONFIG_LIMIT_AS] = RLIMIT_AS,
-    [CONFIG_LIMIT_CPU] = RLIMIT_CPU,	   [CONFIG_LIMIT_FSIZE] = RLIMIT_FSIZE,
-};
-
-/* "-1000" and the like into text (at least 12 bytes), without stdio; returns the length. */
-CHILD_CODE static size_t
-child_format_int(char *text, int value)
-{
-	char digits[12];
-	size_t n = 0, length = 0;
-	unsigned magnitude = value < 0 ? 0U - (unsigned)value : (unsigned)value;
-	do
-		digits[n++] = (char)('0' + magnitude % 10);
-	while ((magnitude /= 10) > 0);
-	if (value < 0)
-		text[length++] = '-';
-	while (n > 0)
-		text[length++] = digits[--n];
-	return length;
-}
-
-/* The options of struct config_exec, in the order that keeps each possible: what needs
- * privilege (raising a hard limit, a lower nice or oom_score_adj, joining a cgroup) before the
- * credentials go, the credentials in the order setgroups, setgid, setuid (each of the first
- * two needs the privilege the last drops), and no_new_privileges after them. Through the
- * system calls themselves: glibc's setuid and setgroups would signal every thread of the host
- * to change theirs too (the child shares the host's memory and glibc's thread list), and
- * the sanitizers' interceptors stay out of the child. */
-CHILD_CODE static void
-child_apply_options(struct child *child)
-{
-	const struct worker_exec *exec = child->exec;
-	if (exec->cgroup_procs_fd > 0 && syscall(SYS_write, exec->cgroup_procs_fd, "0", 1) < 0)
-		child_abort(child, "join cgroup", errno);
-	const struct config_exec *options = exec->options;
-	if (!options)
-		return;
-	for (size_t i = 0; i < CONFIG_LIMIT_COUNT; i++)
-		if (i != CONFIG_LIMIT_NOFILE && options->has_limit[i] &&
-		    syscall(SYS_prlimit64, 0, limit_resources[i], &options->limits[i], NULL) < 0)
-			child_abort(child, limit_steps[i], errno);
-	if (options->has_umask)
-		(void)syscall(SYS_umask, options->umask);
-	if (options->has_nice && syscall(SYS_setpriority, PRIO_PROCESS, 0, options->nice) < 0)
-		child_abort(child, "setpriority (nice)", errno);
-	/* The child's own file, written before exec, so the worker never runs with the host's
-	 * value: the host can't write it for the pid, as it is suspended until that exec. */
-	if (options->has_oom_score_adj) {
-		int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj",
-				      O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			child_abort(child, "open /proc/self/oom_score_adj", errno);
-		char text[16];
-		size_t length = child_format_int(text, options->oom_score_adj);
-		if (syscall(SYS_write, fd, text, length) != (long)length)
-			child_abort(child, "write /proc/self/oom_score_adj", errno);
-		(void)syscall(SYS_close, fd);
-	}
-	if (options->groups && syscall(SYS_setgroups, options->group_count, options->groups) < 0)
-		child_abort(child, "setgroups", errno);
-	if ((options->user || options->group) && syscall(SYS_setgid, options->gid) < 0)
-		child_abort(child, "setgid", errno);
-	if (options->user && syscall(SYS_setuid, options->uid) < 0)
-		child_abort(child, "setuid", errno);
-	if (options->no_new_privileges &&
-	    syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) < 0)
-		child_abort(child, "prctl no_new_privileges", errno);
 }
 
 CHILD_CODE static _Noreturn void
@@ -470,7 +387,10 @@ child_exec(struct child *child)
 	if (exec->nofile && setrlimit(RLIMIT_NOFILE, exec->nofile) < 0)
 		child_abort(child, "setrlimit nofile", errno);
 
-	child_apply_options(child);
+	const char *step;
+	int error = spawn_options_apply(exec, &step);
+	if (error)
+		child_abort(child, step, error);
 
 	/* As the worker's user, so that a directory it may not enter fails as it would for it. */
 	if (exec->directory && chdir(exec->directory) < 0)
