@@ -49,8 +49,9 @@ struct config_exec {
 	uid_t uid;
 	char *home_entry; /* "HOME=..." of user */
 	char *group;	  /* NULL: the user's primary group */
-	gid_t gid;	  /* with user or group: the worker's group */
-	gid_t *groups;	  /* with user: its groups (getgrouplist, with gid); with group: just gid */
+	unsigned group_line;
+	gid_t gid;     /* with user or group: the worker's group */
+	gid_t *groups; /* with user: its groups (getgrouplist, with gid); with group: just gid */
 	size_t group_count;
 	bool has_umask;
 	mode_t umask;
@@ -117,10 +118,11 @@ struct config {
  * process-wide globals, set for the call and restored after it. */
 int config_load(const char *path, struct config *ret_config, char *error, size_t error_size);
 void config_free(struct config *config);
-/* Whether a host running as euid can run config's workers: only root can switch to another
- * user. 0, or -EPERM with error "aerie.ini:5: user = www-data in [service:web] needs a host
- * running as root ...". */
-int config_check_user(const struct config *config, uid_t euid, char *error, size_t error_size);
+/* Whether a host running as euid and egid can run config's workers: only root can switch to
+ * another user or group. 0, or -EPERM with error "/etc/aerie.ini:5: user = www-data in
+ * [service:web] needs a host running as root ...". */
+int config_check_user(const struct config *config, uid_t euid, gid_t egid, char *error,
+		      size_t error_size);
 
 /* Splits a command line as a POSIX shell would split words: whitespace separates, single
  * quotes are literal, double quotes allow \" \\ \$ \`, a backslash outside quotes escapes the

@@ -113,6 +113,7 @@ exec_parse_group(struct parser *p, const struct key_info *key, const char *value
 	if (!(exec->group = strdup(value)))
 		return parser_fail_errno(p, -ENOMEM);
 	exec->gid = gid;
+	exec->group_line = p->line;
 	return 0;
 }
 
@@ -343,20 +344,26 @@ exec_free(struct config_exec *exec)
 }
 
 int
-config_check_user(const struct config *config, uid_t euid, char *error, size_t error_size)
+config_check_user(const struct config *config, uid_t euid, gid_t egid, char *error,
+		  size_t error_size)
 {
 	if (euid == 0)
 		return 0;
 	for (size_t i = 0; i < config->service_count; i++) {
 		const struct config_service *service = &config->services[i];
-		/* Running as the host's own user changes nothing and needs no privilege. */
-		if (!service->exec.user || service->exec.uid == euid)
+		const struct config_exec *exec = &service->exec;
+		/* The host's own user and group change nothing and need no privilege: the child
+		 * of a host that is not root leaves its credentials as they are. */
+		const char *key = exec->user && exec->uid != euid    ? "user"
+				  : exec->group && exec->gid != egid ? "group"
+								     : NULL;
+		if (!key)
 			continue;
 		snprintf(error, error_size,
-			 "%s:%u: user = %s in [service:%s] needs a host running as root (this one "
+			 "%s:%u: %s = %s in [service:%s] needs a host running as root (this one "
 			 "runs as uid %u)",
-			 config->path, service->exec.user_line, service->exec.user, service->name,
-			 (unsigned)euid);
+			 config->path, exec->user ? exec->user_line : exec->group_line, key,
+			 exec->user ? exec->user : exec->group, service->name, (unsigned)euid);
 		return -EPERM;
 	}
 	return 0;

@@ -413,7 +413,7 @@ host_main(const char *config_path, bool init)
 		return 2;
 	}
 	/* A start error, not a config error: the same file is right for a host run as root. */
-	if (config_check_user(config, geteuid(), error, sizeof(error)) < 0) {
+	if (config_check_user(config, geteuid(), getegid(), error, sizeof(error)) < 0) {
 		fprintf(stderr, "aerie: %s\n", error);
 		config_free(config);
 		free(config);

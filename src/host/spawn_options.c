@@ -85,11 +85,16 @@ spawn_options_apply(const struct worker_exec *exec, const char **ret_step)
 			return fail(ret_step, "write /proc/self/oom_score_adj", errno);
 		(void)syscall(SYS_close, fd);
 	}
-	if (options->groups && syscall(SYS_setgroups, options->group_count, options->groups) < 0)
+	/* A host that is not root runs only workers of its own user and group (config_check_user):
+	 * their credentials stay as they are, which setgroups would refuse to set. */
+	bool switch_user = syscall(SYS_geteuid) == 0;
+	if (switch_user && options->groups &&
+	    syscall(SYS_setgroups, options->group_count, options->groups) < 0)
 		return fail(ret_step, "setgroups", errno);
-	if ((options->user || options->group) && syscall(SYS_setgid, options->gid) < 0)
+	if (switch_user && (options->user || options->group) &&
+	    syscall(SYS_setgid, options->gid) < 0)
 		return fail(ret_step, "setgid", errno);
-	if (options->user && syscall(SYS_setuid, options->uid) < 0)
+	if (switch_user && options->user && syscall(SYS_setuid, options->uid) < 0)
 		return fail(ret_step, "setuid", errno);
 	if (options->no_new_privileges &&
 	    syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) < 0)
