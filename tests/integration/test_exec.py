@@ -24,8 +24,13 @@ def proc_status(pid):
 
 
 def environment(pid):
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        entries = f.read().split(b"\0")
+    """/proc/PID/environ as a dict. The host's vfork returns in the middle of the child's
+    execve, before the kernel has set up the new environment, which reads empty until then:
+    waited for."""
+    def read():
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    entries = wait_for(read, timeout=10, message=f"the environment of {pid}").split(b"\0")
     return dict(e.decode().split("=", 1) for e in entries if b"=" in e)
 
 
