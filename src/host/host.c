@@ -287,7 +287,7 @@ spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct 
 	if (exec->options) {
 		int fd = cgroup_service_procs_fd(worker->service->name, exec->options);
 		if (fd < 0) {
-			worker->spawn_failed_step = "cgroup (cgroup = yes)";
+			worker->spawn_failed_step = "making its cgroup (cgroup = yes)";
 			return fd;
 		}
 		with.cgroup_procs_fd = fd;

@@ -90,7 +90,8 @@ reload_config(struct host *host)
 		return -ENOMEM;
 	char error[400];
 	int r = config_load(host->config_path, config, error, sizeof(error));
-	if (r == 0 && (r = config_check_user(config, geteuid(), getegid(), error, sizeof(error))) < 0)
+	if (r == 0 &&
+	    (r = config_check_user(config, geteuid(), getegid(), error, sizeof(error))) < 0)
 		config_free(config);
 	if (r < 0) {
 		free(config);

@@ -355,22 +355,22 @@ child_exec(struct child *child)
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
 	    dup2(output_fd, STDERR_FILENO) < 0)
-		child_abort(child, "open /dev/null and the output pipe", errno);
+		child_abort(child, "setting up stdin, stdout and stderr", errno);
 
 	/* Listening sockets go to 3…: first out of the way above the target range, so that
 	 * moving one cannot overwrite another, then into place (dup2 clears CLOEXEC). */
 	int first_free = 3 + (int)exec->listen_count;
 	int moved[64];
 	if (exec->listen_count > sizeof(moved) / sizeof(moved[0]))
-		child_abort(child, "pass the listening sockets", E2BIG);
+		child_abort(child, "passing the listening sockets", E2BIG);
 	for (size_t i = 0; i < exec->listen_count; i++) {
 		moved[i] = fcntl(exec->listen_fds[i], F_DUPFD_CLOEXEC, first_free);
 		if (moved[i] < 0)
-			child_abort(child, "pass the listening sockets", errno);
+			child_abort(child, "passing the listening sockets", errno);
 	}
 	for (size_t i = 0; i < exec->listen_count; i++)
 		if (dup2(moved[i], 3 + (int)i) < 0)
-			child_abort(child, "pass the listening sockets", errno);
+			child_abort(child, "passing the listening sockets", errno);
 	/* The host's own fds are all O_CLOEXEC; this also covers any fd the host inherited
 	 * from whoever started it. Best effort: close_range is Linux 5.11+. */
 	(void)close_range((unsigned)first_free, ~0U, CLOSE_RANGE_CLOEXEC);

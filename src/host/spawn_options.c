@@ -60,7 +60,7 @@ CHILD_CODE int
 spawn_options_apply(const struct worker_exec *exec, const char **ret_step)
 {
 	if (exec->cgroup_procs_fd > 0 && syscall(SYS_write, exec->cgroup_procs_fd, "0", 1) < 0)
-		return fail(ret_step, "join cgroup", errno);
+		return fail(ret_step, "joining its cgroup", errno);
 	const struct config_exec *options = exec->options;
 	if (!options)
 		return 0;
@@ -78,11 +78,11 @@ spawn_options_apply(const struct worker_exec *exec, const char **ret_step)
 		int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj",
 				      O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
-			return fail(ret_step, "open /proc/self/oom_score_adj", errno);
+			return fail(ret_step, "opening /proc/self/oom_score_adj", errno);
 		char text[16];
 		size_t length = child_format_int(text, options->oom_score_adj);
 		if (syscall(SYS_write, fd, text, length) != (long)length)
-			return fail(ret_step, "write /proc/self/oom_score_adj", errno);
+			return fail(ret_step, "writing /proc/self/oom_score_adj", errno);
 		(void)syscall(SYS_close, fd);
 	}
 	/* A host that is not root runs only workers of its own user and group (config_check_user):

@@ -114,7 +114,7 @@ start(struct service *service, struct worker *worker, int status)
 			delay = service->spawn_retry_delay;
 		if (worker->spawn_failed_step)
 			log_errno(LOG_ERROR, r,
-				  "%s: cannot start a worker: its %s before exec failed; trying "
+				  "%s: cannot start a worker: %s failed before exec; trying "
 				  "again in %.1f s",
 				  worker->label, worker->spawn_failed_step, delay);
 		else

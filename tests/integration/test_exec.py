@@ -284,8 +284,8 @@ def test_a_failed_step_before_exec_is_named(start_host):
     nr_open = int(pathlib.Path("/proc/sys/fs/nr_open").read_text())
     host = start_host(config(service("web", "/usr/bin/touch started",
                                      limit_nofile=str(nr_open + 1))))
-    line = host.wait_log("web.0: cannot start a worker: its setrlimit nofile before exec "
-                         "failed")[0]
+    line = host.wait_log("web.0: cannot start a worker: setrlimit nofile failed before "
+                         "exec")[0]
     assert "Operation not permitted" in line
     assert not (host.directory / "started").exists()
 
@@ -380,3 +380,17 @@ def test_cgroup_yes_without_a_writable_cgroup_is_a_start_error(aerie_bin, world_
     assert host.returncode == 1
     assert f"aerie: {world_dir}/aerie.ini: cgroup = yes in [service:web], but " in stderr
     assert not (world_dir / "started").exists()
+
+
+def test_a_worker_as_nobody_reports_ready_on_the_hosts_notify_socket(start_host, examples_dir,
+                                                                      world_dir):
+    # NOTIFY_SOCKET is the root host's: the unprivileged worker must still reach it.
+    program = world_dir / "worker"
+    shutil.copy(examples_dir / "worker", program)
+    program.chmod(0o755)
+    host = start_host(config(service("web", str(program), user="nobody", directory="/",
+                                     ready="notify", count=2)))
+    pids = host.wait_ready("web", 2, timeout=20)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for pid in pids:
+        assert {int(u) for u in proc_status(pid)["Uid"].split()} == {nobody}
