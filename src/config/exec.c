@@ -12,17 +12,13 @@
 
 #include "config/parser.h"
 
-/* A buffer for the _r lookups: grown while they answer ERANGE, bounded so that a broken NSS
- * module cannot make the config load allocate without end. */
-#define LOOKUP_BUFFER_MIN 4096
-#define LOOKUP_BUFFER_MAX (1 << 20)
-
-/* Fills ret_entry (with strings in *ret_buffer, which the caller frees) for name; 0,
+/* Fills ret_entry (with strings in *ret_buffer, which the caller frees) for name, with a
+ * buffer grown while the lookup answers ERANGE; 0,
  * -ENOENT when there is none, or -errno. */
 static int
 lookup_user(const char *name, struct passwd *ret_entry, char **ret_buffer)
 {
-	for (size_t size = LOOKUP_BUFFER_MIN; size <= LOOKUP_BUFFER_MAX; size *= 2) {
+	for (size_t size = CONFIG_LOOKUP_BUFFER_MIN; size <= CONFIG_LOOKUP_BUFFER_MAX; size *= 2) {
 		char *buffer = malloc(size);
 		if (!buffer)
 			return -ENOMEM;
@@ -42,7 +38,7 @@ lookup_user(const char *name, struct passwd *ret_entry, char **ret_buffer)
 static int
 lookup_group(const char *name, gid_t *ret_gid)
 {
-	for (size_t size = LOOKUP_BUFFER_MIN; size <= LOOKUP_BUFFER_MAX; size *= 2) {
+	for (size_t size = CONFIG_LOOKUP_BUFFER_MIN; size <= CONFIG_LOOKUP_BUFFER_MAX; size *= 2) {
 		char *buffer = malloc(size);
 		if (!buffer)
 			return -ENOMEM;

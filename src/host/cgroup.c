@@ -80,18 +80,7 @@ find_own(char *ret_path, size_t size)
 	return r;
 }
 
-static int
-write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, text, strlen(text));
-	int r = n < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
+/* Writes text into name (relative to dir_fd, or AT_FDCWD): 0 or -errno. */
 static int
 write_at(int dir_fd, const char *name, const char *text)
 {
@@ -129,12 +118,32 @@ enable_controllers(const char *base)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", base);
-	int r = write_file(path, wanted);
+	int r = write_at(AT_FDCWD, path, wanted);
 	if (r < 0)
 		log_errno(LOG_WARN, r,
 			  "cannot enable %s in %s: memory_max and cpu_weight are not "
 			  "applied",
 			  wanted, path);
+}
+
+/* A new aerie-PID directory in dir, as state.base. The pid alone may be taken: by a host in
+ * another PID namespace (where each container's host is 1), or left by one that was killed. */
+static int
+make_base(const char *dir)
+{
+	for (unsigned attempt = 0; attempt < CGROUP_BASE_ATTEMPTS; attempt++) {
+		int n = attempt == 0 ? snprintf(state.base, sizeof(state.base), "%s/aerie-%d", dir,
+						(int)getpid())
+				     : snprintf(state.base, sizeof(state.base), "%s/aerie-%d.%u",
+						dir, (int)getpid(), attempt);
+		if (n < 0 || (size_t)n >= sizeof(state.base))
+			return -ENAMETOOLONG;
+		if (mkdir(state.base, 0755) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
 }
 
 static int
@@ -163,11 +172,9 @@ cgroup_setup(void)
 		/* The root of the hierarchy (no cgroup.type there), which may hold processes and
 		 * has children: a directory of this host's own keeps its services apart from
 		 * another host's. */
-		int n = snprintf(state.base, sizeof(state.base), "%s/aerie-%d", dir, (int)getpid());
-		if (n < 0 || (size_t)n >= sizeof(state.base))
-			return unavailable(-ENAMETOOLONG, "the cgroup path %s is too long", dir);
-		if (mkdir(state.base, 0755) < 0 && errno != EEXIST)
-			return unavailable(-errno, "cannot make a cgroup in %s", dir);
+		int r = make_base(dir);
+		if (r < 0)
+			return unavailable(r, "cannot make a cgroup in %s", dir);
 		state.base_made = true;
 	} else {
 		/* The no-internal-processes rule: a cgroup that holds processes can't give its
@@ -177,7 +184,7 @@ cgroup_setup(void)
 		if (mkdir(path, 0755) < 0 && errno != EEXIST)
 			return unavailable(-errno, "cannot make a cgroup in %s", dir);
 		snprintf(path, sizeof(path), "%s/host/cgroup.procs", dir);
-		int r = write_file(path, "0");
+		int r = write_at(AT_FDCWD, path, "0");
 		if (r < 0)
 			return unavailable(r, "cannot move the host into %s", path);
 		snprintf(state.base, sizeof(state.base), "%s", dir);

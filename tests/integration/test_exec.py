@@ -231,13 +231,19 @@ def as_nobody(aerie_bin, directory, text):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_host_that_is_not_root_refuses_another_user(aerie_bin, world_dir):
-    if not shutil.which("setpriv"):
-        pytest.skip("needs setpriv")
-    host = as_nobody(aerie_bin, world_dir, f"[host]\nsupervisor = {world_dir}/s.ipc\n"
-                     "[service:web]\ncommand = /usr/bin/touch started\nuser = root\n")
+def refused_as_nobody(aerie_bin, directory, line):
+    """The stderr of a host run as nobody on a service with line, which must refuse to start
+    (exit 1) and start nothing."""
+    host = as_nobody(aerie_bin, directory, f"[host]\nsupervisor = {directory}/s.ipc\n"
+                     f"[service:web]\ncommand = /usr/bin/touch started\n{line}\n")
     _, stderr = host.communicate(timeout=30)
-    assert host.returncode == 1
+    assert host.returncode == 1, stderr
+    assert not (directory / "started").exists()
+    return stderr
+
+
+def test_a_host_that_is_not_root_refuses_another_user(aerie_bin, world_dir):
+    stderr = refused_as_nobody(aerie_bin, world_dir, "user = root")
     assert stderr == (f"aerie: {world_dir}/aerie.ini:5: user = root in [service:web] needs a "
                       f"host running as root (this one runs as uid "
                       f"{pwd.getpwnam('nobody').pw_uid})\n")
@@ -245,8 +251,6 @@ def test_a_host_that_is_not_root_refuses_another_user(aerie_bin, world_dir):
 
 
 def test_a_host_that_is_not_root_runs_its_own_user(aerie_bin, world_dir):
-    if not shutil.which("setpriv"):
-        pytest.skip("needs setpriv")
     nobody = pwd.getpwnam("nobody")
     host = as_nobody(aerie_bin, world_dir, f"[host]\nsupervisor = {world_dir}/s.ipc\n"
                      f"[service:web]\ncommand = /bin/sleep 1000\nuser = nobody\n"
@@ -372,14 +376,8 @@ def test_memory_max_cpu_weight_and_memory_current_where_the_controllers_are(star
 
 
 def test_cgroup_yes_without_a_writable_cgroup_is_a_start_error(aerie_bin, world_dir):
-    if not shutil.which("setpriv"):
-        pytest.skip("needs setpriv")
-    host = as_nobody(aerie_bin, world_dir, f"[host]\nsupervisor = {world_dir}/s.ipc\n"
-                     "[service:web]\ncommand = /usr/bin/touch started\ncgroup = yes\n")
-    _, stderr = host.communicate(timeout=30)
-    assert host.returncode == 1
+    stderr = refused_as_nobody(aerie_bin, world_dir, "cgroup = yes")
     assert f"aerie: {world_dir}/aerie.ini: cgroup = yes in [service:web], but " in stderr
-    assert not (world_dir / "started").exists()
 
 
 def test_a_worker_as_nobody_reports_ready_on_the_hosts_notify_socket(start_host, examples_dir,
