@@ -244,8 +244,9 @@ apply_controllers(struct service_cgroup *cgroup, const struct config_exec *exec)
 	}
 }
 
-int
-cgroup_service_procs_fd(const char *service, const struct config_exec *exec)
+/* The procs fd of service's cgroup, 0 for none, or -errno. */
+static int
+service_procs_fd(const char *service, const struct config_exec *exec)
 {
 	if (exec->cgroup == CONFIG_CGROUP_NO)
 		return 0;
@@ -279,6 +280,18 @@ cgroup_service_procs_fd(const char *service, const struct config_exec *exec)
 	}
 	apply_controllers(cgroup, exec);
 	return cgroup->procs_fd;
+}
+
+int
+cgroup_service_fds(const char *service, const struct config_exec *exec, int *ret_dir_fd,
+		   int *ret_procs_fd)
+{
+	int fd = service_procs_fd(service, exec);
+	if (fd < 0)
+		return fd;
+	*ret_procs_fd = fd;
+	*ret_dir_fd = fd > 0 ? find_service(service)->dir_fd : 0;
+	return 0;
 }
 
 void

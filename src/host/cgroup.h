@@ -16,10 +16,12 @@ struct config_exec;
 int cgroup_setup(void);
 /* Why cgroup_setup found none, for an error of cgroup = yes. */
 const char *cgroup_unavailable_reason(void);
-/* The fd of service's cgroup.procs, for the child to join, made at its first spawn;
- * memory_max and cpu_weight of exec written when they changed. 0: no cgroup for it (none
- * writable, or cgroup = no); -errno: cgroup = yes but none could be made. */
-int cgroup_service_procs_fd(const char *service, const struct config_exec *exec);
+/* The fds of service's cgroup directory and its cgroup.procs, for the child to start in,
+ * made at its first spawn; memory_max and cpu_weight of exec written when they changed. 0 with
+ * both 0: no cgroup for it (none writable, or cgroup = no); -errno: cgroup = yes but none
+ * could be made. */
+int cgroup_service_fds(const char *service, const struct config_exec *exec, int *ret_dir_fd,
+		       int *ret_procs_fd);
 /* SIGKILL to every process left in service's cgroup (cgroup.kill), once its workers are
  * gone: what they started in a session of its own goes too. */
 void cgroup_service_kill(const char *service);

@@ -285,12 +285,12 @@ spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct 
 	if (!with.nofile && host->nofile_raised)
 		with.nofile = &host->nofile_inherited;
 	if (exec->options) {
-		int fd = cgroup_service_procs_fd(worker->service->name, exec->options);
-		if (fd < 0) {
+		int r = cgroup_service_fds(worker->service->name, exec->options, &with.cgroup_fd,
+					   &with.cgroup_procs_fd);
+		if (r < 0) {
 			worker->spawn_failed_step = "making its cgroup (cgroup = yes)";
-			return fd;
+			return r;
 		}
-		with.cgroup_procs_fd = fd;
 	}
 	int r = worker_spawn(worker, loop, &with);
 	if (r == 0)

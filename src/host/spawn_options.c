@@ -2,6 +2,9 @@
  * spawn.c between its fds and its exec: async-signal-safe, on the host's memory. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -57,9 +60,9 @@ child_format_int(char *text, int value)
  * to change theirs too (the child shares the host's memory and glibc's thread list), and
  * the sanitizers' interceptors stay out of the child. */
 CHILD_CODE int
-spawn_options_apply(const struct worker_exec *exec, const char **ret_step)
+spawn_options_apply(const struct worker_exec *exec, bool join_cgroup, const char **ret_step)
 {
-	if (exec->cgroup_procs_fd > 0 && syscall(SYS_write, exec->cgroup_procs_fd, "0", 1) < 0)
+	if (join_cgroup && syscall(SYS_write, exec->cgroup_procs_fd, "0", 1) < 0)
 		return fail(ret_step, "joining its cgroup", errno);
 	const struct config_exec *options = exec->options;
 	if (!options)
@@ -101,3 +104,57 @@ spawn_options_apply(const struct worker_exec *exec, const char **ret_step)
 		return fail(ret_step, "prctl no_new_privileges", errno);
 	return 0;
 }
+
+/* struct clone_args of linux/sched.h up to its cgroup (CLONE_ARGS_SIZE_VER2), which not every
+ * libc's headers have. */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+	    set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+#if defined(__x86_64__)
+pid_t
+spawn_clone_into_cgroup(int (*fn)(void *), void *data, char *stack, size_t stack_size,
+			int cgroup_fd)
+{
+	struct clone3_args args = {
+	    .flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP,
+	    .exit_signal = SIGCHLD,
+	    .stack = (uint64_t)(uintptr_t)stack,
+	    .stack_size = stack_size,
+	    .cgroup = (uint64_t)cgroup_fd,
+	};
+	/* glibc has no clone3 wrapper that runs a function on a new stack: the child starts on
+	 * the stack the kernel gives it (stack + stack_size, 16-byte aligned), where nothing
+	 * of this frame is, so it calls fn at once from registers that clone3 leaves as they
+	 * were, and exits if fn ever returns (child_exec never does). */
+	long r;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "mov %[data], %%rdi\n\t"
+			 "call *%[fn]\n\t"
+			 "mov %%eax, %%edi\n\t"
+			 "mov %[exit], %%eax\n\t"
+			 "syscall\n\t"
+			 "hlt\n"
+			 "1:\n\t"
+			 : "=a"(r)
+			 : "a"((long)SYS_clone3), "D"(&args),
+			   "S"(sizeof(args)), [fn] "r"(fn), [data] "r"(data), [exit] "i"(SYS_exit)
+			 : "rcx", "r11", "memory");
+	return r < 0 ? (pid_t)r : (pid_t)r;
+}
+#else
+pid_t
+spawn_clone_into_cgroup(int (*fn)(void *), void *data, char *stack, size_t stack_size,
+			int cgroup_fd)
+{
+	(void)fn, (void)data, (void)stack, (void)stack_size, (void)cgroup_fd;
+	return -ENOSYS;
+}
+#endif

@@ -77,7 +77,10 @@ struct worker_exec {
 	/* user, group, umask, other limits, nice, oom_score_adj, no_new_privileges; NULL: none.
 	 * Its limit_nofile comes through nofile. */
 	const struct config_exec *options;
-	int cgroup_procs_fd; /* > 0: the child joins the cgroup of this cgroup.procs first */
+	/* > 0: the child starts in this cgroup (its directory, and its cgroup.procs for kernels
+	 * without clone3's CLONE_INTO_CGROUP, where the child joins it first). */
+	int cgroup_fd;
+	int cgroup_procs_fd;
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and
