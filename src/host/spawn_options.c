@@ -135,7 +135,6 @@ spawn_clone_into_cgroup(int (*fn)(void *), void *data, char *stack, size_t stack
 	__asm__ volatile("syscall\n\t"
 			 "test %%rax, %%rax\n\t"
 			 "jnz 1f\n\t"
-			 "xor %%ebp, %%ebp\n\t"
 			 "mov %[data], %%rdi\n\t"
 			 "call *%[fn]\n\t"
 			 "mov %%eax, %%edi\n\t"
@@ -147,7 +146,7 @@ spawn_clone_into_cgroup(int (*fn)(void *), void *data, char *stack, size_t stack
 			 : "a"((long)SYS_clone3), "D"(&args),
 			   "S"(sizeof(args)), [fn] "r"(fn), [data] "r"(data), [exit] "i"(SYS_exit)
 			 : "rcx", "r11", "memory");
-	return r < 0 ? (pid_t)r : (pid_t)r;
+	return (pid_t)r; /* the pid, or -errno as the system call returns it */
 }
 #else
 pid_t
