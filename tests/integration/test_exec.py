@@ -392,3 +392,47 @@ def test_a_worker_as_nobody_reports_ready_on_the_hosts_notify_socket(start_host,
     nobody = pwd.getpwnam("nobody").pw_uid
     for pid in pids:
         assert {int(u) for u in proc_status(pid)["Uid"].split()} == {nobody}
+
+
+@pytest.fixture
+def own_cgroup():
+    """A new cgroup v2 directory of the test's (as systemd's Delegate=yes gives a unit), removed
+    at the end with what the host made in it."""
+    mount = cgroup_mount()
+    own = cgroup_of(os.getpid())
+    if not mount or own is None:
+        pytest.skip("no cgroup v2 here")
+    parent = pathlib.Path(mount + (own if own != "/" else ""))
+    if not os.access(parent / "cgroup.procs", os.W_OK):
+        pytest.skip(f"{parent} is not writable here")
+    directory = parent / f"aerie-test-{os.getpid()}"
+    directory.mkdir()
+    yield directory
+
+    def removed(path):
+        # EBUSY until the last process in it (the host's guard, a moment after the host) is gone
+        try:
+            path.rmdir()
+            return True
+        except OSError:
+            return False
+    for child in sorted(directory.iterdir()):
+        if child.is_dir():
+            wait_for(lambda: removed(child), timeout=10, message=f"{child} to be empty")
+    wait_for(lambda: removed(directory), timeout=10, message=f"{directory} to be empty")
+
+
+def test_a_host_in_a_cgroup_of_its_own_moves_into_a_leaf(start_host, own_cgroup):
+    # The host starts in own_cgroup, which then holds a process (the host's): it moves itself
+    # into own_cgroup/host, so that own_cgroup may have children with controllers.
+    join = f'echo $$ > {own_cgroup}/cgroup.procs && exec "$@"'
+    host = start_host(config(service("web", "/bin/sleep 1000")),
+                      wrapper=["/bin/sh", "-c", join, "sh"])
+    [pid] = host.wait_ready("web", 1)
+    relative = "/" + str(own_cgroup.relative_to(cgroup_mount()))
+    assert cgroup_of(host.pid) == relative + "/host"
+    assert cgroup_of(pid) == relative + "/service.web"
+    assert (own_cgroup / "cgroup.procs").read_text() == ""  # no process left beside them
+    host.wait_log(f"cgroup: each service gets its own under {own_cgroup}")
+    assert host.stop() == 0
+    assert not (own_cgroup / "service.web").exists()
