@@ -432,16 +432,16 @@ host_main(const char *config_path, bool init)
 		}
 	}
 	seed_jitter();
-	/* Before the host opens a socket of its own, becomes a subreaper or starts a worker. As
-	 * PID 1 of a namespace the host needs none: its death kills every process in it. */
-	/* Also before any other process: the host may have to move into a leaf cgroup, which
-	 * moves it alone. */
+	/* Before the host starts any other process (the guard): the host may have to move into a
+	 * leaf cgroup, which moves it alone. */
 	r = setup_cgroup(config);
 	if (r < 0) {
 		listen_inherited_release(&inherited);
 		host_free(&host);
 		return 1;
 	}
+	/* Before the host opens a socket of its own, becomes a subreaper or starts a worker. As
+	 * PID 1 of a namespace the host needs none: its death kills every process in it. */
 	if (getpid() != 1) {
 		r = guard_start();
 		if (r < 0)

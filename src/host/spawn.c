@@ -480,6 +480,7 @@ worker_release(struct worker *worker, struct loop *loop)
 int
 worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec)
 {
+	worker->spawn_failed_step = NULL;
 	struct own_numbers numbers = {0};
 	struct own_entry own[OWN_MAX];
 	size_t own_count = own_entries(worker, exec, &numbers, own);
@@ -504,7 +505,6 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 
 	struct child child = {
 	    exec, worker->environment, pipe_fds[1], ignored_signals(), getpid(), 0, NULL, false};
-	worker->spawn_failed_step = NULL;
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;
