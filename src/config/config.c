@@ -43,7 +43,7 @@ finish_section(struct parser *p)
 	}
 	if (!service->directory && !(service->directory = strdup(p->config.directory)))
 		return parser_fail_errno(p, -ENOMEM);
-	return 0;
+	return exec_finish(p, service);
 }
 
 static int
@@ -433,6 +433,7 @@ config_free(struct config *config)
 		config_free_argv(service->listen);
 		config_free_argv(service->env);
 		free(service->directory);
+		exec_free(&service->exec);
 	}
 	free(config->services);
 	free(config->path);

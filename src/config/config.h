@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "lib/limits.h"
@@ -30,6 +31,46 @@ enum config_kill_mode { CONFIG_KILL_GROUP, CONFIG_KILL_MAIN };
 #define CONFIG_DEFAULT_START_LIMIT_BURST 5 /* systemd's StartLimitBurst */
 #define CONFIG_DEFAULT_START_LIMIT_INTERVAL 10.0
 #define CONFIG_DEFAULT_KILL_MODE CONFIG_KILL_GROUP
+
+enum config_cgroup { CONFIG_CGROUP_AUTO, CONFIG_CGROUP_YES, CONFIG_CGROUP_NO };
+/* The limit_NAME keys, in the order of the key table. */
+enum config_limit {
+	CONFIG_LIMIT_NOFILE,
+	CONFIG_LIMIT_NPROC,
+	CONFIG_LIMIT_CORE,
+	CONFIG_LIMIT_MEMLOCK,
+	CONFIG_LIMIT_STACK,
+	CONFIG_LIMIT_AS,
+	CONFIG_LIMIT_CPU,
+	CONFIG_LIMIT_FSIZE,
+	CONFIG_LIMIT_COUNT,
+};
+
+/* How a service's workers are run (exec.c): applied in the child before exec. Names are
+ * resolved when the config is loaded, in the host, as the child may not call NSS. */
+struct config_exec {
+	char *user;	    /* NULL: the host's user */
+	unsigned user_line; /* for the start error of a host that is not root */
+	uid_t uid;
+	char *home_entry; /* "HOME=..." of user */
+	char *group;	  /* NULL: the user's primary group */
+	unsigned group_line;
+	gid_t gid;     /* with user or group: the worker's group */
+	gid_t *groups; /* with user: its groups (getgrouplist, with gid); with group: just gid */
+	size_t group_count;
+	bool has_umask;
+	mode_t umask;
+	bool has_limit[CONFIG_LIMIT_COUNT];
+	struct rlimit limits[CONFIG_LIMIT_COUNT];
+	bool has_nice;
+	int nice; /* -20..19 */
+	bool has_oom_score_adj;
+	int oom_score_adj; /* -1000..1000 */
+	bool no_new_privileges;
+	enum config_cgroup cgroup;
+	unsigned long long memory_max; /* bytes for memory.max; 0: not set */
+	unsigned cpu_weight;	       /* 1..10000 for cpu.weight; 0: not set */
+};
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -60,6 +101,7 @@ struct config_service {
 					failed; 0: retry forever */
 	double start_limit_interval; /* seconds */
 	enum config_kill_mode kill_mode;
+	struct config_exec exec;
 };
 
 struct config {
@@ -86,6 +128,11 @@ struct config {
  * process-wide globals, set for the call and restored after it. */
 int config_load(const char *path, struct config *ret_config, char *error, size_t error_size);
 void config_free(struct config *config);
+/* Whether a host running as euid and egid can run config's workers: only root can switch to
+ * another user or group. 0, or -EPERM with error "/etc/aerie.ini:5: user = www-data in
+ * [service:web] needs a host running as root ...". */
+int config_check_user(const struct config *config, uid_t euid, gid_t egid, char *error,
+		      size_t error_size);
 
 /* Splits a command line as a POSIX shell would split words: whitespace separates, single
  * quotes are literal, double quotes allow \" \\ \$ \`, a backslash outside quotes escapes the

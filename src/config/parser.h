@@ -42,6 +42,23 @@ enum key {
 	KEY_START_LIMIT_BURST,
 	KEY_START_LIMIT_INTERVAL,
 	KEY_KILL_MODE,
+	KEY_USER,
+	KEY_GROUP,
+	KEY_UMASK,
+	KEY_LIMIT_NOFILE, /* the limit_NAME keys in the order of enum config_limit */
+	KEY_LIMIT_NPROC,
+	KEY_LIMIT_CORE,
+	KEY_LIMIT_MEMLOCK,
+	KEY_LIMIT_STACK,
+	KEY_LIMIT_AS,
+	KEY_LIMIT_CPU,
+	KEY_LIMIT_FSIZE,
+	KEY_NICE,
+	KEY_OOM_SCORE_ADJ,
+	KEY_NO_NEW_PRIVILEGES,
+	KEY_CGROUP,
+	KEY_MEMORY_MAX,
+	KEY_CPU_WEIGHT,
 	KEY__MAX,
 };
 
@@ -93,6 +110,24 @@ int parser_check_socket_path(struct parser *p, unsigned line, const char *path);
 extern const struct key_info keys_table[KEY__MAX];
 /* The key called name in section; NULL if there is none. */
 const struct key_info *keys_find(enum section section, const char *name);
+
+/* exec.c: the keys of how workers run (user, limits, cgroup...). */
+
+int exec_parse_user(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_group(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_umask(struct parser *p, const struct key_info *key, const char *value);
+/* limit_NAME: which limit is told by key's place in keys_table. */
+int exec_parse_limit(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_nice(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_oom_score_adj(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_no_new_privileges(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_cgroup(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_memory_max(struct parser *p, const struct key_info *key, const char *value);
+int exec_parse_cpu_weight(struct parser *p, const struct key_info *key, const char *value);
+/* At the end of a [service:NAME]: the user's groups, and HOME, USER and LOGNAME in its env
+ * unless env sets them. */
+int exec_finish(struct parser *p, struct config_service *service);
+void exec_free(struct config_exec *exec);
 
 /* suggest.c: "did you mean" for what is not known. */
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/cgroup.h"
 #include "host/control.h"
 #include "host/guard.h"
 #include "host/host_private.h"
@@ -74,9 +75,11 @@ static void
 on_service_event(struct service *service, enum service_event event, const char *message, void *data)
 {
 	struct host *host = data;
-	(void)service;
 	switch (event) {
 	case SERVICE_STOPPED:
+		/* Its workers are gone; what they started in a session of their own, which no
+		 * signal to their process groups reaches, goes now. */
+		cgroup_service_kill(service->name);
 		host->services_stopped++;
 		host_check_stopped(host);
 		break;
@@ -251,6 +254,7 @@ host_free(struct host *host)
 {
 	/* Every worker has been reaped, or killed and waited for as long as the stop allows. */
 	guard_done();
+	cgroup_done();
 	for (size_t i = 0; host->services && i < host->service_count; i++)
 		service_free(host->services[i]);
 	free(host->services);
@@ -282,6 +286,14 @@ spawn_worker(void *data, struct worker *worker, struct loop *loop, const struct 
 	struct worker_exec with = *exec;
 	if (!with.nofile && host->nofile_raised)
 		with.nofile = &host->nofile_inherited;
+	if (exec->options) {
+		int r = cgroup_service_fds(worker->service->name, exec->options, &with.cgroup_fd,
+					   &with.cgroup_procs_fd);
+		if (r < 0) {
+			worker->spawn_failed_step = "making its cgroup (cgroup = yes)";
+			return r;
+		}
+	}
 	int r = worker_spawn(worker, loop, &with);
 	if (r == 0)
 		guard_add(worker->pid); /* the leader of its own group */
@@ -347,6 +359,26 @@ raise_nofile(struct host *host)
 	host->nofile_raised = true;
 }
 
+/* cgroup_setup unless no service wants a cgroup; a start error if one says cgroup = yes and
+ * none can be had. */
+static int
+setup_cgroup(const struct config *config)
+{
+	const struct config_service *required = NULL;
+	bool wanted = false;
+	for (size_t i = 0; i < config->service_count; i++) {
+		enum config_cgroup cgroup = config->services[i].exec.cgroup;
+		wanted = wanted || cgroup != CONFIG_CGROUP_NO;
+		if (cgroup == CONFIG_CGROUP_YES && !required)
+			required = &config->services[i];
+	}
+	if (!wanted || cgroup_setup() == 0 || !required)
+		return 0;
+	fprintf(stderr, "aerie: %s: cgroup = yes in [service:%s], but %s\n", config->path,
+		required->name, cgroup_unavailable_reason());
+	return -EOPNOTSUPP;
+}
+
 static void
 seed_jitter(void)
 {
@@ -391,6 +423,14 @@ host_main(const char *config_path, bool init)
 		listen_inherited_release(&inherited);
 		return 2;
 	}
+	/* A start error, not a config error: the same file is right for a host run as root. */
+	if (config_check_user(config, geteuid(), getegid(), error, sizeof(error)) < 0) {
+		fprintf(stderr, "aerie: %s\n", error);
+		config_free(config);
+		free(config);
+		listen_inherited_release(&inherited);
+		return 1;
+	}
 	host.configs[host.config_count++] = config;
 	log_set_json(config->log_format == CONFIG_LOG_JSON);
 	if (config->log_path) {
@@ -403,6 +443,14 @@ host_main(const char *config_path, bool init)
 		}
 	}
 	seed_jitter();
+	/* Before the host starts any other process (the guard): the host may have to move into a
+	 * leaf cgroup, which moves it alone. */
+	r = setup_cgroup(config);
+	if (r < 0) {
+		listen_inherited_release(&inherited);
+		host_free(&host);
+		return 1;
+	}
 	/* Before the host opens a socket of its own, becomes a subreaper or starts a worker. As
 	 * PID 1 of a namespace the host needs none: its death kills every process in it. */
 	if (getpid() != 1) {
@@ -511,6 +559,7 @@ host_status_encode(const struct host *host, char **ret_text)
 	    .uptime = loop_now_seconds() - host->started_at,
 	    .generation = serving,
 	    .stopping = host->stop_requests > 0,
+	    .service_memory = cgroup_service_memory,
 	};
 	return status_encode(&status, host->services, host->service_count, ret_text);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "host/host_private.h"
 #include "lib/log.h"
@@ -89,6 +90,9 @@ reload_config(struct host *host)
 		return -ENOMEM;
 	char error[400];
 	int r = config_load(host->config_path, config, error, sizeof(error));
+	if (r == 0 &&
+	    (r = config_check_user(config, geteuid(), getegid(), error, sizeof(error))) < 0)
+		config_free(config);
 	if (r < 0) {
 		free(config);
 		snprintf(host->restart_error, sizeof(host->restart_error),

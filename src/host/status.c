@@ -44,10 +44,13 @@ worker_status(struct json_out *out, const struct worker *worker)
 }
 
 static void
-service_status(struct json_out *out, const struct service *service)
+service_status(struct json_out *out, const struct status_host *host, const struct service *service)
 {
 	json_out_string(out, service->name);
 	json_out_field(out, ":{\"count\":", service->config->count);
+	uint64_t memory;
+	if (host->service_memory && host->service_memory(service->name, &memory))
+		json_out_field(out, ",\"memory_current\":", (long long)memory);
 	json_out_field(out, ",\"ready\":", service_ready_count(service));
 	json_out_field(out, ",\"restarts\":", service->restarts);
 	json_out_field(out, ",\"generation\":", service->generation);
@@ -86,7 +89,7 @@ status_encode(const struct status_host *host, struct service *const *services, s
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
 			json_out_raw(&out, ",");
-		service_status(&out, services[i]);
+		service_status(&out, host, services[i]);
 	}
 	json_out_raw(&out, "}}");
 	return json_out_finish(&out, ret_text);

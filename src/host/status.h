@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "host/service.h"
@@ -13,6 +14,8 @@ struct status_host {
 	double uptime; /* seconds */
 	unsigned generation;
 	bool stopping;
+	/* The memory.current of a service's cgroup, if it has one (cgroup.c); NULL: none. */
+	bool (*service_memory)(const char *service, uint64_t *ret_bytes);
 };
 
 /* {"host":{…},"services":{NAME:{…}}} of host and the count services, in their order, as compact

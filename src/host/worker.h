@@ -23,6 +23,7 @@ enum worker_state {
 
 struct service;
 struct worker_environment;
+struct config_exec;
 
 struct worker {
 	struct service *service;
@@ -67,6 +68,9 @@ struct worker {
 	/* Built at its first spawn and kept for the next ones, which allocate nothing unless
 	 * their inputs differ (spawn.c); freed by worker_release. */
 	struct worker_environment *environment;
+	/* The step of the child's set-up before exec that failed at the last spawn ("setuid"),
+	 * static text; NULL when it did not. */
+	const char *spawn_failed_step;
 };
 
 /* What the process is started with. */
@@ -82,12 +86,20 @@ struct worker_exec {
 	const char *listen_names;    /* colon-separated, for LISTEN_FDNAMES; NULL: none */
 	double watchdog_seconds;     /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
 	const struct rlimit *nofile; /* RLIMIT_NOFILE set in the child; NULL: the host's own */
+	/* user, group, umask, other limits, nice, oom_score_adj, no_new_privileges; NULL: none.
+	 * Its limit_nofile comes through nofile. */
+	const struct config_exec *options;
+	/* > 0: the child starts in this cgroup (its directory, and its cgroup.procs for kernels
+	 * without clone3's CLONE_INTO_CGROUP, where the child joins it first). */
+	int cgroup_fd;
+	int cgroup_procs_fd;
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and
  * stdout/stderr on a pipe the loop reads. An exec failure shows in the worker's output and as
  * exit status 127 (not found) or 126. Returns 0 or -errno (no process then), also when the
- * child's set-up before exec failed (EMFILE: no fd left for its /dev/null). */
+ * child's set-up before exec failed (EMFILE: no fd left for its /dev/null, EPERM from setuid):
+ * worker->spawn_failed_step then names the step. */
 int worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec *exec);
 /* Sends signal to the worker's whole process group. */
 void worker_kill(const struct worker *worker, int signal);

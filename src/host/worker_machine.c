@@ -115,6 +115,10 @@ start(struct service *service, struct worker *worker, int status)
 	    .listen_count = service->listen_count,
 	    .listen_names = service->listen_names,
 	    .watchdog_seconds = config->health_timeout,
+	    .nofile = config->exec.has_limit[CONFIG_LIMIT_NOFILE]
+			  ? &config->exec.limits[CONFIG_LIMIT_NOFILE]
+			  : NULL,
+	    .options = &config->exec,
 	};
 	worker->stop_signal = config->stop_signal;
 	worker->kill_main = config->kill_mode == CONFIG_KILL_MAIN;
@@ -135,8 +139,14 @@ start(struct service *service, struct worker *worker, int status)
 		if (delay < service->spawn_retry_delay)
 			delay = service->spawn_retry_delay;
 		worker->retry_at = realtime_now() + delay;
-		log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
-			  worker->label, delay);
+		if (worker->spawn_failed_step)
+			log_errno(LOG_ERROR, r,
+				  "%s: cannot start a worker: %s failed before exec; trying "
+				  "again in %.1f s",
+				  worker->label, worker->spawn_failed_step, delay);
+		else
+			log_errno(LOG_ERROR, r, "%s: cannot start a worker; trying again in %.1f s",
+				  worker->label, delay);
 		(void)loop_timer_start(service->loop, &worker->timer, delay);
 		return;
 	}

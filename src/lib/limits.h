@@ -109,3 +109,10 @@
 /* connect() to a socket whose backlog is full sleeps in the kernel at most this long at a time
  * (SO_SNDTIMEO), then again until --timeout is over: no timeval overflows. */
 #define UNIXSOCK_MAX_WAIT 86400.0
+
+/* cgroup v2 (host/cgroup.c): names tried for the host's directory under the root cgroup. */
+#define CGROUP_BASE_ATTEMPTS 100
+/* The _r lookups of user and group names (config/exec.c): the buffer's first and largest size,
+ * so that a broken NSS module cannot make a config load allocate without end. */
+#define CONFIG_LOOKUP_BUFFER_MIN 4096
+#define CONFIG_LOOKUP_BUFFER_MAX (1 << 20)

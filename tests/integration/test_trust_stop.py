@@ -133,8 +133,8 @@ def test_out_of_fds_at_spawn_is_logged_and_retried(start_host, examples_dir, tmp
     # Room for the worker's output pipe and /dev/null, not for its sockets' moves. The hard
     # limit is as low, so that raising the soft one can't help.
     host = start_host(text, directory=tmp_path, wrapper=[prlimit, f"--nofile={used + 4}"])
-    host.wait_log("web.0: cannot start a worker; trying again in 1.0 s: Too many open files",
-                  count=2)
+    host.wait_log("web.0: cannot start a worker: passing the listening sockets failed before "
+                  "exec; trying again in 1.0 s: Too many open files", count=2)
     assert host.process.poll() is None
     # No exit status 126 that says nothing (a pid may hold the digits: match the message).
     assert "status 126" not in host.log_text()
