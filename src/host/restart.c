@@ -40,10 +40,17 @@ host_restart_finish(struct host *host)
 	struct restart_request *request = host->restart_running;
 	host->restart_running = NULL;
 	const char *error = host->restart_error[0] ? host->restart_error : NULL;
-	if (error)
+	if (request->reload) {
+		/* The reply's text is the log's: what SIGHUP did is seen there. */
+		char *reply = host_reload_reply(host, error);
+		log_message(error ? LOG_WARN : LOG_INFO, "reload %s: %s", error ? "failed" : "done",
+			    reply ? reply : error ? error : "out of memory");
+		free(reply);
+	} else if (error) {
 		log_warn("rolling restart failed: %s", error);
-	else
+	} else {
 		log_info("rolling restart to generation %u done", host->generation);
+	}
 	release_configs(host);
 	/* systemd's notify-reload: the reload is over, whichever way it went (READY=1 again,
 	 * from the hook). */
@@ -53,12 +60,18 @@ host_restart_finish(struct host *host)
 	}
 	if (request->fn)
 		request->fn(host, host->generation, error, request->data);
+	if (host->reload_report) {
+		for (size_t i = 0; i < HOST_RELOAD_LISTS; i++)
+			free(host->reload_report->lists[i].data);
+		free(host->reload_report);
+		host->reload_report = NULL;
+	}
 	free(request->service);
 	free(request);
 }
 
-static struct service *
-find_service(struct host *host, const char *name)
+struct service *
+host_find_service(struct host *host, const char *name)
 {
 	for (size_t i = 0; i < host->service_count; i++)
 		if (strcmp(host->services[i]->name, name) == 0)
@@ -75,53 +88,6 @@ find_config_service(const struct config *config, const char *name)
 	return NULL;
 }
 
-/* Reads the config file again. On success the new config becomes current. */
-static int
-reload_config(struct host *host)
-{
-	if (host->config_count == HOST_MAX_CONFIGS) {
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "too many generations still stopping; try again later");
-		return -EBUSY;
-	}
-	struct config *config = calloc(1, sizeof(*config));
-	if (!config)
-		return -ENOMEM;
-	char error[400];
-	int r = config_load(host->config_path, config, error, sizeof(error));
-	if (r < 0) {
-		free(config);
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "config not reloaded: %s", error);
-		return r;
-	}
-	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
-	for (size_t i = 0; i < host->service_count; i++)
-		if (!find_config_service(config, host->services[i]->name))
-			log_warn("service %s is gone from %s: it keeps running until the host "
-				 "restarts",
-				 host->services[i]->name, host->config_path);
-	for (size_t i = 0; i < host->service_count; i++) {
-		const struct config_service *next =
-		    find_config_service(config, host->services[i]->name);
-		bool same = next && next->listen_count == host->services[i]->listen_count;
-		for (size_t l = 0; same && l < next->listen_count; l++)
-			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
-		if (next && !same)
-			log_warn(
-			    "service %s: listen changed in %s: the sockets bound at start stay "
-			    "until the host restarts",
-			    host->services[i]->name, host->config_path);
-	}
-	for (size_t i = 0; i < config->service_count; i++)
-		if (!find_service(host, config->services[i].name))
-			log_warn("service %s is new in %s: it starts when the host restarts",
-				 config->services[i].name, host->config_path);
-	host->configs[host->config_count++] = config;
-	log_info("reloaded %s", host->config_path);
-	return 0;
-}
-
 bool
 host_restart_next(struct host *host)
 {
@@ -133,16 +99,30 @@ host_restart_next(struct host *host)
 	host->restart_error[0] = '\0';
 	host->restart_services_pending = 0;
 
-	if (request->reload && reload_config(host) < 0) {
-		host_restart_finish(host);
+	if (request->reload) {
+		host_reload_run(host);
 		return true;
 	}
 	struct service *only = NULL;
 	if (request->service) {
-		only = find_service(host, request->service);
+		only = host_find_service(host, request->service);
 		if (!only) {
 			snprintf(host->restart_error, sizeof(host->restart_error),
 				 "no service named \"%s\"", request->service);
+			host_restart_finish(host);
+			return true;
+		}
+		if (only->held) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "%s is stopped: start it instead", request->service);
+			host_restart_finish(host);
+			return true;
+		}
+		if (host_service_busy(host, only)) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "%s: a change is under way (stop, start or scale); try again once "
+				 "it is done",
+				 request->service);
 			host_restart_finish(host);
 			return true;
 		}
@@ -164,7 +144,9 @@ host_restart_next(struct host *host)
 		struct service *service = host->services[i];
 		const struct config_service *config =
 		    find_config_service(host->configs[host->config_count - 1], service->name);
-		if ((only && service != only) || !config)
+		/* A stopped service stays stopped; one being changed is left to that change. */
+		if ((only && service != only) || !config || service->held ||
+		    host_service_busy(host, service))
 			continue;
 		host->restart_services_pending++;
 		int r = service_roll(service, host->generation, config);
