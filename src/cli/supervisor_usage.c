@@ -80,7 +80,8 @@ static void
 print_entry(FILE *out, const struct command_entry *entry)
 {
 	char form[64];
-	snprintf(form, sizeof(form), "%s %s", entry->name, entry->arguments);
+	snprintf(form, sizeof(form), "%s%s%s", entry->name, entry->arguments[0] ? " " : "",
+		 entry->arguments);
 	print_form(out, form, entry->help);
 	for (size_t j = 0; j < sizeof(extra_forms) / sizeof(extra_forms[0]); j++)
 		if (extra_forms[j].command == entry->command)
@@ -108,8 +109,9 @@ supervisor_usage(FILE *out)
 void
 supervisor_command_usage(FILE *out, const struct command_entry *entry)
 {
-	fprintf(out, "Usage: aerie supervisor [-s SOCKET | -c CONFIG] %s %s\n\n",
-		entry ? entry->name : "top", entry ? entry->arguments : "[--interval SEC]");
+	const char *arguments = entry ? entry->arguments : "[--interval SEC]";
+	fprintf(out, "Usage: aerie supervisor [-s SOCKET | -c CONFIG] %s%s%s\n\n",
+		entry ? entry->name : "top", arguments[0] ? " " : "", arguments);
 	if (entry)
 		print_entry(out, entry);
 	else

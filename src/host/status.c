@@ -44,6 +44,8 @@ service_status(struct json_out *out, const struct service *service)
 	json_out_field(out, ",\"ready\":", service_ready_count(service));
 	json_out_field(out, ",\"restarts\":", service->restarts);
 	json_out_field(out, ",\"generation\":", service->generation);
+	if (service->held)
+		json_out_raw(out, ",\"stopped\":true");
 	json_out_raw(out, ",\"workers\":[");
 	for (size_t i = 0; i < service->worker_count; i++) {
 		if (i > 0)
