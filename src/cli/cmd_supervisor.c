@@ -309,7 +309,8 @@ take_arguments(const struct command_entry *entry, int count, char **words,
 		return EXIT_OK;
 	if (entry->command == COMMAND_SIGNAL) {
 		if (client->signal) {
-			fprintf(stderr, "aerie supervisor: signal takes SIG as a word, not --signal\n");
+			fprintf(stderr,
+				"aerie supervisor: signal takes SIG as a word, not --signal\n");
 			return EXIT_USAGE;
 		}
 		client->signal = words[0];
@@ -322,7 +323,8 @@ take_arguments(const struct command_entry *entry, int count, char **words,
 		client->count = strtoll(words[1], &end, 10);
 		if (errno || end == words[1] || *end || client->count < 0 ||
 		    client->count > CONFIG_MAX_COUNT) {
-			fprintf(stderr, "aerie supervisor: scale: '%s' is not a count from 0 to %d\n",
+			fprintf(stderr,
+				"aerie supervisor: scale: '%s' is not a count from 0 to %d\n",
 				words[1], CONFIG_MAX_COUNT);
 			return EXIT_USAGE;
 		}
@@ -336,8 +338,9 @@ take_arguments(const struct command_entry *entry, int count, char **words,
 		client->worker = strtoll(dot + 1, &end, 10);
 		if (errno || end == dot + 1 || *end || client->worker < 0 ||
 		    (size_t)(dot - client->target) > PROTOCOL_MAX_SERVICE) {
-			fprintf(stderr, "aerie supervisor: signal: '%s' is not SERVICE or "
-					"SERVICE.INDEX\n",
+			fprintf(stderr,
+				"aerie supervisor: signal: '%s' is not SERVICE or "
+				"SERVICE.INDEX\n",
 				client->target);
 			return EXIT_USAGE;
 		}
@@ -394,18 +397,12 @@ int
 cmd_supervisor(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"prometheus", no_argument, NULL, 'P'},
-	    {"service", required_argument, NULL, 'S'},
-	    {"signal", required_argument, NULL, 'g'},
-	    {"check", no_argument, NULL, 'C'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"owner", required_argument, NULL, 'o'},
-	    {"config", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
+	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
+	    {"check", no_argument, NULL, 'C'},	       {"interval", required_argument, NULL, 'i'},
+	    {"owner", required_argument, NULL, 'o'},   {"config", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct client_options client = {.socket = NULL,
 					.owner = UNIXSOCK_NO_OWNER,

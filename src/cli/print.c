@@ -155,8 +155,8 @@ print_reload(const json_t *reply)
 {
 	printf("reloaded: generation %lld\n",
 	       (long long)json_integer_value(json_object_get(reply, "generation")));
-	static const char *const lists[] = {"started",	 "stopped",   "restarted",
-					    "scaled",	 "unchanged", "not_applied"};
+	static const char *const lists[] = {"started", "stopped",   "restarted",
+					    "scaled",  "unchanged", "not_applied"};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 		const json_t *names = json_object_get(reply, lists[i]);
 		if (json_array_size(names) == 0)

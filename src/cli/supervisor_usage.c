@@ -20,8 +20,9 @@ static const struct usage_form {
 static const char *const command_options[COMMAND_COUNT] = {
     [COMMAND_METRICS] = "      --json          the reply as JSON\n"
 			"      --prometheus    the Prometheus exposition text\n",
-    [COMMAND_RESTART] = "      --service NAME  only that service\n"
-			"      --signal SIG    send SIG to the host instead (HUP, INT, TERM, USR1)\n",
+    [COMMAND_RESTART] =
+	"      --service NAME  only that service\n"
+	"      --signal SIG    send SIG to the host instead (HUP, INT, TERM, USR1)\n",
     [COMMAND_STATUS] = "      --json          the reply as JSON\n"
 		       "      --check         exit 0 only if every service is at its count\n",
     [COMMAND_RELOAD] = "      --json          the reply as JSON\n"

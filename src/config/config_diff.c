@@ -48,8 +48,8 @@ config_service_diff(const struct config_service *old, const struct config_servic
 		const char *key;
 		bool equal;
 	} fields[] = {
-	    {"command", vector_equal(old->argv, vector_count(old->argv), new->argv,
-				     vector_count(new->argv))},
+	    {"command",
+	     vector_equal(old->argv, vector_count(old->argv), new->argv, vector_count(new->argv))},
 	    {"listen", !config_listen_differs(old, new)},
 	    {"ready", old->ready == new->ready},
 	    {"ready_timeout", old->ready_timeout == new->ready_timeout},

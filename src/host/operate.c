@@ -145,6 +145,7 @@ host_operations_free(struct host *host)
 	}
 }
 
+/* An error whose message names the service: format has one %s. */
 static void
 reply_error(struct host *host, const struct control_request *request, enum protocol_code code,
 	    const char *format, const char *name)
@@ -164,7 +165,8 @@ signal_workers(struct host *host, const struct control_request *request, struct 
 	int failure = 0;
 	for (size_t i = 0; i < service->worker_count; i++) {
 		const struct worker *worker = service->workers[i];
-		if (worker->pid <= 0 || (request->worker >= 0 && worker->index != (unsigned)request->worker))
+		if (worker->pid <= 0 ||
+		    (request->worker >= 0 && worker->index != (unsigned)request->worker))
 			continue;
 		if (kill(worker->pid, request->signal) < 0) {
 			failure = -errno;
@@ -187,10 +189,9 @@ signal_workers(struct host *host, const struct control_request *request, struct 
 		else
 			snprintf(message, sizeof(message), "%s has no running worker",
 				 service->name);
-		control_reply_error(host->control, request->ticket,
-				    failure ? PROTOCOL_CODE_SIGNAL_FAILED
-					    : PROTOCOL_CODE_UNKNOWN_WORKER,
-				    message);
+		control_reply_error(
+		    host->control, request->ticket,
+		    failure ? PROTOCOL_CODE_SIGNAL_FAILED : PROTOCOL_CODE_UNKNOWN_WORKER, message);
 	} else if (length < 0) {
 		control_reply_error(host->control, request->ticket, PROTOCOL_CODE_INTERNAL,
 				    "out of memory");
@@ -219,7 +220,8 @@ host_operate(struct host *host, const struct control_request *request)
 	const char *name = request->service ? request->service : "";
 	struct service *service = host_find_service(host, name);
 	if (host->stop_requests) {
-		reply_error(host, request, PROTOCOL_CODE_STOPPING, "the host is stopping", name);
+		control_reply_error(host->control, request->ticket, PROTOCOL_CODE_STOPPING,
+				    "the host is stopping");
 		return;
 	}
 	if (!service) {

@@ -103,10 +103,10 @@ apply_services(struct host *host, const struct config *config)
 	bool next_generation = false;
 	for (size_t i = 0; i < config->service_count && !next_generation; i++) {
 		struct service *service = host_find_service(host, config->services[i].name);
-		next_generation = !service || (!service->held && config_service_diff(
-								     service->config,
-								     &config->services[i],
-								     NULL) == CONFIG_CHANGE_OTHER);
+		next_generation =
+		    !service ||
+		    (!service->held && config_service_diff(service->config, &config->services[i],
+							   NULL) == CONFIG_CHANGE_OTHER);
 	}
 	if (next_generation)
 		host->generation++;
@@ -131,8 +131,8 @@ apply_services(struct host *host, const struct config *config)
 			report_add(host, HOST_RELOAD_STARTED, "%s%s", next->name, "");
 			int r = add_service(host, next, config->directory);
 			if (r < 0 && !host->restart_error[0])
-				snprintf(host->restart_error, sizeof(host->restart_error),
-					 "%s: %s", next->name, strerror(-r));
+				snprintf(host->restart_error, sizeof(host->restart_error), "%s: %s",
+					 next->name, strerror(-r));
 			continue;
 		}
 		const char *key = NULL;
@@ -142,9 +142,10 @@ apply_services(struct host *host, const struct config *config)
 			log_info("reload: %s: %s changed%s", service->name, key,
 				 service->held ? " (stopped: it takes it when started)" : "");
 		if (change == CONFIG_CHANGE_OTHER && config_listen_differs(service->config, next)) {
-			log_warn("reload: %s: listen changed: the sockets bound at start stay until "
-				 "the host restarts",
-				 service->name);
+			log_warn(
+			    "reload: %s: listen changed: the sockets bound at start stay until "
+			    "the host restarts",
+			    service->name);
 			report_add(host, HOST_RELOAD_NOT_APPLIED, "%s: %s", service->name,
 				   "listen");
 		}
@@ -156,8 +157,9 @@ apply_services(struct host *host, const struct config *config)
 			break;
 		case CONFIG_CHANGE_COUNT: {
 			report_add(host, HOST_RELOAD_SCALED, "%s%s", service->name, "");
-			unsigned from = service->config->count < next->count ? service->config->count
-									     : next->count;
+			unsigned from = service->config->count < next->count
+					    ? service->config->count
+					    : next->count;
 			r = service_scale(service, next);
 			if (r == 0 && !service->held)
 				r = host_operation_add(host, service, HOST_OPERATION_SCALE, from,
@@ -245,9 +247,12 @@ host_reload_reply(struct host *host, const char *error)
 		json_out_raw(&out, "}}");
 	} else {
 		static const char *const names[HOST_RELOAD_LISTS] = {
-		    [HOST_RELOAD_STARTED] = "started",	   [HOST_RELOAD_STOPPED] = "stopped",
-		    [HOST_RELOAD_RESTARTED] = "restarted", [HOST_RELOAD_SCALED] = "scaled",
-		    [HOST_RELOAD_UNCHANGED] = "unchanged", [HOST_RELOAD_NOT_APPLIED] = "not_applied",
+		    [HOST_RELOAD_STARTED] = "started",
+		    [HOST_RELOAD_STOPPED] = "stopped",
+		    [HOST_RELOAD_RESTARTED] = "restarted",
+		    [HOST_RELOAD_SCALED] = "scaled",
+		    [HOST_RELOAD_UNCHANGED] = "unchanged",
+		    [HOST_RELOAD_NOT_APPLIED] = "not_applied",
 		};
 		json_out_field(&out, "{\"ok\":true,\"generation\":", host->generation);
 		for (size_t i = 0; i < HOST_RELOAD_LISTS; i++) {

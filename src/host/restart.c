@@ -1,5 +1,6 @@
-/* restart: the host's rolling restarts: one at a time, the others queued behind it, each
- * after reading the config again if asked (SIGHUP). */
+/* restart: the host's rolling restarts and reloads: one at a time, the others queued behind
+ * it. A restart rolls each service with the config it serves with; a reload (reload.c) reads
+ * the file again and applies the difference. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,9 @@ host_restart_finish(struct host *host)
 		/* The reply's text is the log's: what SIGHUP did is seen there. */
 		char *reply = host_reload_reply(host, error);
 		log_message(error ? LOG_WARN : LOG_INFO, "reload %s: %s", error ? "failed" : "done",
-			    reply ? reply : error ? error : "out of memory");
+			    reply   ? reply
+			    : error ? error
+				    : "out of memory");
 		free(reply);
 	} else if (error) {
 		log_warn("rolling restart failed: %s", error);
@@ -76,15 +79,6 @@ host_find_service(struct host *host, const char *name)
 	for (size_t i = 0; i < host->service_count; i++)
 		if (strcmp(host->services[i]->name, name) == 0)
 			return host->services[i];
-	return NULL;
-}
-
-static const struct config_service *
-find_config_service(const struct config *config, const char *name)
-{
-	for (size_t i = 0; i < config->service_count; i++)
-		if (strcmp(config->services[i].name, name) == 0)
-			return &config->services[i];
 	return NULL;
 }
 
@@ -142,11 +136,11 @@ host_restart_next(struct host *host)
 	 * before every one has started. */
 	for (size_t i = 0; i < host->service_count; i++) {
 		struct service *service = host->services[i];
-		const struct config_service *config =
-		    find_config_service(host->configs[host->config_count - 1], service->name);
+		/* What serves, not the config read last: after a reload whose roll failed, a
+		 * restart rolls the config that works. */
+		const struct config_service *config = service->config;
 		/* A stopped service stays stopped; one being changed is left to that change. */
-		if ((only && service != only) || !config || service->held ||
-		    host_service_busy(host, service))
+		if ((only && service != only) || service->held || host_service_busy(host, service))
 			continue;
 		host->restart_services_pending++;
 		int r = service_roll(service, host->generation, config);

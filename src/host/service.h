@@ -73,8 +73,8 @@ struct service {
 	unsigned roll_next;	  /* with rolling_batch: the next index of the new generation */
 	const struct config_service *roll_config;
 	bool stopping;
-	bool held; /* stopped by request (stop): stays stopped until service_resume */
-	unsigned restarts;		/* of all its workers, ever */
+	bool held;	   /* stopped by request (stop): stays stopped until service_resume */
+	unsigned restarts; /* of all its workers, ever */
 	struct loop_timer memory_timer; /* armed only with memory_limit */
 	/* SERVICE_BACKOFF_RESET_SECONDS and SERVICE_SPAWN_RETRY_DELAY; a test shortens them. */
 	double backoff_reset;

@@ -100,10 +100,12 @@ service_settled(const struct service *service, unsigned from_index, char *messag
 		    worker->state != WORKER_STOPPING) {
 			int status = worker->exit_status;
 			if (WIFEXITED(status))
-				snprintf(message, size, "%s exited with status %d before it was ready",
+				snprintf(message, size,
+					 "%s exited with status %d before it was ready",
 					 worker->label, WEXITSTATUS(status));
 			else
-				snprintf(message, size, "%s was killed by signal %d before it was ready",
+				snprintf(message, size,
+					 "%s was killed by signal %d before it was ready",
 					 worker->label, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 			return SERVICE_SETTLE_FAILED;
 		}

@@ -249,12 +249,9 @@ parse_signal_workers(json_t *root, struct protocol_request *request, json_t **re
 /* Each command's own keys, read after "please"; a command without keys has none here. */
 static int (*const parsers[COMMAND_COUNT])(json_t *root, struct protocol_request *request,
 					   json_t **ret_error) = {
-    [COMMAND_METRICS] = parse_metrics,
-    [COMMAND_RESTART] = parse_restart,
-    [COMMAND_STOP] = parse_one_service,
-    [COMMAND_START] = parse_one_service,
-    [COMMAND_SCALE] = parse_scale,
-    [COMMAND_SIGNAL] = parse_signal_workers,
+    [COMMAND_METRICS] = parse_metrics,	[COMMAND_RESTART] = parse_restart,
+    [COMMAND_STOP] = parse_one_service, [COMMAND_START] = parse_one_service,
+    [COMMAND_SCALE] = parse_scale,	[COMMAND_SIGNAL] = parse_signal_workers,
 };
 
 int

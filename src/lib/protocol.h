@@ -15,8 +15,8 @@ struct protocol_request {
 	char service[PROTOCOL_MAX_SERVICE + 1]; /* restart: "" for all; stop…signal: the one */
 	int signal; /* restart: 0, or the signal to deliver to the host; signal: to the workers */
 	char signal_name[16];
-	unsigned count; /* scale: 0…CONFIG_MAX_COUNT */
-	int worker;	/* signal: a worker's index, or -1 for every worker */
+	unsigned count;	 /* scale: 0…CONFIG_MAX_COUNT */
+	int worker;	 /* signal: a worker's index, or -1 for every worker */
 	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
 };
 

@@ -155,14 +155,10 @@ request_restart(struct client *client, const struct protocol_request *request)
 
 /* The supervisor process's half of command_table. */
 static const request_fn handlers[COMMAND_COUNT] = {
-    [COMMAND_METRICS] = request_metrics,
-    [COMMAND_RESTART] = request_restart,
-    [COMMAND_STATUS] = request_host,
-    [COMMAND_RELOAD] = request_host,
-    [COMMAND_STOP] = request_host_arguments,
-    [COMMAND_START] = request_host_arguments,
-    [COMMAND_SCALE] = request_host_arguments,
-    [COMMAND_SIGNAL] = request_host_arguments,
+    [COMMAND_METRICS] = request_metrics,      [COMMAND_RESTART] = request_restart,
+    [COMMAND_STATUS] = request_host,	      [COMMAND_RELOAD] = request_host,
+    [COMMAND_STOP] = request_host_arguments,  [COMMAND_START] = request_host_arguments,
+    [COMMAND_SCALE] = request_host_arguments, [COMMAND_SIGNAL] = request_host_arguments,
 };
 
 /* A parsed request, to its handler. */

@@ -94,8 +94,8 @@ test_requests(void **state)
 	char payload[4 + sizeof(struct channel_arguments)] = "web";
 	struct channel_arguments arguments = {.signal = 10, .worker = 2, .count = 7};
 	memcpy(payload + 4, &arguments, sizeof(arguments));
-	assert_int_equal(
-	    round_trip(pair, COMMAND_SIGNAL, 5, payload, sizeof(payload), &message), 0);
+	assert_int_equal(round_trip(pair, COMMAND_SIGNAL, 5, payload, sizeof(payload), &message),
+			 0);
 	assert_string_equal(message.service, "web");
 	assert_int_equal(message.arguments.signal, 10);
 	assert_int_equal(message.arguments.worker, 2);
