@@ -298,6 +298,11 @@ host_free(struct host *host)
 	}
 	host_restart_cancel_queued(host);
 	host_operations_free(host);
+	if (host->reload_report) {
+		for (size_t i = 0; i < HOST_RELOAD_LISTS; i++)
+			free(host->reload_report->lists[i].data);
+		free(host->reload_report);
+	}
 	control_close(host->control);
 	notify_close(host->notify);
 	loop_timer_stop(host->loop, &host->watchdog_timer);
