@@ -131,6 +131,9 @@ void host_restart_finish(struct host *host);
 /* Answers every queued restart "the host is stopping" and forgets it. */
 void host_restart_cancel_queued(struct host *host);
 struct service *host_find_service(struct host *host, const char *name);
+/* systemd's notify-reload: RELOADING=1 with the time, and status as STATUS=; READY=1 follows
+ * from the hook once the restart or reload ends. */
+void host_notify_reloading(struct host *host, const char *status);
 
 /* reload.c */
 /* The running restart is a reload: reads the config again and applies the difference. Its end

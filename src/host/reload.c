@@ -196,6 +196,8 @@ host_reload_run(struct host *host)
 		return;
 	}
 	host->reload_report = report;
+	/* Whatever comes of it: systemd (Type=notify-reload) waits for RELOADING=1 after SIGHUP. */
+	host_notify_reloading(host, "reloading the config");
 	const char *busy = busy_service(host);
 	if (busy) {
 		report->busy = true;

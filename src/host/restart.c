@@ -82,6 +82,19 @@ host_find_service(struct host *host, const char *name)
 	return NULL;
 }
 
+void
+host_notify_reloading(struct host *host, const char *status)
+{
+	if (!host->systemd)
+		return;
+	struct timespec now;
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	sdnotify_send(host->systemd, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+		      (unsigned long long)now.tv_sec * 1000000ULL +
+			  (unsigned long long)now.tv_nsec / 1000,
+		      status);
+}
+
 bool
 host_restart_next(struct host *host)
 {
@@ -122,16 +135,9 @@ host_restart_next(struct host *host)
 		}
 	}
 	host->generation++;
-	if (host->systemd) {
-		struct timespec now;
-		(void)clock_gettime(CLOCK_MONOTONIC, &now);
-		sdnotify_send(host->systemd,
-			      "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
-			      "to generation %u",
-			      (unsigned long long)now.tv_sec * 1000000ULL +
-				  (unsigned long long)now.tv_nsec / 1000,
-			      host->generation);
-	}
+	char status[64];
+	snprintf(status, sizeof(status), "rolling restart to generation %u", host->generation);
+	host_notify_reloading(host, status);
 	/* Each service reports the end of its roll later, from service_dispatch: none can
 	 * before every one has started. */
 	for (size_t i = 0; i < host->service_count; i++) {
