@@ -108,10 +108,11 @@ print_status(const json_t *reply)
 					    since, sizeof(since)),
 			    detail);
 		}
-		printf("%s: %lld/%lld ready, %lld restarts\n", name,
+		printf("%s: %lld/%lld ready, %lld restarts%s\n", name,
 		       (long long)json_integer_value(json_object_get(service, "ready")),
 		       (long long)json_integer_value(json_object_get(service, "count")),
-		       (long long)json_integer_value(json_object_get(service, "restarts")));
+		       (long long)json_integer_value(json_object_get(service, "restarts")),
+		       json_is_true(json_object_get(service, "stopped")) ? ", stopped" : "");
 	}
 }
 

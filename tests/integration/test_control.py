@@ -164,6 +164,7 @@ def test_stop_start_scale(start_host, examples_dir, aerie):
     assert all(not exists(pid) for pid in pids)  # gone when the reply came
     assert host.workers("web") == []
     assert host.status()["services"]["web"]["stopped"] is True
+    assert "web: 0/2 ready, 0 restarts, stopped\n" in aerie(*cli, "status").stdout
     # It stays stopped: a rolling restart of everything leaves it so.
     assert host.request({"please": "restart"})["ok"] is True
     assert host.workers("web") == []
