@@ -136,9 +136,10 @@ int service_resume(struct service *service);
  * (a reload whose only change is the count) before. -EBUSY during a rolling restart. */
 int service_scale(struct service *service, const struct config_service *config);
 /* Whether what was asked is done: SERVICE_SETTLE_DONE once a held service has no worker left,
- * or every index below count is ready and none above it runs; SERVICE_SETTLE_FAILED (message
- * says which) when a worker of an index from from_index on exited before it was ready (it
- * goes on by its restart policy). */
+ * or every index below count is ready (or exited for good: an old one, or a new one that
+ * exited 0) and none above it runs; SERVICE_SETTLE_FAILED (message says which) when a worker
+ * of an index from from_index on exited otherwise before it was ready (it goes on by its
+ * restart policy). */
 enum service_settle { SERVICE_SETTLE_PENDING, SERVICE_SETTLE_DONE, SERVICE_SETTLE_FAILED };
 enum service_settle service_settled(const struct service *service, unsigned from_index,
 				    char *message, size_t size);

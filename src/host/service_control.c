@@ -95,6 +95,14 @@ service_settled(const struct service *service, unsigned from_index, char *messag
 			ready++;
 			continue;
 		}
+		/* Not restarted by its policy (restart = never, on-failure after a clean exit):
+		 * settled as it is, if it ran before, or if it exited cleanly (a job that is done). */
+		if (worker->state == WORKER_EXITED &&
+		    (worker->index < from_index ||
+		     (WIFEXITED(worker->exit_status) && WEXITSTATUS(worker->exit_status) == 0))) {
+			ready++;
+			continue;
+		}
 		/* A new worker that has exited once already never became ready. */
 		if (worker->index >= from_index && worker->exit_status >= 0 &&
 		    worker->state != WORKER_STOPPING) {
