@@ -329,3 +329,15 @@ def test_a_path_that_is_not_a_socket(aerie, tmp_path):
     result = aerie("supervisor", "-s", tmp_path / "aerie.ini", "status")
     assert result.returncode == 3
     assert "is not a socket" in result.stderr and "stale" not in result.stderr
+
+
+def test_scale_and_start_of_a_finished_job_end(start_host):
+    host = start_host(config(service("job", "true", count=1, restart="never")))
+    host.wait_log("job.0: not restarted")
+    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["exited"],
+             message="the job done")
+    assert host.request({"please": "scale", "service": "job", "count": 2}) == {
+        "ok": True, "count": 2}
+    assert host.request({"please": "start", "service": "job"}) == {"ok": True}
+    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["exited", "exited"],
+             message="both jobs done")
