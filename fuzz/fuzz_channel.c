@@ -34,7 +34,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A request: a command the host answers, naming a service it can hold. */
 	if (message.header.type >= COMMAND_COUNT || message.command != message.header.type ||
 	    command_table[message.command].answerer != COMMAND_BY_HOST ||
-	    strlen(message.service) != message.header.length ||
+	    (strlen(message.service) != message.header.length &&
+	     strlen(message.service) + 1 + sizeof(struct channel_arguments) !=
+		 message.header.length) ||
 	    message.header.length > CHANNEL_MAX_REQUEST || message.reply)
 		abort();
 	return 0;

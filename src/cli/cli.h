@@ -9,6 +9,7 @@ enum {
 	EXIT_UNREACHABLE = 3, /* cannot reach the supervisor socket */
 };
 
+int cmd_check(int argc, char **argv);
 int cmd_host(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_supervisor(int argc, char **argv);

@@ -15,7 +15,7 @@ usage(FILE *out)
 	      "\n"
 	      "Run the services of CONFIG (an INI file) in the foreground and keep them alive;\n"
 	      "logs go to stderr. Signals: INT/TERM stop gracefully (twice: at once), HUP\n"
-	      "re-reads CONFIG and restarts every service without downtime.\n"
+	      "re-reads CONFIG and applies the difference (aerie supervisor reload).\n"
 	      "\n"
 	      "  -v, --verbose   log every state change (debug level)\n"
 	      "      --init      act as a container's init (automatic when running as PID 1):\n"

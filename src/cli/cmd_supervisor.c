@@ -17,86 +17,14 @@
 #include "cli/cli.h"
 #include "cli/cmd_top.h"
 #include "cli/print.h"
+#include "cli/supervisor_usage.h"
+#include "config/config.h"
 #include "lib/commands.h"
 #include "lib/limits.h"
 #include "lib/protocol.h"
 #include "lib/unixsock.h"
 #include "metrics/metrics_json.h"
 #include "metrics/metrics_table.h"
-
-/* The forms of a command that the client shows besides the table's, after it. */
-static const struct usage_form {
-	enum command command;
-	const char *form;
-	const char *help;
-} extra_forms[] = {
-    {COMMAND_RESTART, "restart --signal SIG",
-     "deliver SIG to the host instead (Falcon's form: HUP restarts, INT/TERM stop)"},
-    {COMMAND_STATUS, "status --check",
-     "exit 0 only if every service has all its workers ready (a readiness probe)"},
-    {COMMAND_STATUS, "status --names",
-     "service names and their workers' (web, web.0, ...), one a line: for shell completion"},
-};
-
-/* The client's own command: it pipelines status and metrics each interval. */
-static const char top_form[] = "top [--interval SEC]";
-static const char top_help[] = "live view of every process: CPU over the last interval (default "
-			       "1 s), memory, state; q quits, s sorts, r restarts";
-
-/* One command line of the usage: the form, then its help wrapped in a column of its own. */
-static void
-print_form(FILE *out, const char *form, const char *help)
-{
-	enum { HELP_COLUMN = 37, HELP_WIDTH = 42 };
-	/* A form too wide for its column gets a line of its own. */
-	if (fprintf(out, "  %-*s", HELP_COLUMN - 3, form) > HELP_COLUMN - 1)
-		fprintf(out, "\n%*s", HELP_COLUMN - 1, "");
-	size_t used = 0;
-	for (const char *word = help; *word;) {
-		size_t length = strcspn(word, " ");
-		if (used > 0 && used + 1 + length > HELP_WIDTH) {
-			fprintf(out, "\n%*s", HELP_COLUMN, "");
-			used = 0;
-		} else {
-			fputc(' ', out);
-			used += used > 0;
-		}
-		fprintf(out, "%.*s", (int)length, word);
-		used += length;
-		word += length + strspn(word + length, " ");
-	}
-	fputc('\n', out);
-}
-
-static void
-usage(FILE *out)
-{
-	fputs("Usage: aerie supervisor [-s SOCKET] [--timeout SECONDS] COMMAND [OPTIONS]\n"
-	      "\n"
-	      "Talk to a running host through its supervisor socket (Falcon-compatible).\n"
-	      "\n"
-	      "Commands:\n",
-	      out);
-	for (size_t i = 0; i < COMMAND_COUNT; i++) {
-		const struct command_entry *entry = &command_table[i];
-		char form[64];
-		snprintf(form, sizeof(form), "%s %s", entry->name, entry->arguments);
-		print_form(out, form, entry->help);
-		for (size_t j = 0; j < sizeof(extra_forms) / sizeof(extra_forms[0]); j++)
-			if (extra_forms[j].command == entry->command)
-				print_form(out, extra_forms[j].form, extra_forms[j].help);
-	}
-	print_form(out, top_form, top_help);
-	fputs("\n"
-	      "  -s, --socket PATH   the socket (default: supervisor.ipc in this directory)\n"
-	      "  -t, --timeout SEC   how long to wait to connect and for the answer (default 60)\n"
-	      "      --owner USER    trust a socket served by USER too (root's and your own\n"
-	      "                      always are; another's is refused with exit code 3)\n"
-	      "  -h, --help          this text\n"
-	      "\n"
-	      "Exit codes: 0 ok, 1 the request failed, 2 usage, 3 socket unreachable.\n",
-	      out);
-}
 
 struct client_options {
 	const char *socket;
@@ -109,6 +37,10 @@ struct client_options {
 	bool check;
 	bool names;	 /* status --names */
 	double interval; /* top; 0: not given */
+	/* stop, start, scale, signal: SERVICE; scale's COUNT; signal's SIG and INDEX (-1: all). */
+	const char *target;
+	long long count;
+	long long worker;
 };
 
 static int
@@ -249,7 +181,24 @@ request_new(const struct command_entry *entry, const struct client_options *opti
 		if (r == 0 && options->signal)
 			r = json_object_set_new(request, "signal", json_string(options->signal));
 		break;
+	case COMMAND_STOP:
+	case COMMAND_START:
+		r = json_object_set_new(request, "service", json_string(options->target));
+		break;
+	case COMMAND_SCALE:
+		r = json_object_set_new(request, "service", json_string(options->target));
+		if (r == 0)
+			r = json_object_set_new(request, "count", json_integer(options->count));
+		break;
+	case COMMAND_SIGNAL:
+		r = json_object_set_new(request, "service", json_string(options->target));
+		if (r == 0)
+			r = json_object_set_new(request, "signal", json_string(options->signal));
+		if (r == 0 && options->worker >= 0)
+			r = json_object_set_new(request, "worker", json_integer(options->worker));
+		break;
 	case COMMAND_STATUS:
+	case COMMAND_RELOAD:
 	case COMMAND_COUNT:
 		break;
 	}
@@ -296,6 +245,20 @@ run_command(const struct command_entry *entry, const struct client_options *opti
 		code = print_ready(reply);
 	} else if (entry->command == COMMAND_STATUS) {
 		print_status(reply);
+	} else if (entry->command == COMMAND_RELOAD) {
+		print_reload(reply);
+	} else if (entry->command == COMMAND_STOP || entry->command == COMMAND_START) {
+		printf("%s %s\n", entry->command == COMMAND_STOP ? "stopped" : "started",
+		       options->target);
+	} else if (entry->command == COMMAND_SCALE) {
+		printf("scaled %s to %lld worker%s\n", options->target, options->count,
+		       options->count == 1 ? "" : "s");
+	} else if (entry->command == COMMAND_SIGNAL) {
+		json_t *pids = json_object_get(reply, "signalled");
+		printf("sent SIG%s to %s:", options->signal, options->target);
+		for (size_t i = 0; i < json_array_size(pids); i++)
+			printf(" %lld", (long long)json_integer_value(json_array_get(pids, i)));
+		printf("\n");
 	} else if (json_object_get(reply, "signal")) {
 		char signal[64];
 		printf("sent SIG%s to the host\n",
@@ -328,6 +291,101 @@ parse_owner(const char *text, uid_t *ret_uid)
 	return 0;
 }
 
+/* The words after the command: stop/start SERVICE, scale SERVICE COUNT, signal SIG
+ * SERVICE[.INDEX]; none for the others. */
+static int
+take_arguments(const struct command_entry *entry, int count, char **words,
+	       struct client_options *client)
+{
+	int wanted = 0;
+	if (entry && (entry->command == COMMAND_STOP || entry->command == COMMAND_START))
+		wanted = 1;
+	else if (entry && (entry->command == COMMAND_SCALE || entry->command == COMMAND_SIGNAL))
+		wanted = 2;
+	if (count != wanted) {
+		fprintf(stderr, "aerie supervisor: %s takes %s\n\n", entry ? entry->name : "top",
+			wanted ? entry->arguments : "no arguments");
+		supervisor_command_usage(stderr, entry);
+		return EXIT_USAGE;
+	}
+	if (wanted == 0)
+		return EXIT_OK;
+	if (entry->command == COMMAND_SIGNAL) {
+		if (client->signal) {
+			fprintf(stderr,
+				"aerie supervisor: signal takes SIG as a word, not --signal\n");
+			return EXIT_USAGE;
+		}
+		client->signal = words[0];
+		words++;
+	}
+	client->target = words[0];
+	if (entry->command == COMMAND_SCALE) {
+		char *end;
+		errno = 0;
+		client->count = strtoll(words[1], &end, 10);
+		if (errno || end == words[1] || *end || client->count < 0 ||
+		    client->count > CONFIG_MAX_COUNT) {
+			fprintf(stderr,
+				"aerie supervisor: scale: '%s' is not a count from 0 to %d\n",
+				words[1], CONFIG_MAX_COUNT);
+			return EXIT_USAGE;
+		}
+	}
+	/* SERVICE.INDEX: service names have no dot, so the last one starts the index. */
+	const char *dot = entry->command == COMMAND_SIGNAL ? strrchr(client->target, '.') : NULL;
+	if (dot) {
+		static char name[PROTOCOL_MAX_SERVICE + 1];
+		char *end;
+		errno = 0;
+		client->worker = strtoll(dot + 1, &end, 10);
+		if (errno || end == dot + 1 || *end || client->worker < 0 ||
+		    (size_t)(dot - client->target) > PROTOCOL_MAX_SERVICE) {
+			fprintf(stderr,
+				"aerie supervisor: signal: '%s' is not SERVICE or "
+				"SERVICE.INDEX\n",
+				client->target);
+			return EXIT_USAGE;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(dot - client->target), client->target);
+		client->target = name;
+	}
+	return EXIT_OK;
+}
+
+/* The socket: -s, else the one CONFIG's [host] supervisor names (read by the host's own
+ * parser), else $AERIE_SOCKET, else supervisor.ipc here. */
+static int
+find_socket(const char *config_path, struct client_options *client)
+{
+	static char *from_config;
+	if (client->socket && config_path) {
+		fprintf(stderr, "aerie supervisor: -s and -c name the socket twice: give one\n");
+		return EXIT_USAGE;
+	}
+	if (config_path) {
+		struct config config;
+		char error[512];
+		if (config_load(config_path, &config, error, sizeof(error)) < 0) {
+			fprintf(stderr, "aerie supervisor: %s\n", error);
+			return EXIT_USAGE;
+		}
+		free(from_config);
+		from_config = strdup(config.supervisor_path);
+		config_free(&config);
+		if (!from_config) {
+			fprintf(stderr, "aerie supervisor: out of memory\n");
+			return EXIT_FAILED;
+		}
+		client->socket = from_config;
+	}
+	if (!client->socket) {
+		const char *environment = getenv("AERIE_SOCKET");
+		client->socket = environment && *environment ? environment : "supervisor.ipc";
+	}
+	return EXIT_OK;
+}
+
 /* "unknown command" with what there is: the table's and top. */
 static void
 report_unknown(const char *command)
@@ -348,21 +406,29 @@ cmd_supervisor(int argc, char **argv)
 	    {"prometheus", no_argument, NULL, 'P'},
 	    {"service", required_argument, NULL, 'S'},
 	    {"signal", required_argument, NULL, 'g'},
-	    {"check", no_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'C'},
 	    {"interval", required_argument, NULL, 'i'},
 	    {"owner", required_argument, NULL, 'o'},
+	    {"config", required_argument, NULL, 'f'},
 	    {"names", no_argument, NULL, 'n'}, /* status --names, for shell completion */
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct client_options client = {.socket = "supervisor.ipc",
+	struct client_options client = {.socket = NULL,
 					.owner = UNIXSOCK_NO_OWNER,
-					.timeout = CLIENT_DEFAULT_TIMEOUT};
+					.timeout = CLIENT_DEFAULT_TIMEOUT,
+					.worker = -1};
+	const char *config_path = NULL;
+	bool help = false;
 	/* Options may come before or after the command word (GNU getopt permutes). */
-	for (int c; (c = getopt_long(argc, argv, "s:t:jh", options, NULL)) != -1;) {
+	for (int c; (c = getopt_long(argc, argv, "s:c:t:jh", options, NULL)) != -1;) {
 		switch (c) {
 		case 's':
 			client.socket = optarg;
+			break;
+		case 'c':
+		case 'f':
+			config_path = optarg;
 			break;
 		case 't': {
 			char *end;
@@ -384,7 +450,7 @@ cmd_supervisor(int argc, char **argv)
 		case 'S':
 			client.service = optarg;
 			break;
-		case 'c':
+		case 'C':
 			client.check = true;
 			break;
 		case 'n':
@@ -415,17 +481,20 @@ cmd_supervisor(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			usage(stdout);
-			return EXIT_OK;
+			help = true;
+			break;
 		default:
-			usage(stderr);
+			supervisor_usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc) {
-		fprintf(stderr, "aerie supervisor: %s\n\n",
-			optind == argc ? "missing COMMAND" : "one COMMAND at a time");
-		usage(stderr);
+	if (optind == argc) {
+		if (help) {
+			supervisor_usage(stdout);
+			return EXIT_OK;
+		}
+		fprintf(stderr, "aerie supervisor: missing COMMAND\n\n");
+		supervisor_usage(stderr);
 		return EXIT_USAGE;
 	}
 	const char *command = argv[optind];
@@ -435,7 +504,18 @@ cmd_supervisor(int argc, char **argv)
 		report_unknown(command);
 		return EXIT_USAGE;
 	}
-	if ((client.service || client.signal) && (!entry || entry->command != COMMAND_RESTART)) {
+	if (help) {
+		supervisor_command_usage(stdout, entry);
+		return EXIT_OK;
+	}
+	int code = take_arguments(entry, argc - optind - 1, argv + optind + 1, &client);
+	if (code != EXIT_OK)
+		return code;
+	code = find_socket(config_path, &client);
+	if (code != EXIT_OK)
+		return code;
+	if ((client.service || (client.signal && (!entry || entry->command != COMMAND_SIGNAL))) &&
+	    (!entry || entry->command != COMMAND_RESTART)) {
 		fprintf(stderr, "aerie supervisor: --service and --signal go with restart\n");
 		return EXIT_USAGE;
 	}

@@ -10,6 +10,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
     {"host", cmd_host, "run the services of a config file in the foreground"},
+    {"check", cmd_check, "validate a config file as the host would; nothing starts"},
     {"supervisor", cmd_supervisor, "restart a running host, read its status and metrics"},
     {"metrics", cmd_metrics, "capture a process tree without a host (like process-metrics)"},
     /* Internal: the host's supervisor child. Not listed in --help. */
@@ -52,9 +53,15 @@ main(int argc, char **argv)
 		printf("aerie %s\n", AERIE_VERSION);
 		return EXIT_OK;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(name, commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		/* getopt names the program in its messages: "aerie supervisor: …". */
+		char program[64];
+		snprintf(program, sizeof(program), "aerie %s", name);
+		argv[1] = program;
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "aerie: unknown command '%s'\n\n", name);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -162,12 +162,13 @@ print_status(const json_t *reply)
 		}
 		printf(
 		    "%s: %lld/%lld ready, %lld restarts, %lld health kills, %lld memory "
-		    "replacements",
+		    "replacements%s",
 		    name, (long long)json_integer_value(json_object_get(service, "ready")),
 		    (long long)json_integer_value(json_object_get(service, "count")),
 		    (long long)json_integer_value(json_object_get(service, "restarts")),
 		    (long long)json_integer_value(json_object_get(service, "health_kills")),
-		    (long long)json_integer_value(json_object_get(service, "memory_replacements")));
+		    (long long)json_integer_value(json_object_get(service, "memory_replacements")),
+		    json_is_true(json_object_get(service, "stopped")) ? ", stopped" : "");
 		if (json_integer_value(json_object_get(service, "done")) > 0)
 			printf(", %lld done",
 			       (long long)json_integer_value(json_object_get(service, "done")));
@@ -236,4 +237,25 @@ print_ready(const json_t *reply)
 	}
 	printf("ready: %s\n", all[0] ? all : "no services");
 	return EXIT_OK;
+}
+
+void
+print_reload(const json_t *reply)
+{
+	printf("reloaded: generation %lld\n",
+	       (long long)json_integer_value(json_object_get(reply, "generation")));
+	static const char *const lists[] = {"started", "stopped",   "restarted",
+					    "scaled",  "unchanged", "not_applied"};
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		const json_t *names = json_object_get(reply, lists[i]);
+		if (json_array_size(names) == 0)
+			continue;
+		printf("  %-12s", strcmp(lists[i], "not_applied") == 0 ? "not applied" : lists[i]);
+		for (size_t j = 0; j < json_array_size(names); j++) {
+			char name[256];
+			printf("%s%s", j ? ", " : " ",
+			       print_text(json_array_get(names, j), "?", name, sizeof(name)));
+		}
+		printf("\n");
+	}
 }

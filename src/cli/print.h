@@ -26,3 +26,5 @@ void print_names(const json_t *reply);
  * service has as many ready workers as its count and the host is not stopping; else
  * EXIT_FAILED and one line that says what is missing. */
 int print_ready(const json_t *reply);
+/* A reload's reply: the generation, then a line per list that is not empty. */
+void print_reload(const json_t *reply);

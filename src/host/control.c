@@ -200,6 +200,9 @@ take_message(struct control *control, const char *buffer, size_t length)
 	    .command = message.command,
 	    .ticket = {message.header.id, control->epoch},
 	    .service = message.service[0] ? message.service : NULL,
+	    .signal = message.arguments.signal,
+	    .worker = message.arguments.worker,
+	    .count = message.arguments.count,
 	};
 	control->fn(control, &request, control->data);
 }

@@ -26,6 +26,9 @@ struct control_request {
 	enum command command; /* one that command_table says the host answers */
 	struct control_ticket ticket;
 	const char *service; /* restart: one service, or NULL for all; valid during the call */
+	int signal;	     /* signal: the signal for the workers */
+	int worker;	     /* signal: a worker's index, or -1 for every worker */
+	unsigned count;	     /* scale: the new count */
 };
 
 /* Called for each request; the host answers it with control_reply, at once or later. */

@@ -80,8 +80,12 @@ on_service_event(struct service *service, enum service_event event, const char *
 		/* Its workers are gone; what they started in a session of their own, which no
 		 * signal to their process groups reaches, goes now. */
 		cgroup_service_kill(service->name);
-		host->services_stopped++;
-		host_check_stopped(host);
+		/* A service stopped by request (or a reload) is the operation's business; the
+		 * host's own stop counts each service once it began. */
+		if (host->stop_requests) {
+			host->services_stopped++;
+			host_check_stopped(host);
+		}
 		break;
 	case SERVICE_ROLL_FAILED:
 		if (message && !host->restart_error[0])
@@ -110,6 +114,7 @@ on_before_wait(struct loop *loop, void *data)
 		busy = false;
 		for (size_t i = 0; i < host->service_count; i++)
 			busy = service_dispatch(host->services[i]) || busy;
+		busy = host_operations_check(host) || busy;
 		busy = host_restart_next(host) || busy;
 	} while (busy);
 	if (host->systemd_changed) {
@@ -137,6 +142,21 @@ on_restart_done(struct host *host, unsigned generation, const char *message, voi
 		    snprintf(reply, sizeof(reply), "{\"ok\":true,\"generation\":%u}", generation);
 		control_reply(host->control, pending->ticket, reply, (size_t)length);
 	}
+	free(pending);
+}
+
+static void
+on_reload_done(struct host *host, unsigned generation, const char *message, void *data)
+{
+	struct pending_restart *pending = data;
+	(void)generation;
+	char *reply = host_reload_reply(host, message);
+	if (reply)
+		control_reply(host->control, pending->ticket, reply, strlen(reply));
+	else
+		control_reply_error(host->control, pending->ticket, PROTOCOL_CODE_INTERNAL,
+				    "out of memory");
+	free(reply);
 	free(pending);
 }
 
@@ -171,6 +191,24 @@ on_control_request(struct control *control, const struct control_request *reques
 		host_restart(host, request->service, false, on_restart_done, pending);
 		return;
 	}
+	case COMMAND_RELOAD: {
+		struct pending_restart *pending = malloc(sizeof(*pending));
+		if (!pending) {
+			control_reply_error(control, request->ticket, PROTOCOL_CODE_INTERNAL,
+					    "out of memory");
+			return;
+		}
+		*pending = (struct pending_restart){host, request->ticket};
+		log_info("reload asked for by the supervisor");
+		host_restart(host, NULL, true, on_reload_done, pending);
+		return;
+	}
+	case COMMAND_STOP:
+	case COMMAND_START:
+	case COMMAND_SCALE:
+	case COMMAND_SIGNAL:
+		host_operate(host, request);
+		return;
 	case COMMAND_METRICS: /* the supervisor process answers it */
 	case COMMAND_COUNT:
 		break;
@@ -229,7 +267,7 @@ on_signal(struct loop *loop, int signal, void *data)
 	case SIGHUP:
 		if (host->stop_requests)
 			break;
-		log_info("received SIGHUP: reloading the config and restarting");
+		log_info("received SIGHUP: reloading the config and applying the difference");
 		host_restart(host, NULL, true, NULL, NULL);
 		break;
 	case SIGUSR1:
@@ -265,6 +303,12 @@ host_free(struct host *host)
 		host->restart_running = NULL;
 	}
 	host_restart_cancel_queued(host);
+	host_operations_free(host);
+	if (host->reload_report) {
+		for (size_t i = 0; i < HOST_RELOAD_LISTS; i++)
+			free(host->reload_report->lists[i].data);
+		free(host->reload_report);
+	}
 	control_close(host->control);
 	notify_close(host->notify);
 	loop_timer_stop(host->loop, &host->watchdog_timer);
@@ -391,7 +435,7 @@ seed_jitter(void)
 int
 host_main(const char *config_path, bool init)
 {
-	struct host host = {.config_path = config_path};
+	struct host host = {.config_path = config_path, .on_service_event = on_service_event};
 	raise_nofile(&host);
 	const struct spawner processes = {
 	    .spawn = spawn_worker,
@@ -401,6 +445,7 @@ host_main(const char *config_path, bool init)
 	    .memory = tree_memory,
 	    .data = &host,
 	};
+	host.spawner = processes;
 	/* Sockets systemd passed to the host (socket activation) go to the listen lines bound to
 	 * the same address; the rest are bound later. Taken first, before this process opens
 	 * any fd of its own. */

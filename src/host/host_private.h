@@ -12,6 +12,7 @@
 #include "host/notify.h"
 #include "host/sdnotify.h"
 #include "host/service.h"
+#include "lib/json_out.h"
 #include "lib/limits.h"
 #include "lib/loop.h"
 
@@ -21,6 +22,43 @@ struct restart_request {
 	bool reload;
 	host_restart_fn fn;
 	void *data;
+};
+
+/* A change to one service that an operator asked for (stop, start, scale) or a reload made:
+ * answered, or counted off the reload, once service_settled says it is done. One at a time per
+ * service: another request for it meanwhile is answered "busy". */
+enum host_operation_kind {
+	HOST_OPERATION_STOP,
+	HOST_OPERATION_START,
+	HOST_OPERATION_SCALE,
+	HOST_OPERATION_REMOVE, /* a reload removed the service: freed once stopped */
+};
+
+struct host_operation {
+	struct host_operation *next;
+	struct service *service;
+	enum host_operation_kind kind;
+	unsigned from_index;	      /* workers of this index on are new (service_settled) */
+	bool reload;		      /* a part of the running reload, which has no ticket */
+	struct control_ticket ticket; /* else the request's */
+};
+
+/* What a reload did, for its reply and its log line: the names of each list as JSON arrays'
+ * contents ("\"web\",\"api\""), and the changes it could not apply live. */
+enum host_reload_list {
+	HOST_RELOAD_STARTED,
+	HOST_RELOAD_STOPPED,
+	HOST_RELOAD_RESTARTED,
+	HOST_RELOAD_SCALED,
+	HOST_RELOAD_UNCHANGED,
+	HOST_RELOAD_NOT_APPLIED,
+	HOST_RELOAD_LISTS,
+};
+
+struct host_reload_report {
+	struct json_out lists[HOST_RELOAD_LISTS];
+	bool config_error; /* the config did not load: the error is restart_error, code "config" */
+	bool busy;	   /* a service it would change was busy: code "busy" */
 };
 
 struct host {
@@ -45,6 +83,9 @@ struct host {
 	bool nofile_raised;
 	struct service **services;
 	size_t service_count;
+	/* What a service made after start-up (by a reload) is made with. */
+	struct spawner spawner;
+	service_fn on_service_event;
 	unsigned generation;
 	int exit_code;
 	/* Stopping */
@@ -64,6 +105,9 @@ struct host {
 	size_t restart_services_pending;
 	char restart_error[512];
 	struct restart_request *restart_queue;
+	/* The running reload's report (restart_running->reload), NULL otherwise. */
+	struct host_reload_report *reload_report;
+	struct host_operation *operations;
 };
 
 /* host_stop.c */
@@ -86,3 +130,29 @@ bool host_restart_next(struct host *host);
 void host_restart_finish(struct host *host);
 /* Answers every queued restart "the host is stopping" and forgets it. */
 void host_restart_cancel_queued(struct host *host);
+struct service *host_find_service(struct host *host, const char *name);
+/* systemd's notify-reload: RELOADING=1 with the time, and status as STATUS=; READY=1 follows
+ * from the hook once the restart or reload ends. */
+void host_notify_reloading(struct host *host, const char *status);
+
+/* reload.c */
+/* The running restart is a reload: reads the config again and applies the difference. Its end
+ * comes through host_restart_finish like a rolling restart's. */
+void host_reload_run(struct host *host);
+/* The reply to a reload that ended (error NULL: it worked), as JSON text (malloc'd), or NULL
+ * when out of memory. */
+char *host_reload_reply(struct host *host, const char *error);
+
+/* operate.c */
+/* stop, start, scale and signal requests: answered now or once done. */
+void host_operate(struct host *host, const struct control_request *request);
+/* Whether an operation or a rolling restart is changing service. */
+bool host_service_busy(const struct host *host, const struct service *service);
+/* Starts an operation that a reload made (its end counts off restart_services_pending). */
+int host_operation_add(struct host *host, struct service *service, enum host_operation_kind kind,
+		       unsigned from_index, bool reload, struct control_ticket ticket);
+/* Ends the operations that are done (from the before-wait hook); true if any ended. */
+bool host_operations_check(struct host *host);
+void host_operations_free(struct host *host);
+/* start and reload clear a failed service's state (start_limit_burst): the one place. */
+void host_clear_failed(struct host *host, struct service *service);

@@ -1,5 +1,6 @@
-/* restart: the host's rolling restarts: one at a time, the others queued behind it, each
- * after reading the config again if asked (SIGHUP). */
+/* restart: the host's rolling restarts and reloads: one at a time, the others queued behind
+ * it. A restart rolls each service with the config it serves with; a reload (reload.c) reads
+ * the file again and applies the difference. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +42,19 @@ host_restart_finish(struct host *host)
 	struct restart_request *request = host->restart_running;
 	host->restart_running = NULL;
 	const char *error = host->restart_error[0] ? host->restart_error : NULL;
-	if (error)
+	if (request->reload) {
+		/* The reply's text is the log's: what SIGHUP did is seen there. */
+		char *reply = host_reload_reply(host, error);
+		log_message(error ? LOG_WARN : LOG_INFO, "reload %s: %s", error ? "failed" : "done",
+			    reply   ? reply
+			    : error ? error
+				    : "out of memory");
+		free(reply);
+	} else if (error) {
 		log_warn("rolling restart failed: %s", error);
-	else
+	} else {
 		log_info("rolling restart to generation %u done", host->generation);
+	}
 	release_configs(host);
 	/* systemd's notify-reload: the reload is over, whichever way it went (READY=1 again,
 	 * from the hook). */
@@ -54,12 +64,18 @@ host_restart_finish(struct host *host)
 	}
 	if (request->fn)
 		request->fn(host, host->generation, error, request->data);
+	if (host->reload_report) {
+		for (size_t i = 0; i < HOST_RELOAD_LISTS; i++)
+			free(host->reload_report->lists[i].data);
+		free(host->reload_report);
+		host->reload_report = NULL;
+	}
 	free(request->service);
 	free(request);
 }
 
-static struct service *
-find_service(struct host *host, const char *name)
+struct service *
+host_find_service(struct host *host, const char *name)
 {
 	for (size_t i = 0; i < host->service_count; i++)
 		if (strcmp(host->services[i]->name, name) == 0)
@@ -67,63 +83,17 @@ find_service(struct host *host, const char *name)
 	return NULL;
 }
 
-static const struct config_service *
-find_config_service(const struct config *config, const char *name)
+void
+host_notify_reloading(struct host *host, const char *status)
 {
-	for (size_t i = 0; i < config->service_count; i++)
-		if (strcmp(config->services[i].name, name) == 0)
-			return &config->services[i];
-	return NULL;
-}
-
-/* Reads the config file again. On success the new config becomes current. */
-static int
-reload_config(struct host *host)
-{
-	if (host->config_count == HOST_MAX_CONFIGS) {
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "too many generations still stopping; try again later");
-		return -EBUSY;
-	}
-	struct config *config = calloc(1, sizeof(*config));
-	if (!config)
-		return -ENOMEM;
-	char error[400];
-	int r = config_load(host->config_path, config, error, sizeof(error));
-	if (r == 0 &&
-	    (r = config_check_user(config, geteuid(), getegid(), error, sizeof(error))) < 0)
-		config_free(config);
-	if (r < 0) {
-		free(config);
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "config not reloaded: %s", error);
-		return r;
-	}
-	/* Services come and go with a host restart; a reload rolls the ones both configs have. */
-	for (size_t i = 0; i < host->service_count; i++)
-		if (!find_config_service(config, host->services[i]->name))
-			log_warn("service %s is gone from %s: it keeps running until the host "
-				 "restarts",
-				 host->services[i]->name, host->config_path);
-	for (size_t i = 0; i < host->service_count; i++) {
-		const struct config_service *next =
-		    find_config_service(config, host->services[i]->name);
-		bool same = next && next->listen_count == host->services[i]->listen_count;
-		for (size_t l = 0; same && l < next->listen_count; l++)
-			same = strcmp(next->listen[l], host->services[i]->listen_specs[l]) == 0;
-		if (next && !same)
-			log_warn(
-			    "service %s: listen changed in %s: the sockets bound at start stay "
-			    "until the host restarts",
-			    host->services[i]->name, host->config_path);
-	}
-	for (size_t i = 0; i < config->service_count; i++)
-		if (!find_service(host, config->services[i].name))
-			log_warn("service %s is new in %s: it starts when the host restarts",
-				 config->services[i].name, host->config_path);
-	host->configs[host->config_count++] = config;
-	log_info("reloaded %s", host->config_path);
-	return 0;
+	if (!host->systemd)
+		return;
+	struct timespec now;
+	(void)clock_gettime(CLOCK_MONOTONIC, &now);
+	sdnotify_send(host->systemd, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+		      (unsigned long long)now.tv_sec * 1000000ULL +
+			  (unsigned long long)now.tv_nsec / 1000,
+		      status);
 }
 
 bool
@@ -137,42 +107,47 @@ host_restart_next(struct host *host)
 	host->restart_error[0] = '\0';
 	host->restart_services_pending = 0;
 
-	if (request->reload && reload_config(host) < 0) {
-		host_restart_finish(host);
+	if (request->reload) {
+		host_reload_run(host);
 		return true;
 	}
 	struct service *only = NULL;
 	if (request->service) {
-		only = find_service(host, request->service);
+		only = host_find_service(host, request->service);
 		if (!only) {
 			snprintf(host->restart_error, sizeof(host->restart_error),
 				 "no service named \"%s\"", request->service);
 			host_restart_finish(host);
 			return true;
 		}
+		if (only->held) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "%s is stopped: start it instead", request->service);
+			host_restart_finish(host);
+			return true;
+		}
+		if (host_service_busy(host, only)) {
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "%s: a change is under way (stop, start or scale); try again once "
+				 "it is done",
+				 request->service);
+			host_restart_finish(host);
+			return true;
+		}
 	}
 	host->generation++;
-	if (host->systemd) {
-		struct timespec now;
-		(void)clock_gettime(CLOCK_MONOTONIC, &now);
-		sdnotify_send(host->systemd,
-			      "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=rolling restart "
-			      "to generation %u",
-			      (unsigned long long)now.tv_sec * 1000000ULL +
-				  (unsigned long long)now.tv_nsec / 1000,
-			      host->generation);
-	}
+	char status[64];
+	snprintf(status, sizeof(status), "rolling restart to generation %u", host->generation);
+	host_notify_reloading(host, status);
 	/* Each service reports the end of its roll later, from service_dispatch: none can
 	 * before every one has started. */
 	for (size_t i = 0; i < host->service_count; i++) {
 		struct service *service = host->services[i];
-		/* A reload rolls to the new config; a plain restart to the one that serves, which
-		 * is not the newest when a reload's roll failed. */
-		const struct config_service *config =
-		    request->reload
-			? find_config_service(host->configs[host->config_count - 1], service->name)
-			: service->config;
-		if ((only && service != only) || !config)
+		/* What serves, not the config read last: after a reload whose roll failed, a
+		 * restart rolls the config that works. */
+		const struct config_service *config = service->config;
+		/* A stopped service stays stopped; one being changed is left to that change. */
+		if ((only && service != only) || service->held || host_service_busy(host, service))
 			continue;
 		host->restart_services_pending++;
 		int r = service_roll(service, host->generation, config);

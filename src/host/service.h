@@ -75,6 +75,7 @@ struct service {
 	unsigned roll_next;	  /* with rolling_batch: the next index of the new generation */
 	const struct config_service *roll_config;
 	bool stopping;
+	bool held;	   /* stopped by request (stop): stays stopped until service_resume */
 	unsigned restarts; /* of all its workers, ever */
 	/* Also of all its workers, ever, across rolling restarts (Prometheus' counters): exits
 	 * that were failures, kills for health_timeout, replacements over memory_limit. */
@@ -127,6 +128,26 @@ int service_roll(struct service *service, unsigned generation, const struct conf
 void service_stop(struct service *service);
 /* Immediate stop: SIGKILL to every worker's process group. */
 void service_kill(struct service *service);
+
+/* service_control.c: what an operator asks of one service (stop, start, scale). */
+/* Graceful stop of every worker, as service_stop, and the service stays stopped (no restart)
+ * until service_resume. -EBUSY during a rolling restart. */
+int service_hold(struct service *service);
+/* Starts a held service again: config->count workers of its generation. -EBUSY while
+ * workers of its stop are still running. */
+int service_resume(struct service *service);
+/* Brings the serving generation to config->count workers: the missing indexes start, those
+ * at or above count stop. The host changes config->count (a scale request) or the config
+ * (a reload whose only change is the count) before. -EBUSY during a rolling restart. */
+int service_scale(struct service *service, const struct config_service *config);
+/* Whether what was asked is done: SERVICE_SETTLE_DONE once a held service has no worker left,
+ * or every index below count is ready (or exited for good: an old one, or a new one that
+ * exited 0) and none above it runs; SERVICE_SETTLE_FAILED (message says which) when a worker
+ * of an index from from_index on exited otherwise before it was ready (it goes on by its
+ * restart policy). */
+enum service_settle { SERVICE_SETTLE_PENDING, SERVICE_SETTLE_DONE, SERVICE_SETTLE_FAILED };
+enum service_settle service_settled(const struct service *service, unsigned from_index,
+				    char *message, size_t size);
 
 /* Events from the host: a child exited, a notify message. Return true if the pid was one of
  * this service's workers. */

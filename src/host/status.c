@@ -59,6 +59,8 @@ service_status(struct json_out *out, const struct status_host *host, const struc
 	json_out_field(out, ",\"failures\":", service->failures);
 	json_out_field(out, ",\"health_kills\":", service->health_kills);
 	json_out_field(out, ",\"memory_replacements\":", service->memory_replacements);
+	if (service->held)
+		json_out_raw(out, ",\"stopped\":true");
 	json_out_raw(out, ",\"workers\":[");
 	/* The workers that serve (or are to) first, then the draining ones, each in the order
 	 * they were started: an old worker and its replacement share an index. */

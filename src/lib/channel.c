@@ -52,12 +52,20 @@ channel_parse(const void *buffer, size_t length, struct channel_message *ret_mes
 	if (header.length != payload_length || header.id == 0)
 		return -EBADMSG;
 	if (is_request(header.type)) {
-		if (payload_length > CHANNEL_MAX_REQUEST || memchr(payload, '\0', payload_length))
+		/* The service, then, if there is a NUL, exactly one struct channel_arguments. */
+		const char *nul = memchr(payload, '\0', payload_length);
+		size_t service_length = nul ? (size_t)(nul - payload) : payload_length;
+		struct channel_arguments arguments = {.worker = -1};
+		if (payload_length > CHANNEL_MAX_REQUEST || service_length > PROTOCOL_MAX_SERVICE ||
+		    (nul && payload_length - service_length - 1 != sizeof(arguments)))
 			return -EBADMSG;
+		if (nul)
+			memcpy(&arguments, nul + 1, sizeof(arguments));
 		ret_message->header = header;
 		ret_message->command = (enum command)header.type;
-		memcpy(ret_message->service, payload, payload_length);
-		ret_message->service[payload_length] = '\0';
+		memcpy(ret_message->service, payload, service_length);
+		ret_message->service[service_length] = '\0';
+		ret_message->arguments = arguments;
 		ret_message->reply = NULL;
 		ret_message->reply_length = 0;
 		return 0;

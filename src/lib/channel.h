@@ -49,16 +49,25 @@ struct channel_header {
 	uint64_t id;	 /* the supervisor process's number for the request; never 0 */
 };
 
-/* The largest payload: a request's is the service it names, "" for all; a reply's is the JSON
- * text the client gets, with its NUL (see limits.h). */
-#define CHANNEL_MAX_REQUEST PROTOCOL_MAX_SERVICE
+/* What a request carries besides its service: stop, start, scale and signal's arguments. */
+struct channel_arguments {
+	int32_t signal; /* signal: the signal for the workers */
+	int32_t worker; /* signal: a worker's index, or -1 for every worker */
+	uint32_t count; /* scale: the new count */
+};
+
+/* The largest payload: a request's is the service it names, "" for all, optionally followed by
+ * a NUL and a struct channel_arguments; a reply's is the JSON text the client gets, with its
+ * NUL (see limits.h). */
+#define CHANNEL_MAX_REQUEST (PROTOCOL_MAX_SERVICE + 1 + sizeof(struct channel_arguments))
 #define CHANNEL_MAX_REPLY CHANNEL_REPLY_MAX
 
 struct channel_message {
 	struct channel_header header;
 	/* A request: its command and the service it names, NUL-terminated ("" for all). */
 	enum command command;
-	char service[CHANNEL_MAX_REQUEST + 1];
+	char service[PROTOCOL_MAX_SERVICE + 1];
+	struct channel_arguments arguments; /* {0, -1, 0} when the request carried none */
 	/* A reply: its JSON text and the NUL after it, both inside the parsed buffer; length
 	 * counts the NUL, so that the supervisor passes it to the client as the frame it is. */
 	const char *reply;

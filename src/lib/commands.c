@@ -31,6 +31,48 @@ const struct command_entry command_table[COMMAND_COUNT] = {
 	    .arguments = "[--json]",
 	    .help = "services, workers, readiness, restarts",
 	},
+    [COMMAND_RELOAD] =
+	{
+	    .name = "reload",
+	    .command = COMMAND_RELOAD,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "",
+	    .help = "read the config again and apply the difference: new services start, removed "
+		    "ones stop, a count change scales, any other change rolls that service",
+	},
+    [COMMAND_STOP] =
+	{
+	    .name = "stop",
+	    .command = COMMAND_STOP,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "SERVICE",
+	    .help = "graceful stop of a service's workers; it stays stopped until start",
+	},
+    [COMMAND_START] =
+	{
+	    .name = "start",
+	    .command = COMMAND_START,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "SERVICE",
+	    .help = "start a stopped service; done when its workers are ready",
+	},
+    [COMMAND_SCALE] =
+	{
+	    .name = "scale",
+	    .command = COMMAND_SCALE,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "SERVICE COUNT",
+	    .help = "run COUNT workers: new ones start (done when ready), or the highest "
+		    "indexes stop",
+	},
+    [COMMAND_SIGNAL] =
+	{
+	    .name = "signal",
+	    .command = COMMAND_SIGNAL,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "SIG SERVICE[.INDEX]",
+	    .help = "send any signal to a service's workers (or one worker), never to the host",
+	},
 };
 
 const struct command_entry *

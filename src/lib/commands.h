@@ -8,6 +8,11 @@ enum command {
 	COMMAND_METRICS,
 	COMMAND_RESTART,
 	COMMAND_STATUS,
+	COMMAND_RELOAD,
+	COMMAND_STOP,
+	COMMAND_START,
+	COMMAND_SCALE,
+	COMMAND_SIGNAL,
 	COMMAND_COUNT, /* not a command: the size of the tables indexed by enum command */
 };
 

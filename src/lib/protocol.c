@@ -25,6 +25,14 @@ static const char *const code_names[PROTOCOL_CODE_COUNT] = {
     [PROTOCOL_CODE_PERMISSION_DENIED] = "permission_denied",
     [PROTOCOL_CODE_TOO_MANY_CLIENTS] = "too_many_clients",
     [PROTOCOL_CODE_INTERNAL] = "internal",
+    [PROTOCOL_CODE_CONFIG] = "config",
+    [PROTOCOL_CODE_UNKNOWN_SERVICE] = "unknown_service",
+    [PROTOCOL_CODE_UNKNOWN_WORKER] = "unknown_worker",
+    [PROTOCOL_CODE_INVALID_COUNT] = "invalid_count",
+    [PROTOCOL_CODE_BUSY] = "busy",
+    [PROTOCOL_CODE_START_FAILED] = "start_failed",
+    [PROTOCOL_CODE_RELOAD_FAILED] = "reload_failed",
+    [PROTOCOL_CODE_STOPPING] = "stopping",
 };
 
 const char *
@@ -108,8 +116,9 @@ nesting_depth(const char *data, size_t length)
 	return deepest;
 }
 
+/* "signal" as a name ("HUP", "SIGHUP") or a number, into *ret_signal. */
 static int
-parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error)
+parse_signal_value(json_t *value, int *ret_signal, json_t **ret_error)
 {
 	char text[32];
 	if (json_is_integer(value))
@@ -125,6 +134,16 @@ parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error
 		snprintf(message, sizeof(message), "unknown signal \"%s\"", text);
 		return fail(ret_error, PROTOCOL_CODE_UNKNOWN_SIGNAL, message);
 	}
+	*ret_signal = signal;
+	return 0;
+}
+
+static int
+parse_signal(json_t *value, struct protocol_request *request, json_t **ret_error)
+{
+	int signal;
+	if (parse_signal_value(value, &signal, ret_error) < 0)
+		return -EINVAL;
 	/* What the host acts on: a stop, a restart, a log reopen. Anything else (KILL, USR2,
 	 * SEGV…) would kill the host and orphan its workers, which no client should be able to
 	 * do through this socket. */
@@ -171,18 +190,75 @@ parse_restart(json_t *root, struct protocol_request *request, json_t **ret_error
 	return 0;
 }
 
+/* "service": the name of one service, required. */
+static int
+parse_one_service(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	json_t *service = json_object_get(root, "service");
+	if (!json_is_string(service) || json_string_length(service) == 0 ||
+	    json_string_length(service) > PROTOCOL_MAX_SERVICE)
+		return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+			    "\"service\" must be the name of a service");
+	snprintf(request->service, sizeof(request->service), "%s", json_string_value(service));
+	return 0;
+}
+
+/* scale: "service" and "count", 0 (stop every worker, as stop does) up to CONFIG_MAX_COUNT. */
+static int
+parse_scale(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	if (parse_one_service(root, request, ret_error) < 0)
+		return -EINVAL;
+	json_t *count = json_object_get(root, "count");
+	if (!json_is_integer(count) || json_integer_value(count) < 0 ||
+	    json_integer_value(count) > CONFIG_MAX_COUNT) {
+		char message[96];
+		snprintf(message, sizeof(message),
+			 "\"count\" must be a number of workers from 0 to %d", CONFIG_MAX_COUNT);
+		return fail(ret_error, PROTOCOL_CODE_INVALID_COUNT, message);
+	}
+	request->count = (unsigned)json_integer_value(count);
+	return 0;
+}
+
+/* signal: any signal (it goes to workers only), "service" and an optional "worker" index. */
+static int
+parse_signal_workers(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	if (parse_one_service(root, request, ret_error) < 0)
+		return -EINVAL;
+	json_t *signal = json_object_get(root, "signal");
+	if (!signal)
+		return fail(ret_error, PROTOCOL_CODE_UNKNOWN_SIGNAL,
+			    "missing \"signal\" (a name such as \"USR1\" or a number)");
+	if (parse_signal_value(signal, &request->signal, ret_error) < 0)
+		return -EINVAL;
+	snprintf(request->signal_name, sizeof(request->signal_name), "%s",
+		 signame_name(request->signal));
+	json_t *worker = json_object_get(root, "worker");
+	if (worker && !json_is_null(worker)) {
+		if (!json_is_integer(worker) || json_integer_value(worker) < 0 ||
+		    json_integer_value(worker) >= CONFIG_MAX_COUNT)
+			return fail(ret_error, PROTOCOL_CODE_UNKNOWN_WORKER,
+				    "\"worker\" must be a worker's index, from 0");
+		request->worker = (int)json_integer_value(worker);
+	}
+	return 0;
+}
+
 /* Each command's own keys, read after "please"; a command without keys has none here. */
 static int (*const parsers[COMMAND_COUNT])(json_t *root, struct protocol_request *request,
 					   json_t **ret_error) = {
-    [COMMAND_METRICS] = parse_metrics,
-    [COMMAND_RESTART] = parse_restart,
+    [COMMAND_METRICS] = parse_metrics,	[COMMAND_RESTART] = parse_restart,
+    [COMMAND_STOP] = parse_one_service, [COMMAND_START] = parse_one_service,
+    [COMMAND_SCALE] = parse_scale,	[COMMAND_SIGNAL] = parse_signal_workers,
 };
 
 int
 protocol_parse(const char *data, size_t length, struct protocol_request *ret_request,
 	       json_t **ret_error)
 {
-	struct protocol_request request = {0};
+	struct protocol_request request = {.worker = -1};
 	if (length > PROTOCOL_MAX_REQUEST)
 		return fail(ret_error, PROTOCOL_CODE_TOO_LARGE, "request larger than 65536 bytes");
 	if (nesting_depth(data, length) > PROTOCOL_MAX_DEPTH)

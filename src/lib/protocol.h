@@ -12,9 +12,11 @@
 
 struct protocol_request {
 	enum command command;
-	char service[PROTOCOL_MAX_SERVICE + 1]; /* restart: "" for all */
-	int signal; /* restart: 0, or the signal to deliver to the host */
+	char service[PROTOCOL_MAX_SERVICE + 1]; /* restart: "" for all; stop…signal: the one */
+	int signal; /* restart: 0, or the signal to deliver to the host; signal: to the workers */
 	char signal_name[16];
+	unsigned count;	 /* scale: 0…CONFIG_MAX_COUNT */
+	int worker;	 /* signal: a worker's index, or -1 for every worker */
 	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
 };
 
@@ -34,6 +36,14 @@ enum protocol_code {
 	PROTOCOL_CODE_PERMISSION_DENIED,  /* the peer gate refused the client */
 	PROTOCOL_CODE_TOO_MANY_CLIENTS,	  /* PROTOCOL_MAX_CLIENTS are connected */
 	PROTOCOL_CODE_INTERNAL,		  /* out of memory, or a bug */
+	PROTOCOL_CODE_CONFIG,		  /* reload: the config has an error; nothing changed */
+	PROTOCOL_CODE_UNKNOWN_SERVICE,	  /* no service of that name */
+	PROTOCOL_CODE_UNKNOWN_WORKER,	  /* signal: no worker of that index is running */
+	PROTOCOL_CODE_INVALID_COUNT,	  /* scale: not a count of workers */
+	PROTOCOL_CODE_BUSY,		  /* another change to that service is under way */
+	PROTOCOL_CODE_START_FAILED,	  /* start, scale: a new worker exited before ready */
+	PROTOCOL_CODE_RELOAD_FAILED,	  /* reload: a part of the difference failed */
+	PROTOCOL_CODE_STOPPING,		  /* the host is stopping */
 	PROTOCOL_CODE_COUNT,		  /* not a code: the size of the name table */
 };
 

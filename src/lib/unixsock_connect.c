@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -76,6 +78,15 @@ connect_within(int fd, const struct sockaddr_un *address, double timeout)
 	}
 }
 
+/* connect() refuses what is not a socket as it refuses a socket nobody listens on; a file
+ * (a config given by mistake) is told apart here, for the message. */
+static bool
+is_socket(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) < 0 || S_ISSOCK(st.st_mode);
+}
+
 int
 unixsock_connect(const char *path, double timeout, uid_t owner, int *ret_fd, char *error,
 		 size_t error_size)
@@ -104,6 +115,11 @@ unixsock_connect(const char *path, double timeout, uid_t owner, int *ret_fd, cha
 		if (r == -ENOENT)
 			snprintf(error, error_size,
 				 "no socket at %s: is the host running? (-s gives another path)",
+				 path);
+		else if (r == -ECONNREFUSED && !is_socket(path))
+			snprintf(error, error_size,
+				 "%s is not a socket: give the host's supervisor socket (-s PATH, "
+				 "or -c CONFIG for the one its config names)",
 				 path);
 		else if (r == -ECONNREFUSED)
 			snprintf(error, error_size,

@@ -147,6 +147,9 @@ bool requests_waiting(const struct client *client);
  * NULL. Returns 0 or -errno. */
 int requests_forward(struct client *client, enum command command, const char *service,
 		     requests_answer_fn on_answer);
+/* The same with the arguments of stop, start, scale and signal after the service. */
+int requests_forward_arguments(struct client *client, const struct protocol_request *request,
+			       requests_answer_fn on_answer);
 /* The channel's fd is readable: the host's replies and pings. */
 void requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data);
 /* Before the loop runs, and after: what requests.c keeps of the channel. */

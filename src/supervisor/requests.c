@@ -126,6 +126,15 @@ request_host(struct client *client, const struct protocol_request *request)
 	return true;
 }
 
+/* The same, with what the request carries besides its service. */
+static bool
+request_host_arguments(struct client *client, const struct protocol_request *request)
+{
+	if (requests_forward_arguments(client, request, NULL) < 0)
+		return reply_unforwarded(client);
+	return true;
+}
+
 /* With a signal, Falcon's form: the signal goes to the host, which is this process's parent. */
 static bool
 request_restart(struct client *client, const struct protocol_request *request)
@@ -146,9 +155,10 @@ request_restart(struct client *client, const struct protocol_request *request)
 
 /* The supervisor process's half of command_table. */
 static const request_fn handlers[COMMAND_COUNT] = {
-    [COMMAND_METRICS] = request_metrics,
-    [COMMAND_RESTART] = request_restart,
-    [COMMAND_STATUS] = request_host,
+    [COMMAND_METRICS] = request_metrics,      [COMMAND_RESTART] = request_restart,
+    [COMMAND_STATUS] = request_host,	      [COMMAND_RELOAD] = request_host,
+    [COMMAND_STOP] = request_host_arguments,  [COMMAND_START] = request_host_arguments,
+    [COMMAND_SCALE] = request_host_arguments, [COMMAND_SIGNAL] = request_host_arguments,
 };
 
 /* A parsed request, to its handler. */
@@ -242,6 +252,30 @@ requests_forward(struct client *client, enum command command, const char *servic
 	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
 	if (r < 0) {
 		/* The client's error reply says it; a flood of them is no news for the log. */
+		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
+		return r;
+	}
+	client->awaiting = id;
+	client->on_answer = on_answer;
+	return 0;
+}
+
+int
+requests_forward_arguments(struct client *client, const struct protocol_request *request,
+			   requests_answer_fn on_answer)
+{
+	struct supervisor *supervisor = client->supervisor;
+	uint64_t id = ++supervisor->next_id;
+	struct channel_arguments arguments = {
+	    .signal = request->signal, .worker = request->worker, .count = request->count};
+	char payload[CHANNEL_MAX_REQUEST];
+	size_t length = strlen(request->service);
+	memcpy(payload, request->service, length);
+	payload[length] = '\0';
+	memcpy(payload + length + 1, &arguments, sizeof(arguments));
+	length += 1 + sizeof(arguments);
+	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)request->command, id, payload, length);
+	if (r < 0) {
 		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
 		return r;
 	}

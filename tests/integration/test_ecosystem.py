@@ -93,9 +93,11 @@ ready = notify
     assert all(t.startswith("STATUS=") for t in before), before
     assert len(host.workers("web", "ready")) == 2
 
+    # A reload that changes the service, which is rolled to generation 2.
+    host.config.write_text(host.config.read_text() + "env = CHANGED=1\n")
     host.send_signal(signal.SIGHUP)  # systemd's ExecReload
     reloading = systemd.wait(lambda t: t.startswith("RELOADING=1"), message="RELOADING=1")
-    assert re.match(r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=rolling restart to generation 2$",
+    assert re.match(r"RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading the config$",
                     reloading[0]), reloading
     monotonic_usec = int(reloading[0].split("\n")[1].split("=")[1])
     assert abs(monotonic_usec / 1e6 - time.clock_gettime(time.CLOCK_MONOTONIC)) < 30
@@ -438,8 +440,9 @@ command = sleep 1000
     # Generation 2 was asked to stop once 3 was ready; it goes as soon as sleep exits.
     wait_for(lambda: [w["generation"] for w in host.workers("b")] == [3], 10,
              message="only generation 3 left in b")
-    host.send_signal(signal.SIGHUP)
-    host.wait_log("rolling restart to generation 4 done")
+    host.send_signal(signal.SIGHUP)  # the same config: a reload leaves both alone
+    assert '"unchanged":["a","b"]' in host.wait_log("reload done:")[0]
+    assert host.wait_ready("a", 2) == new_a and host.wait_ready("b", 1) == new_b
     assert host.process.poll() is None
     assert host.stop() == 0
 
@@ -552,6 +555,6 @@ rolling_batch = 1
     (tmp_path / "aerie.ini").write_text(config.replace(str(examples_dir / "worker"),
                                                        f"{examples_dir / 'worker'} --no-ready"))
     host.send_signal(signal.SIGHUP)
-    host.wait_log("rolling restart failed")
+    host.wait_log("reload failed:")
     assert sorted(host.wait_ready("web", 3)) == sorted(old)
     assert host.stop() == 0

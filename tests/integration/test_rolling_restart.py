@@ -165,11 +165,13 @@ def ready_workers(host, service="web"):
 
 
 def wait_restart_logged(host, count, timeout=20.0):
-    """Waits for the count-th end of a rolling restart (done or failed); returns that line."""
+    """Waits for the count-th end of a rolling restart or a reload (done or failed); returns
+    that line."""
     def ended():
         lines = [line for line in host.log()
                  if ("rolling restart to generation" in line and " done" in line)
-                 or "rolling restart failed" in line]
+                 or "rolling restart failed" in line or "reload done:" in line
+                 or "reload failed:" in line]
         return lines[count - 1] if len(lines) >= count else None
     try:
         return wait_for(ended, timeout, message=f"the end of rolling restart #{count}")
@@ -250,13 +252,15 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
     good = http_config(examples_dir, port, ready_timeout=1)
     host = start_host(good)
     old = sorted(host.wait_ready("web", 2))
-    serving = 1  # the generation that serves, and whose pids are old
+
+    serving = {"generation": 1, "pids": old}
 
     def still_the_old_generation():
-        assert host.wait_generation("web", serving, 2, timeout=10) == old
-        assert all(process_alive(pid) for pid in old)
+        assert host.wait_generation("web", serving["generation"], 2, timeout=10) == \
+            serving["pids"]
+        assert all(process_alive(pid) for pid in serving["pids"])
         assert host.status()["services"]["web"]["ready"] == 2
-        assert host.status()["host"]["generation"] == serving  # not the one that failed
+        assert host.status()["host"]["generation"] == serving["generation"]  # not the one that failed
 
     with Load(port, keepalive=4, fresh=2, sleepers=2) as load:
         load.wait_warm()
@@ -264,8 +268,8 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         host.config.write_text(good.replace("count = 2", "count = two"))
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 1)
-        assert "rolling restart failed: config not reloaded" in line and 'invalid count "two"' \
-            in line, line
+        assert "reload failed:" in line and '"code":"config"' in line and \
+            'invalid count \\"two\\"' in line, line
         still_the_old_generation()
 
         # The new workers exit 2 at once: `--listen bogus` is bad usage.
@@ -273,20 +277,18 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
                                            command=f"{http_worker} --listen bogus"))
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 2)
-        assert "rolling restart failed" in line and "exited with status 2 before it was ready" \
+        assert "reload failed:" in line and "exited with status 2 before it was ready" \
             in line, line
         host.wait_log("generation 1 keeps serving")
         still_the_old_generation()
 
-        # The socket's restart does not re-read the file, and after a failed roll it rolls the
-        # config that serves, not the broken one read last: it succeeds.
+        # The socket's restart does not re-read the file, nor roll the config that failed:
+        # the serving generation's config stays current, so this restart works.
         reply = host.request({"please": "restart"})
         assert reply.get("ok") is True, reply
-        first = old
-        serving = reply["generation"]
-        old = host.wait_generation("web", serving, 2, timeout=10)
-        assert not set(old) & set(first)
-        wait_gone(first, reaped=False, what="generation 1")
+        serving["generation"] = reply["generation"]
+        serving["pids"] = host.wait_generation("web", reply["generation"], 2, timeout=10)
+        wait_gone(old, reaped=False, what="the first generation")
         still_the_old_generation()
 
         # New workers that never say READY=1: killed at ready_timeout (1 s).
@@ -296,26 +298,28 @@ def test_failed_restarts_keep_the_old_generation_serving(start_host, examples_di
         started = time.monotonic()
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 4)
-        assert "rolling restart failed" in line and "(ready_timeout)" in line, line
+        assert "reload failed:" in line and "(ready_timeout)" in line, line
         assert time.monotonic() - started >= 0.9
         host.wait_log("not ready within ready_timeout: killing it")
         still_the_old_generation()
         time.sleep(0.3)  # load pacing: the old generation serves on after four failures
 
-        # And a good config again: the next generation takes over.
-        host.config.write_text(good)
+        # And a good config again, changed from the one that serves (an unchanged one would
+        # be left alone): the next generation takes over.
+        host.config.write_text(http_config(examples_dir, port, ready_timeout=2))
         host.send_signal(signal.SIGHUP)
         line = wait_restart_logged(host, 5)
-        assert " done" in line, line
-        generation = int(re.search(r"generation (\d+) done", line).group(1))
+        assert "reload done:" in line and '"restarted":["web"]' in line, line
+        generation = int(re.search(r'"generation":(\d+)', line).group(1))
         new = host.wait_generation("web", generation, 2, timeout=10)
-        assert not set(new) & set(old)
-        wait_gone(old, reaped=False, what="old workers")
+        assert not set(new) & set(serving["pids"])
+        wait_gone(serving["pids"], reaped=False, what="old workers")
         wait_for(lambda: any(r.generation == generation for r in load.snapshot()),
                  message=f"a response from generation {generation}")
     load.assert_clean("failed restarts")
     served = {r.generation for r in load.results}
-    assert served == {1, serving, generation}, f"responses came from generations {served}"
+    assert served <= {1, serving["generation"], generation} and generation in served, \
+        f"responses came from generations {served}"
 
 
 # 3. A reload that changes the number of workers ---------------------------------------------
@@ -328,19 +332,25 @@ def test_reload_changes_the_worker_count_under_load(start_host, examples_dir):
     with Load(port, keepalive=4, fresh=2, sleepers=2) as load:
         load.wait_warm()
         for number, count in ((1, 3), (2, 1)):
+            # Only the count changes: the service is scaled, its running workers untouched
+            # (scaling down stops the highest indexes).
+            by_index = {w["index"]: w["pid"] for w in host.workers("web")}
             host.config.write_text(http_config(examples_dir, port, count=count))
             host.send_signal(signal.SIGHUP)
             line = wait_restart_logged(host, number)
-            assert " done" in line, line
-            generation = int(re.search(r"generation (\d+) done", line).group(1))
+            assert "reload done:" in line and '"scaled":["web"]' in line, line
             status = host.status()["services"]["web"]
             assert status["count"] == count and status["ready"] == count, status
-            new = [w["pid"] for w in status["workers"]
-                   if w["generation"] == generation and w["state"] == "ready"]
-            assert len(new) == count, status
-            wait_gone(old, reaped=False, what="old workers")
-            assert host.wait_generation("web", generation, count, timeout=10) == sorted(new)
-            old = new
+            new = {w["index"]: w["pid"] for w in status["workers"] if w["state"] == "ready"}
+            assert sorted(new) == list(range(count)), status
+            kept = {i: pid for i, pid in by_index.items() if i < count}
+            assert {i: new[i] for i in kept} == kept, (by_index, new)
+            wait_gone([pid for i, pid in by_index.items() if i >= count], reaped=False,
+                      what="the highest indexes")
+            generation = status["generation"]
+            assert host.wait_generation("web", generation, count, timeout=10) == \
+                sorted(new.values())
+            old = list(new.values())
             # Load pacing: the new workers alone serve for 0.3 s before the next reload or the
             # end of the load (longer than the last 0.2 s that the check below looks at).
             time.sleep(0.3)

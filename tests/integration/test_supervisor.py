@@ -391,6 +391,8 @@ def test_restart_with_hup_signal(start_host, examples_dir):
     host = start_host(web_config(examples_dir))
     host.wait_ready("web", 2)
     for generation, name in ((2, "HUP"), (3, "SIGHUP"), (4, 1), (5, "hup")):
+        # SIGHUP is a reload: a changed service is rolled.
+        host.config.write_text(web_config(examples_dir, "--status", f"serving {generation}"))
         reply = host.request({"please": "restart", "signal": name})
         assert reply == {"ok": True, "signal": "HUP"}, name
         wait_for(lambda: host.status()["host"]["generation"] == generation, 10,

@@ -82,11 +82,24 @@ test_requests(void **state)
 	assert_int_equal(message.header.id, UINT64_MAX);
 	assert_string_equal(message.service, "web");
 
-	char longest[CHANNEL_MAX_REQUEST];
+	assert_int_equal(message.arguments.worker, -1); /* none sent */
+
+	char longest[PROTOCOL_MAX_SERVICE];
 	memset(longest, 'a', sizeof(longest));
 	assert_int_equal(round_trip(pair, COMMAND_RESTART, 1, longest, sizeof(longest), &message),
 			 0);
-	assert_int_equal(strlen(message.service), CHANNEL_MAX_REQUEST);
+	assert_int_equal(strlen(message.service), PROTOCOL_MAX_SERVICE);
+
+	/* A service, its NUL and the arguments of signal and scale. */
+	char payload[4 + sizeof(struct channel_arguments)] = "web";
+	struct channel_arguments arguments = {.signal = 10, .worker = 2, .count = 7};
+	memcpy(payload + 4, &arguments, sizeof(arguments));
+	assert_int_equal(round_trip(pair, COMMAND_SIGNAL, 5, payload, sizeof(payload), &message),
+			 0);
+	assert_string_equal(message.service, "web");
+	assert_int_equal(message.arguments.signal, 10);
+	assert_int_equal(message.arguments.worker, 2);
+	assert_int_equal(message.arguments.count, 7);
 }
 
 static void
@@ -181,14 +194,18 @@ test_malformed(void **state)
 		assert_refused(buffer, n);
 	}
 
-	/* A request's service: bounded, and no NUL in it. */
-	char name[CHANNEL_MAX_REQUEST + 1];
+	/* A request's service: bounded, and after a NUL only whole arguments. */
+	char name[PROTOCOL_MAX_SERVICE + 1];
 	memset(name, 'a', sizeof(name));
 	n = build(buffer, COMMAND_RESTART, sizeof(name), 1, name, sizeof(name));
 	assert_refused(buffer, n);
 	n = build(buffer, COMMAND_RESTART, 4, 1, "web", 4); /* its NUL sent too */
 	assert_refused(buffer, n);
 	n = build(buffer, COMMAND_RESTART, 3, 1, "w\0b", 3);
+	assert_refused(buffer, n);
+	char short_arguments[4 + sizeof(struct channel_arguments) - 1] = "web";
+	n = build(buffer, COMMAND_SCALE, sizeof(short_arguments), 1, short_arguments,
+		  sizeof(short_arguments));
 	assert_refused(buffer, n);
 
 	/* A reply: JSON text and one NUL, at its end. */

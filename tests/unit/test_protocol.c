@@ -226,8 +226,16 @@ test_table(void **state)
 		assert_ptr_equal(command_find(entry->name), entry);
 		assert_true(entry->answerer == COMMAND_BY_SUPERVISOR ||
 			    entry->answerer == COMMAND_BY_HOST);
+		/* What a command needs besides its name. */
+		static const char *const keys[COMMAND_COUNT] = {
+		    [COMMAND_STOP] = ",\"service\":\"web\"",
+		    [COMMAND_START] = ",\"service\":\"web\"",
+		    [COMMAND_SCALE] = ",\"service\":\"web\",\"count\":3",
+		    [COMMAND_SIGNAL] = ",\"service\":\"web\",\"signal\":\"USR1\"",
+		};
 		char text[128];
-		snprintf(text, sizeof(text), "{\"please\":\"%s\"}", entry->name);
+		snprintf(text, sizeof(text), "{\"please\":\"%s\"%s}", entry->name,
+			 keys[i] ? keys[i] : "");
 		struct protocol_request request;
 		assert_null(PARSE(text, &request));
 		assert_int_equal(request.command, entry->command);
@@ -239,17 +247,68 @@ test_table(void **state)
 	assert_int_equal(command_table[COMMAND_STATUS].answerer, COMMAND_BY_HOST);
 	assert_int_equal(command_table[COMMAND_RESTART].answerer, COMMAND_BY_HOST);
 
-	char list[128];
-	const char expected[] = "\"metrics\", \"restart\" or \"status\"";
+	char list[256];
+	const char expected[] = "\"metrics\", \"restart\", \"status\", \"reload\", \"stop\", "
+				"\"start\", \"scale\" or \"signal\"";
 	assert_int_equal(command_list(list, sizeof(list)), strlen(expected));
 	assert_string_equal(list, expected);
 	assert_int_equal(command_list(list, 5), strlen(expected)); /* cut, as snprintf cuts */
 	assert_string_equal(list, "\"met");
-	assert_message(
-	    "{\"please\":\"explode\"}", "unknown_command",
-	    "unknown command \"explode\": expected \"metrics\", \"restart\" or \"status\"");
+	assert_message("{\"please\":\"explode\"}", "unknown_command",
+		       "unknown command \"explode\": expected \"metrics\", \"restart\", "
+		       "\"status\", \"reload\", \"stop\", \"start\", \"scale\" or \"signal\"");
 	assert_message("{}", "invalid_request",
-		       "missing \"please\": expected \"metrics\", \"restart\" or \"status\"");
+		       "missing \"please\": expected \"metrics\", \"restart\", \"status\", "
+		       "\"reload\", \"stop\", \"start\", \"scale\" or \"signal\"");
+}
+
+/* stop, start, scale and signal: their keys, bounds and codes. */
+static void
+test_service_commands(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	assert_null(PARSE("{\"please\":\"stop\",\"service\":\"web\"}", &request));
+	assert_int_equal(request.command, COMMAND_STOP);
+	assert_string_equal(request.service, "web");
+	assert_message("{\"please\":\"start\"}", "invalid_request",
+		       "\"service\" must be the name of a service");
+	assert_message("{\"please\":\"stop\",\"service\":\"\"}", "invalid_request",
+		       "\"service\" must be the name of a service");
+
+	assert_null(PARSE("{\"please\":\"scale\",\"service\":\"web\",\"count\":0}", &request));
+	assert_int_equal(request.count, 0);
+	assert_null(PARSE("{\"please\":\"scale\",\"service\":\"web\",\"count\":10000}", &request));
+	assert_int_equal(request.count, 10000);
+	static const char *const bad_counts[] = {"10001", "-1", "\"3\"", "1.5", "null"};
+	for (size_t i = 0; i < sizeof(bad_counts) / sizeof(bad_counts[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text),
+			 "{\"please\":\"scale\",\"service\":\"web\",\"count\":%s}", bad_counts[i]);
+		assert_message(text, "invalid_count",
+			       "\"count\" must be a number of workers from 0 to 10000");
+	}
+
+	/* Any signal: it goes to workers, never to the host. */
+	assert_null(
+	    PARSE("{\"please\":\"signal\",\"service\":\"web\",\"signal\":\"KILL\"}", &request));
+	assert_int_equal(request.signal, SIGKILL);
+	assert_int_equal(request.worker, -1);
+	assert_null(PARSE("{\"please\":\"signal\",\"service\":\"web\",\"signal\":10,"
+			  "\"worker\":2}",
+			  &request));
+	assert_int_equal(request.signal, 10);
+	assert_int_equal(request.worker, 2);
+	assert_message("{\"please\":\"signal\",\"service\":\"web\",\"signal\":\"NOPE\"}",
+		       "unknown_signal", "unknown signal \"NOPE\"");
+	assert_message("{\"please\":\"signal\",\"service\":\"web\"}", "unknown_signal",
+		       "missing \"signal\" (a name such as \"USR1\" or a number)");
+	assert_message("{\"please\":\"signal\",\"service\":\"web\",\"signal\":\"HUP\","
+		       "\"worker\":-1}",
+		       "unknown_worker", "\"worker\" must be a worker's index, from 0");
+	/* restart's signal stays limited to what the host handles. */
+	assert_message("{\"please\":\"restart\",\"signal\":\"KILL\"}", "signal_not_allowed",
+		       "signal KILL is not one the host handles: use HUP, INT, TERM or USR1");
 }
 
 /* Each code has its own name, and one out of range is still a code clients know. */
@@ -287,7 +346,7 @@ main(void)
 	    cmocka_unit_test(test_errors),     cmocka_unit_test(test_nesting),
 	    cmocka_unit_test(test_size_limit), cmocka_unit_test(test_encode),
 	    cmocka_unit_test(test_frame),      cmocka_unit_test(test_table),
-	    cmocka_unit_test(test_codes),
+	    cmocka_unit_test(test_codes),      cmocka_unit_test(test_service_commands),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

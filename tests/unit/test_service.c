@@ -915,6 +915,117 @@ test_kill_mode_main(void **state)
 	fake_free(fake);
 }
 
+/* service_control.c: a held stop, a start again, a new count, and when each is done. */
+
+static void
+test_hold_and_resume(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(2, CONFIG_READY_NOTIFY);
+	struct fake *fake = fake_new(&config);
+	char message[256] = "";
+	assert_int_equal(service_start(fake->service, 1), 0);
+	ready_all(fake, 1);
+	assert_int_equal(service_hold(fake->service), 0);
+	settle(fake);
+	assert_int_equal(count_in(fake, 1, WORKER_STOPPING), 2);
+	assert_int_equal(service_settled(fake->service, 0, message, sizeof(message)),
+			 SERVICE_SETTLE_PENDING);
+	/* Not started again while its stop runs. */
+	assert_int_equal(service_resume(fake->service), -EBUSY);
+	exit_stopping(fake);
+	settle(fake);
+	assert_int_equal(fake->service->worker_count, 0);
+	assert_int_equal(service_settled(fake->service, 0, message, sizeof(message)),
+			 SERVICE_SETTLE_DONE);
+	/* Held: nothing restarts it, whatever time passes. */
+	run_for(fake, 0.05);
+	assert_int_equal(fake->service->worker_count, 0);
+	unsigned spawns = fake->spawns;
+	assert_int_equal(service_resume(fake->service), 0);
+	assert_false(fake->service->held);
+	assert_int_equal(fake->spawns, spawns + 2);
+	assert_int_equal(service_settled(fake->service, 0, message, sizeof(message)),
+			 SERVICE_SETTLE_PENDING);
+	ready_all(fake, 1);
+	assert_int_equal(service_settled(fake->service, 0, message, sizeof(message)),
+			 SERVICE_SETTLE_DONE);
+	fake_free(fake);
+}
+
+static void
+test_scale_up_and_down(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(2, CONFIG_READY_NOTIFY);
+	struct fake *fake = fake_new(&config);
+	char message[256] = "";
+	assert_int_equal(service_start(fake->service, 1), 0);
+	ready_all(fake, 1);
+	pid_t first = worker_at(fake, 0)->pid, second = worker_at(fake, 1)->pid;
+
+	struct config_service more = config;
+	more.count = 4;
+	assert_int_equal(service_scale(fake->service, &more), 0);
+	settle(fake);
+	assert_int_equal(fake->service->worker_count, 4);
+	assert_int_equal(worker_at(fake, 0)->pid, first); /* untouched */
+	assert_int_equal(worker_at(fake, 1)->pid, second);
+	assert_int_equal(worker_at(fake, 2)->index, 2);
+	assert_int_equal(worker_at(fake, 3)->index, 3);
+	assert_int_equal(service_settled(fake->service, 2, message, sizeof(message)),
+			 SERVICE_SETTLE_PENDING);
+	ready_all(fake, 1);
+	assert_int_equal(service_settled(fake->service, 2, message, sizeof(message)),
+			 SERVICE_SETTLE_DONE);
+
+	/* Down: the highest indexes stop, and it is done once they are gone. */
+	struct config_service fewer = config;
+	fewer.count = 1;
+	assert_int_equal(service_scale(fake->service, &fewer), 0);
+	settle(fake);
+	assert_int_equal(last_signal_to(fake, second), SIGTERM);
+	assert_int_equal(last_signal_to(fake, first), 0);
+	assert_int_equal(service_settled(fake->service, 1, message, sizeof(message)),
+			 SERVICE_SETTLE_PENDING);
+	exit_stopping(fake);
+	settle(fake);
+	assert_int_equal(fake->service->worker_count, 1);
+	assert_int_equal(worker_at(fake, 0)->pid, first);
+	assert_int_equal(service_settled(fake->service, 1, message, sizeof(message)),
+			 SERVICE_SETTLE_DONE);
+
+	/* Not during a rolling restart. */
+	struct config_service next = config;
+	assert_int_equal(service_roll(fake->service, 2, &next), 0);
+	assert_int_equal(service_scale(fake->service, &more), -EBUSY);
+	assert_int_equal(service_hold(fake->service), -EBUSY);
+	fake_free(fake);
+}
+
+static void
+test_scale_fails_when_a_new_worker_exits(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(1, CONFIG_READY_NOTIFY);
+	struct fake *fake = fake_new(&config);
+	char message[256] = "";
+	assert_int_equal(service_start(fake->service, 1), 0);
+	ready_all(fake, 1);
+	struct config_service more = config;
+	more.count = 2;
+	assert_int_equal(service_scale(fake->service, &more), 0);
+	settle(fake);
+	exit_worker(fake, worker_at(fake, 1), EXITED_WITH(3));
+	assert_int_equal(service_settled(fake->service, 1, message, sizeof(message)),
+			 SERVICE_SETTLE_FAILED);
+	assert_string_equal(message, "web.1 exited with status 3 before it was ready");
+	/* Counted from from_index on: a worker that ran before the scale is not its failure. */
+	assert_int_equal(service_settled(fake->service, 2, message, sizeof(message)),
+			 SERVICE_SETTLE_PENDING);
+	fake_free(fake);
+}
+
 int
 main(void)
 {
@@ -942,6 +1053,9 @@ main(void)
 	    cmocka_unit_test(test_start_limit_then_reset),
 	    cmocka_unit_test(test_start_limit_ignores_long_runs),
 	    cmocka_unit_test(test_kill_mode_main),
+	    cmocka_unit_test(test_hold_and_resume),
+	    cmocka_unit_test(test_scale_up_and_down),
+	    cmocka_unit_test(test_scale_fails_when_a_new_worker_exits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
