@@ -83,6 +83,7 @@ open_service(struct parser *p, const char *name)
 	    .stop_signal = CONFIG_DEFAULT_STOP_SIGNAL,
 	    .stop_timeout = CONFIG_DEFAULT_STOP_TIMEOUT,
 	    .memory_check_interval = CONFIG_DEFAULT_MEMORY_CHECK_INTERVAL,
+	    .memory_leak_threshold = CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD,
 	};
 	if (!(service->name = strdup(service_name)))
 		return parser_fail_errno(p, -ENOMEM);

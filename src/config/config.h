@@ -25,6 +25,7 @@ enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 #define CONFIG_DEFAULT_READY CONFIG_READY_NONE
 #define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
 #define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
+#define CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD (10ULL * 1024 * 1024) /* Falcon's threshold_size */
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -50,6 +51,14 @@ struct config_service {
 	double memory_check_interval; /* seconds between checks, > 0 */
 	unsigned
 	    rolling_batch; /* workers replaced at a time in a rolling restart; 0: all at once */
+	bool utilization;  /* each worker gets AERIE_UTILIZATION, a segment of counters */
+	/* Falcon's MemoryMonitor: the service's max(shared_clean) + sum(private) over it replaces
+	 * the worker with most private memory; 0: no budget. */
+	unsigned long long memory_total_limit;
+	/* A worker that grew more than memory_leak_threshold above its largest size seen
+	 * memory_leak_increases times is replaced; increases 0: no leak detection. */
+	unsigned long long memory_leak_threshold;
+	unsigned memory_leak_increases;
 };
 
 struct config {
@@ -61,6 +70,10 @@ struct config {
 	enum config_log_format log_format;
 	char *log_path;			 /* absolute; NULL: stderr as it is */
 	char *prometheus;		 /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
+	/* Below this much available memory (cgroup, else MemAvailable) workers are replaced,
+	 * largest private first; 0: off. */
+	unsigned long long memory_free_minimum;
+	double metrics_log_interval;	 /* seconds between logs of the tree's metrics; 0: off */
 	struct config_service *services; /* in file order, names unique */
 	size_t service_count;		 /* >= 1 */
 };

@@ -451,6 +451,9 @@ host_main(const char *config_path, bool init)
 		if (r < 0)
 			goto out;
 		host.service_count++;
+		r = service_set_utilization_path(host.services[i], config->supervisor_path);
+		if (r < 0)
+			goto out;
 		/* Bound before any worker runs, so that the first generation inherits them. */
 		r = service_open_sockets(host.services[i], config->directory, &inherited, error,
 					 sizeof(error));

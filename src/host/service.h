@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "host/listen.h"
+#include "host/utilization.h"
 #include "host/worker.h"
 #include "lib/loop.h"
 
@@ -99,12 +100,26 @@ struct service {
 	size_t listen_count;
 	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */
+	/* utilization = yes: the file of its workers' segments, made when the first needs one. */
+	char *utilization_path;
+	struct utilization utilization;
+	/* Replacements by the memory checks, by cause (status, Prometheus). */
+	unsigned memory_total_replacements, memory_free_replacements, memory_leak_replacements;
+	/* memory_total_limit: checks to let pass before the next replacement, doubled each time
+	 * one did not bring the total down (a budget that cannot be met), reset under it. */
+	unsigned budget_wait, budget_backoff;
+	uint64_t budget_before; /* the total when the last replacement was decided */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
 		const struct spawner *spawner, service_fn fn, void *data,
 		struct service **ret_service);
 void service_free(struct service *service);
+/* Where utilization files go: control_socket.NAME.utilization, beside the control socket. */
+int service_set_utilization_path(struct service *service, const char *control_socket);
+/* The counters of a worker's segment; false if it has none. */
+bool service_worker_utilization(const struct service *service, const struct worker *worker,
+				struct utilization_counters *ret_counters);
 
 /* Binds the sockets of config->listen (relative unix paths against directory). On failure
  * error says which and why; nothing stays bound. */

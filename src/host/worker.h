@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -46,6 +47,11 @@ struct worker {
 	struct worker *replacing;   /* on the new worker: the one it replaces */
 	struct worker *replacement; /* on the old worker: the one starting in its place */
 	unsigned memory_replacements;
+	/* Leak detection (memory_leak_increases): the largest size seen and the times it grew
+	 * more than memory_leak_threshold above it. */
+	uint64_t leak_maximum;
+	unsigned leak_increases;
+	size_t utilization_segment; /* its slot + 1 in the service's utilization file; 0: none */
 	struct loop_timer timer; /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
 	int output_fd;
@@ -70,6 +76,7 @@ struct worker_exec {
 	const char *listen_names;    /* colon-separated, for LISTEN_FDNAMES; NULL: none */
 	double watchdog_seconds;     /* > 0: WATCHDOG_USEC and WATCHDOG_PID, as systemd sets them */
 	const struct rlimit *nofile; /* RLIMIT_NOFILE set in the child; NULL: the host's own */
+	const char *utilization;     /* PATH:OFFSET for AERIE_UTILIZATION; NULL: none */
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and

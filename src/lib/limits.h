@@ -107,3 +107,9 @@
 /* connect() to a socket whose backlog is full sleeps in the kernel at most this long at a time
  * (SO_SNDTIMEO), then again until --timeout is over: no timeval overflows. */
 #define UNIXSOCK_MAX_WAIT 86400.0
+
+/* Utilization segments (host/utilization.c): a service's file starts with room for this many
+ * and doubles; a rolling restart or a replacement runs two workers per index for a while. */
+#define UTILIZATION_FIRST_SLOTS 64 /* a 4 KiB page */
+#define UTILIZATION_MAX_SLOTS (2 * CONFIG_MAX_COUNT + 64)
+#define UTILIZATION_ENV_MAX 4200 /* PATH:OFFSET, a path up to PATH_MAX */

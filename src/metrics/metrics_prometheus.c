@@ -157,6 +157,62 @@ worker_family(FILE *out, const json_t *status, const char *key, const char *name
 	}
 }
 
+/* utilization = yes: each worker's counters, then their sums per service (the totals including
+ * workers gone, so that they only grow). Falcon's UtilizationMonitor exports the sums. */
+static const char *const utilization_fields[] = {"connections_active", "connections_total",
+						 "requests_active", "requests_total"};
+
+static void
+utilization_families(FILE *out, const json_t *status)
+{
+	const char *service_name;
+	json_t *service;
+	for (size_t f = 0; f < 4; f++) {
+		const char *field = utilization_fields[f];
+		bool counter = strstr(field, "_total") != NULL;
+		char name[64];
+		snprintf(name, sizeof(name), "aerie_worker_%s", field);
+		bool any = false;
+		json_object_foreach(json_object_get(status, "services"), service_name, service)
+		{
+			size_t i;
+			json_t *worker;
+			json_array_foreach(json_object_get(service, "workers"), i, worker)
+			{
+				json_t *counters = json_object_get(worker, "utilization");
+				if (!counters)
+					continue;
+				if (!any)
+					family(out, name, counter ? "counter" : "gauge",
+					       "The worker's own count (AERIE_UTILIZATION).");
+				any = true;
+				fprintf(out,
+					"%s{pid=\"%lld\",role=\"worker\",service=\"%s\","
+					"worker=\"%lld\"} %lld\n",
+					name, json_integer_value(json_object_get(worker, "pid")),
+					service_name,
+					json_integer_value(json_object_get(worker, "index")),
+					json_integer_value(json_object_get(counters, field)));
+			}
+		}
+		snprintf(name, sizeof(name), "aerie_service_%s", field);
+		any = false;
+		json_object_foreach(json_object_get(status, "services"), service_name, service)
+		{
+			json_t *sum = json_object_get(service, "utilization");
+			if (!sum)
+				continue;
+			if (!any)
+				family(out, name, counter ? "counter" : "gauge",
+				       counter ? "Sum over the service's workers, those gone included."
+					       : "Sum over the service's workers.");
+			any = true;
+			fprintf(out, "%s{service=\"%s\"} %lld\n", name, service_name,
+				json_integer_value(json_object_get(sum, field)));
+		}
+	}
+}
+
 ssize_t
 metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
 			  pid_t supervisor_pid, char **ret_text)
@@ -215,6 +271,7 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 	json_object_foreach(json_object_get(status, "services"), name, service)
 	    fprintf(out, "aerie_service_ready_workers{service=\"%s\"} %lld\n", name,
 		    json_integer_value(json_object_get(service, "ready")));
+	utilization_families(out, status);
 	json_t *host = json_object_get(status, "host");
 	family(out, "aerie_host_generation", "gauge", "The host's latest generation.");
 	fprintf(out, "aerie_host_generation %lld\n",
