@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 #include "config/config.h"
@@ -64,6 +65,12 @@ struct host {
 	size_t restart_services_pending;
 	char restart_error[512];
 	struct restart_request *restart_queue;
+	/* host_monitor.c: [host] memory_free_minimum and metrics_log_interval, each armed only
+	 * when set. The free memory check backs off as service_memory.c's budget does. */
+	struct loop_timer memory_free_timer;
+	struct loop_timer metrics_log_timer;
+	unsigned free_wait, free_backoff;
+	uint64_t free_before; /* what was available when the last replacement was decided */
 };
 
 /* host_stop.c */
@@ -78,6 +85,11 @@ void host_on_orphan_deadline(struct loop *loop, void *data);
 /* The stop's deadline, the longest stop_timeout and HOST_STOP_GRACE after the first SIGTERM:
  * everything left gets SIGKILL; HOST_STOP_KILL_WAIT later, the host exits whatever is left. */
 void host_on_stop_deadline(struct loop *loop, void *data);
+
+/* host_monitor.c */
+/* Arms the timers of the [host] keys that are set; stops them. */
+void host_monitor_start(struct host *host);
+void host_monitor_stop(struct host *host);
 
 /* restart.c */
 /* Starts the first queued restart if none runs; true if it took one. */

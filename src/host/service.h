@@ -33,6 +33,13 @@ enum worker_event {
 	WORKER_EVENT_COUNT,
 };
 
+/* A worker's tree as the memory checks count it (Falcon's MemoryMonitor). */
+struct worker_footprint {
+	uint64_t size;	       /* by memory_metric: PSS or RSS, summed */
+	uint64_t shared_clean; /* the largest of its processes' */
+	uint64_t private_size; /* private clean + dirty, summed */
+};
+
 /* How the service reaches processes: worker_spawn and worker_kill in the host, fakes in a
  * test. */
 struct spawner {
@@ -47,6 +54,9 @@ struct spawner {
 	/* Bytes of memory of pid and its descendants by metric; 0 if unknown. */
 	uint64_t (*memory)(void *data, pid_t pid, enum config_memory_metric metric);
 	void *data;
+	/* The footprint of pid's tree for the memory checks; false if unknown (NULL: none). */
+	bool (*footprint)(void *data, pid_t pid, enum config_memory_metric metric,
+			  struct worker_footprint *ret_footprint);
 };
 
 struct service;
@@ -148,6 +158,20 @@ bool service_notified(struct service *service, pid_t pid, bool ready, bool watch
  * happened: called from the loop's before-wait hook, until it returns false (nothing was
  * left to do). */
 bool service_dispatch(struct service *service);
+
+/* The memory checks (service_memory.c). */
+enum service_memory_cause {
+	SERVICE_MEMORY_TOTAL_LIMIT,
+	SERVICE_MEMORY_FREE_MINIMUM,
+	SERVICE_MEMORY_LEAK,
+};
+/* The replaceable worker (ready, serving, not being replaced) with most private memory and its
+ * footprint; NULL if there is none, or when a replacement is under way (*ret_busy). */
+struct worker *service_memory_candidate(struct service *service,
+					struct worker_footprint *ret_footprint, bool *ret_busy);
+/* A graceful replacement of worker, counted under cause. */
+void service_memory_replace(struct service *service, struct worker *worker,
+			    enum service_memory_cause cause);
 
 /* Counts for status: workers of the serving generation that are ready, and expected. */
 unsigned service_ready_count(const struct service *service);

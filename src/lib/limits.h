@@ -113,3 +113,7 @@
 #define UTILIZATION_FIRST_SLOTS 64 /* a 4 KiB page */
 #define UTILIZATION_MAX_SLOTS (2 * CONFIG_MAX_COUNT + 64)
 #define UTILIZATION_ENV_MAX 4200 /* PATH:OFFSET, a path up to PATH_MAX */
+/* memory_total_limit: at most this many checks between replacements when they do not help. */
+#define SERVICE_BUDGET_BACKOFF_MAX 64
+/* [host] memory_free_minimum: seconds between reads of the available memory (Falcon: 10). */
+#define HOST_MEMORY_FREE_INTERVAL 10.0

@@ -213,6 +213,32 @@ utilization_families(FILE *out, const json_t *status)
 	}
 }
 
+/* The memory checks' replacements by cause, for the services that have any check. */
+static void
+memory_family(FILE *out, const json_t *status)
+{
+	static const char *const causes[] = {"total_limit", "free_minimum", "leak"};
+	const char *name;
+	json_t *service;
+	bool any = false;
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	{
+		json_t *counts = json_object_get(service, "memory_replacements");
+		if (!counts)
+			continue;
+		if (!any)
+			family(out, "aerie_service_memory_replacements_total", "counter",
+			       "Workers replaced by memory_total_limit, memory_free_minimum or leak "
+			       "detection.");
+		any = true;
+		for (size_t i = 0; i < 3; i++)
+			fprintf(out,
+				"aerie_service_memory_replacements_total{service=\"%s\",cause=\"%s\"} "
+				"%lld\n",
+				name, causes[i], json_integer_value(json_object_get(counts, causes[i])));
+	}
+}
+
 ssize_t
 metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
 			  pid_t supervisor_pid, char **ret_text)
@@ -272,6 +298,7 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 	    fprintf(out, "aerie_service_ready_workers{service=\"%s\"} %lld\n", name,
 		    json_integer_value(json_object_get(service, "ready")));
 	utilization_families(out, status);
+	memory_family(out, status);
 	json_t *host = json_object_get(status, "host");
 	family(out, "aerie_host_generation", "gauge", "The host's latest generation.");
 	fprintf(out, "aerie_host_generation %lld\n",

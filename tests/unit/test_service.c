@@ -176,7 +176,7 @@ fake_new(const struct config_service *config)
 	assert_int_equal(loop_new(&fake->loop), 0);
 	loop_timer_init(&fake->deadline, on_deadline, fake);
 	loop_before_wait(fake->loop, before_wait, fake);
-	struct spawner spawner = {fake_spawn, fake_kill, fake_kill_group, fake_memory, fake};
+	struct spawner spawner = {fake_spawn, fake_kill, fake_kill_group, fake_memory, fake, NULL};
 	assert_int_equal(service_new(config, fake->loop, "/run/notify", &spawner, on_event, fake,
 				     &fake->service),
 			 0);
