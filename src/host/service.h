@@ -119,6 +119,7 @@ struct service {
 	 * one did not bring the total down (a budget that cannot be met), reset under it. */
 	unsigned budget_wait, budget_backoff;
 	uint64_t budget_before; /* the total when the last replacement was decided */
+	bool budget_settling;	/* a replacement was under way at the last check */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,

@@ -214,7 +214,13 @@ service_check_memory(struct loop *loop, void *data)
 			replaced = true;
 		}
 	}
-	if (config->memory_total_limit && !replaced && !replacing(service))
+	/* Measured again one check after a replacement is over, not at once: the new worker has
+	 * had an interval to grow to its working size (most allocate after READY=1). */
+	if (replaced || replacing(service))
+		service->budget_settling = true;
+	else if (service->budget_settling)
+		service->budget_settling = false;
+	else if (config->memory_total_limit)
 		check_total(service);
 	(void)loop_timer_start(loop, &service->memory_timer, config->memory_check_interval);
 }
