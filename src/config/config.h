@@ -68,8 +68,8 @@ struct config {
 	mode_t socket_mode;
 	char *socket_group; /* NULL when not set */
 	enum config_log_format log_format;
-	char *log_path;			 /* absolute; NULL: stderr as it is */
-	char *prometheus;		 /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
+	char *log_path;	  /* absolute; NULL: stderr as it is */
+	char *prometheus; /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
 	/* Below this much available memory (cgroup, else MemAvailable) workers are replaced,
 	 * largest private first; 0: off. */
 	unsigned long long memory_free_minimum;

@@ -11,12 +11,6 @@
 
 #define MIB(bytes) ((double)(bytes) / 1048576.0)
 
-static const struct config *
-config_in_force(const struct host *host)
-{
-	return host->configs[host->config_count - 1];
-}
-
 /* Below the minimum: the worker with most private memory of all services is replaced, one at
  * a time (none while another replacement is under way), then memory is read again. A
  * replacement after which no more is available than before makes the next wait twice as many
@@ -24,7 +18,7 @@ config_in_force(const struct host *host)
 static void
 check_free(struct host *host)
 {
-	unsigned long long minimum = config_in_force(host)->memory_free_minimum;
+	unsigned long long minimum = host->memory_free_minimum;
 	uint64_t available;
 	enum host_memory_source source;
 	int r = host_memory_available("", &available, &source);
@@ -122,14 +116,16 @@ on_metrics_log(struct loop *loop, void *data)
 		log_metrics(&tree);
 		metrics_tree_free(&tree);
 	}
-	(void)loop_timer_start(loop, &host->metrics_log_timer,
-			       config_in_force(host)->metrics_log_interval);
+	(void)loop_timer_start(loop, &host->metrics_log_timer, host->metrics_log_interval);
 }
 
 void
 host_monitor_start(struct host *host)
 {
-	const struct config *config = config_in_force(host);
+	/* [host] keys are read at start only: a reload does not change them. */
+	const struct config *config = host->configs[host->config_count - 1];
+	host->memory_free_minimum = config->memory_free_minimum;
+	host->metrics_log_interval = config->metrics_log_interval;
 	loop_timer_init(&host->memory_free_timer, on_memory_free, host);
 	loop_timer_init(&host->metrics_log_timer, on_metrics_log, host);
 	if (config->memory_free_minimum)

@@ -67,6 +67,8 @@ struct host {
 	struct restart_request *restart_queue;
 	/* host_monitor.c: [host] memory_free_minimum and metrics_log_interval, each armed only
 	 * when set. The free memory check backs off as service_memory.c's budget does. */
+	unsigned long long memory_free_minimum;
+	double metrics_log_interval;
 	struct loop_timer memory_free_timer;
 	struct loop_timer metrics_log_timer;
 	unsigned free_wait, free_backoff;

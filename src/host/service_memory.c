@@ -149,8 +149,7 @@ check_total(struct service *service)
 		return;
 	}
 	if (service->budget_before && total >= service->budget_before) {
-		service->budget_backoff =
-		    service->budget_backoff ? service->budget_backoff * 2 : 1;
+		service->budget_backoff = service->budget_backoff ? service->budget_backoff * 2 : 1;
 		if (service->budget_backoff > SERVICE_BUDGET_BACKOFF_MAX)
 			service->budget_backoff = SERVICE_BUDGET_BACKOFF_MAX;
 		log_warn("%s: the last replacement did not bring its memory down (%.1f MiB, then "
@@ -198,18 +197,20 @@ service_check_memory(struct loop *loop, void *data)
 								 config->memory_metric);
 		}
 		if (config->memory_limit && footprint.size > config->memory_limit) {
-			log_warn("%s[%d] uses %.1f MiB (%s of its tree) over memory_limit %.1f MiB: "
-				 "replacing it",
-				 worker->label, (int)worker->pid, MIB(footprint.size), measure_name,
-				 MIB(config->memory_limit));
+			log_warn(
+			    "%s[%d] uses %.1f MiB (%s of its tree) over memory_limit %.1f MiB: "
+			    "replacing it",
+			    worker->label, (int)worker->pid, MIB(footprint.size), measure_name,
+			    MIB(config->memory_limit));
 			service_raise(service, worker, WORKER_EVENT_REPLACE);
 			replaced = true;
 		} else if (config->memory_leak_increases &&
 			   leaking(config, worker, footprint.size)) {
 			log_warn("%s[%d] leaks: it grew more than %.1f MiB above its largest size "
 				 "%u times (now %.1f MiB, %s): replacing it",
-				 worker->label, (int)worker->pid, MIB(config->memory_leak_threshold),
-				 worker->leak_increases, MIB(footprint.size), measure_name);
+				 worker->label, (int)worker->pid,
+				 MIB(config->memory_leak_threshold), worker->leak_increases,
+				 MIB(footprint.size), measure_name);
 			service_memory_replace(service, worker, SERVICE_MEMORY_LEAK);
 			replaced = true;
 		}

@@ -31,8 +31,7 @@ extern char **environ;
 /* Keys the host sets for each worker; inherited values of them are dropped. */
 static const char *const own_keys[] = {
     "NOTIFY_SOCKET", "LISTEN_FDS",	 "LISTEN_PID",	  "LISTEN_FDNAMES", "AERIE_SERVICE",
-    "AERIE_WORKER",  "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",
-    "AERIE_UTILIZATION",
+    "AERIE_WORKER",  "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",   "AERIE_UTILIZATION",
 };
 
 static bool

@@ -61,8 +61,8 @@ memory_status(struct json_out *out, const struct service *service)
 	if (!config->memory_total_limit && !config->memory_leak_increases &&
 	    !service->memory_free_replacements)
 		return;
-	json_out_field(out, ",\"memory_replacements\":{\"total_limit\":",
-		       service->memory_total_replacements);
+	json_out_field(
+	    out, ",\"memory_replacements\":{\"total_limit\":", service->memory_total_replacements);
 	json_out_field(out, ",\"free_minimum\":", service->memory_free_replacements);
 	json_out_field(out, ",\"leak\":", service->memory_leak_replacements);
 	json_out_raw(out, "}");

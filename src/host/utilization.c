@@ -96,10 +96,10 @@ utilization_take(struct utilization *utilization, const char *path, size_t *ret_
 	if (slot == utilization->slots) {
 		if (slot >= UTILIZATION_MAX_SLOTS)
 			return -ENOSPC;
-		size_t slots = slot * 2 < UTILIZATION_FIRST_SLOTS ? UTILIZATION_FIRST_SLOTS
-								  : slot * 2;
-		int r = grow(utilization, slots < UTILIZATION_MAX_SLOTS ? slots
-									: UTILIZATION_MAX_SLOTS);
+		size_t slots =
+		    slot * 2 < UTILIZATION_FIRST_SLOTS ? UTILIZATION_FIRST_SLOTS : slot * 2;
+		int r = grow(utilization,
+			     slots < UTILIZATION_MAX_SLOTS ? slots : UTILIZATION_MAX_SLOTS);
 		if (r < 0)
 			return r;
 	}

@@ -52,7 +52,7 @@ struct worker {
 	uint64_t leak_maximum;
 	unsigned leak_increases;
 	size_t utilization_segment; /* its slot + 1 in the service's utilization file; 0: none */
-	struct loop_timer timer; /* the one deadline of the current state */
+	struct loop_timer timer;    /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
 	int output_fd;
 	pid_t output_pid;

@@ -17,6 +17,7 @@
 static int
 read_small(const char *path, char *buffer, size_t size)
 {
+	buffer[0] = '\0';
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

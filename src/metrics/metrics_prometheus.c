@@ -204,8 +204,9 @@ utilization_families(FILE *out, const json_t *status)
 				continue;
 			if (!any)
 				family(out, name, counter ? "counter" : "gauge",
-				       counter ? "Sum over the service's workers, those gone included."
-					       : "Sum over the service's workers.");
+				       counter
+					   ? "Sum over the service's workers, those gone included."
+					   : "Sum over the service's workers.");
 			any = true;
 			fprintf(out, "%s{service=\"%s\"} %lld\n", name, service_name,
 				json_integer_value(json_object_get(sum, field)));
@@ -227,15 +228,18 @@ memory_family(FILE *out, const json_t *status)
 		if (!counts)
 			continue;
 		if (!any)
-			family(out, "aerie_service_memory_replacements_total", "counter",
-			       "Workers replaced by memory_total_limit, memory_free_minimum or leak "
-			       "detection.");
+			family(
+			    out, "aerie_service_memory_replacements_total", "counter",
+			    "Workers replaced by memory_total_limit, memory_free_minimum or leak "
+			    "detection.");
 		any = true;
 		for (size_t i = 0; i < 3; i++)
-			fprintf(out,
-				"aerie_service_memory_replacements_total{service=\"%s\",cause=\"%s\"} "
-				"%lld\n",
-				name, causes[i], json_integer_value(json_object_get(counts, causes[i])));
+			fprintf(
+			    out,
+			    "aerie_service_memory_replacements_total{service=\"%s\",cause=\"%s\"} "
+			    "%lld\n",
+			    name, causes[i],
+			    json_integer_value(json_object_get(counts, causes[i])));
 	}
 }
 

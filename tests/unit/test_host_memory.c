@@ -17,8 +17,9 @@
 
 #include "metrics/host_memory.h"
 
-#define MEMINFO "MemTotal:       16000000 kB\nMemFree:         1000000 kB\n" \
-		"MemAvailable:    2000000 kB\nBuffers:          100000 kB\n"
+#define MEMINFO                                                                                    \
+	"MemTotal:       16000000 kB\nMemFree:         1000000 kB\n"                               \
+	"MemAvailable:    2000000 kB\nBuffers:          100000 kB\n"
 
 /* Writes text at root/relative, making the directories on the way. */
 static void
