@@ -13,7 +13,7 @@
 
 /* Below the minimum: the worker with most private memory of all services is replaced, one at
  * a time (none while another replacement is under way), then memory is read again. A
- * replacement after which no more is available than before makes the next wait twice as many
+ * replacement that did not make half the private memory it replaced available makes the next wait twice as many
  * checks: a machine short of memory for other reasons does not churn every worker. */
 static void
 check_free(struct host *host)
@@ -51,7 +51,7 @@ check_free(struct host *host)
 			best = footprint;
 		}
 	}
-	if (host->free_before && available <= host->free_before) {
+	if (host->free_before && available < host->free_before + host->free_freed / 2) {
 		host->free_backoff = host->free_backoff ? host->free_backoff * 2 : 1;
 		if (host->free_backoff > SERVICE_BUDGET_BACKOFF_MAX)
 			host->free_backoff = SERVICE_BUDGET_BACKOFF_MAX;
@@ -69,6 +69,7 @@ check_free(struct host *host)
 		 MIB(available), host_memory_source_name(source), MIB(minimum), largest->label,
 		 (int)largest->pid, MIB(best.private_size));
 	host->free_before = available;
+	host->free_freed = best.private_size;
 	service_memory_replace(owner, largest, SERVICE_MEMORY_FREE_MINIMUM);
 }
 

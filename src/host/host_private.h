@@ -73,6 +73,7 @@ struct host {
 	struct loop_timer metrics_log_timer;
 	unsigned free_wait, free_backoff;
 	uint64_t free_before; /* what was available when the last replacement was decided */
+	uint64_t free_freed;  /* the private memory of the worker it replaced */
 };
 
 /* host_stop.c */

@@ -119,6 +119,7 @@ struct service {
 	 * one did not bring the total down (a budget that cannot be met), reset under it. */
 	unsigned budget_wait, budget_backoff;
 	uint64_t budget_before; /* the total when the last replacement was decided */
+	uint64_t budget_freed;	/* the private memory of the worker it replaced */
 	bool budget_settling;	/* a replacement was under way at the last check */
 };
 

@@ -120,7 +120,7 @@ leaking(const struct config_service *config, struct worker *worker, uint64_t siz
 }
 
 /* One replacement, then measure again at the next check. A replacement that did not bring the
- * total down (the new worker grows as large) makes the next one wait twice as many checks, up
+ * total down by half the private memory it replaced (the new worker grows as large) makes the next one wait twice as many checks, up
  * to SERVICE_BUDGET_BACKOFF_MAX: a budget that cannot be met does not churn the service. */
 static void
 check_total(struct service *service)
@@ -148,7 +148,9 @@ check_total(struct service *service)
 		service->budget_wait--;
 		return;
 	}
-	if (service->budget_before && total >= service->budget_before) {
+	/* Progress is at least half of what the replaced worker held coming off the total: a
+	 * new worker that grows back to about the same size is none. */
+	if (service->budget_before && total + service->budget_freed / 2 > service->budget_before) {
 		service->budget_backoff = service->budget_backoff ? service->budget_backoff * 2 : 1;
 		if (service->budget_backoff > SERVICE_BUDGET_BACKOFF_MAX)
 			service->budget_backoff = SERVICE_BUDGET_BACKOFF_MAX;
@@ -172,6 +174,7 @@ check_total(struct service *service)
 		 MIB(config->memory_total_limit), largest->label, (int)largest->pid,
 		 MIB(footprint.private_size));
 	service->budget_before = total;
+	service->budget_freed = footprint.private_size;
 	service_memory_replace(service, largest, SERVICE_MEMORY_TOTAL_LIMIT);
 }
 

@@ -101,15 +101,15 @@ def test_utilization_per_worker_and_per_service(start_host, tmp_path):
 
 
 # Three workers of about 40 MiB private each (the C example worker, whose own footprint is
-# a few hundred KiB): index 0 42 MiB, 1 46 MiB, 2 40 MiB on their first start, nothing extra
-# after (a marker file says it has started before).
+# a few hundred KiB): index 0 42 MiB, 1 46 MiB, 2 40 MiB on their first start, allocated before
+# READY=1, nothing extra after (a marker file says it has started before).
 def sized_workers(examples_dir, tmp_path, sizes=(42, 46, 40), always=False):
     worker = examples_dir / "worker"
     marker = "" if always else (f'[ -e {tmp_path}/started.$AERIE_WORKER ] && exec {worker}; '
                                 f'touch {tmp_path}/started.$AERIE_WORKER; ')
     script = tmp_path / "sized.sh"
     script.write_text(f'set -- {" ".join(map(str, sizes))}; shift $AERIE_WORKER; '
-                      f'{marker}exec {worker} --allocate $1\n')
+                      f'{marker}exec {worker} --allocate-first --allocate $1\n')
     return f"sh {script}"
 
 
