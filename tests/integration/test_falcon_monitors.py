@@ -100,6 +100,35 @@ def test_utilization_per_worker_and_per_service(start_host, tmp_path):
     assert not os.path.exists(path)  # removed with the host
 
 
+def test_utilization_from_ruby(start_host, tmp_path):
+    ruby = shutil.which("ruby")
+    assert ruby, "ruby is not installed: the set-up script installs it (apt-get install ruby)"
+    script = tmp_path / "counting.rb"
+    script.write_text(f"""
+$LOAD_PATH.unshift {str(EXAMPLES)!r}
+require "utilization"
+u = Utilization.new
+n = ENV["AERIE_WORKER"].to_i + 1
+u.add(:requests_total, n)
+u.add(:requests_active, n)
+u.add(:connections_total, 10 * n)
+u.add(:connections_active, 2)
+puts "counted"
+STDOUT.flush
+sleep 3600
+""")
+    host = start_host(service("rb", f"{ruby} {script}", count=2, utilization="yes"))
+    host.wait_log("counted", count=2)
+    rb = host.status()["services"]["rb"]
+    for worker in rb["workers"]:
+        n = worker["index"] + 1
+        assert worker["utilization"] == {"connections_active": 2, "connections_total": 10 * n,
+                                         "requests_active": n, "requests_total": n}
+    assert rb["utilization"] == {"connections_active": 4, "connections_total": 30,
+                                 "requests_active": 3, "requests_total": 3, "workers": 2}
+    assert host.stop() == 0
+
+
 # Three workers of about 40 MiB private each (the C example worker, whose own footprint is
 # a few hundred KiB): index 0 42 MiB, 1 46 MiB, 2 40 MiB on their first start, allocated before
 # READY=1, nothing extra after (a marker file says it has started before).
