@@ -525,6 +525,7 @@ host_status_encode(const struct host *host, char **ret_text)
 	    .uptime = loop_now_seconds() - host->started_at,
 	    .generation = host->generation,
 	    .stopping = host->stop_requests > 0,
+	    .memory_free_minimum = host->memory_free_minimum > 0,
 	};
 	return status_encode(&status, host->services, host->service_count, ret_text);
 }

@@ -55,11 +55,11 @@ worker_status(struct json_out *out, const struct service *service, const struct 
 
 /* Replacements by the memory checks, when any is set. */
 static void
-memory_status(struct json_out *out, const struct service *service)
+memory_status(struct json_out *out, const struct status_host *host, const struct service *service)
 {
 	const struct config_service *config = service->config;
 	if (!config->memory_total_limit && !config->memory_leak_increases &&
-	    !service->memory_free_replacements)
+	    !host->memory_free_minimum && !service->memory_free_replacements)
 		return;
 	json_out_field(
 	    out, ",\"memory_replacements\":{\"total_limit\":", service->memory_total_replacements);
@@ -93,7 +93,7 @@ utilization_status(struct json_out *out, const struct service *service)
 }
 
 static void
-service_status(struct json_out *out, const struct service *service)
+service_status(struct json_out *out, const struct status_host *host, const struct service *service)
 {
 	json_out_string(out, service->name);
 	json_out_field(out, ":{\"count\":", service->config->count);
@@ -107,7 +107,7 @@ service_status(struct json_out *out, const struct service *service)
 		worker_status(out, service, service->workers[i]);
 	}
 	json_out_raw(out, "]");
-	memory_status(out, service);
+	memory_status(out, host, service);
 	utilization_status(out, service);
 	json_out_raw(out, "}");
 }
@@ -126,7 +126,7 @@ status_encode(const struct status_host *host, struct service *const *services, s
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
 			json_out_raw(&out, ",");
-		service_status(&out, services[i]);
+		service_status(&out, host, services[i]);
 	}
 	json_out_raw(&out, "}}");
 	return json_out_finish(&out, ret_text);

@@ -13,6 +13,7 @@ struct status_host {
 	double uptime; /* seconds */
 	unsigned generation;
 	bool stopping;
+	bool memory_free_minimum; /* [host] memory_free_minimum is set */
 };
 
 /* {"host":{…},"services":{NAME:{…}}} of host and the count services, in their order, as compact

@@ -207,6 +207,28 @@ def test_memory_total_limit_out_of_reach_backs_off(start_host, examples_dir, tmp
     assert host.stop() == 0
 
 
+def test_memory_free_minimum_replaces_the_largest_of_all_services(start_host, examples_dir,
+                                                                  tmp_path):
+    # No machine has this much available: the check (every 10 s) always finds too little, so
+    # it replaces the largest worker of any service, once; the fake cgroup and meminfo files
+    # of test_host_memory.c test how available memory is read.
+    host = start_host("[host]\nmemory_free_minimum = 100000G\n\n" +
+                      service("web", sized_workers(examples_dir, tmp_path, (20, 30)),
+                              count=2, ready="notify") +
+                      service("big", worker_command(examples_dir, "--allocate-first",
+                                                    "--allocate", "36"), ready="notify"))
+    host.wait_ready("web", 2)
+    big = host.wait_ready("big", 1)[0]
+    line = host.wait_log("under memory_free_minimum 102400000.0 MiB", timeout=20)[0]
+    assert f"replacing big.0[{big}], the largest worker" in line, line
+    assert re.search(r"\(cgroup v[12] .*\)|\(MemAvailable\)", line), line
+    host.wait_log("ready in place of big.0[")
+    services = host.status()["services"]
+    assert services["big"]["memory_replacements"]["free_minimum"] == 1
+    assert services["web"]["memory_replacements"]["free_minimum"] == 0
+    assert host.stop() == 0
+
+
 def test_leaking_worker_is_flagged_and_replaced(start_host, tmp_path):
     # Grows by 12 MiB every 0.3 s on its first run only; its replacement stays small.
     script = tmp_path / "leaky.py"
