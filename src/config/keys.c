@@ -209,16 +209,23 @@ parse_health_timeout(struct parser *p, const struct key_info *key, const char *v
 
 /* "512M", "2G", "65536", "1.5G"; "0" or "none" for no limit. Units are binary (KiB...). */
 static int
-parse_memory_limit(struct parser *p, const struct key_info *key, const char *value)
+parse_size_or_none(struct parser *p, const struct key_info *key, const char *value,
+		   unsigned long long *ret_bytes)
 {
 	if (strcmp(value, "none") == 0) {
-		parser_service(p)->memory_limit = 0;
+		*ret_bytes = 0;
 		return 0;
 	}
-	if (value_size(value, &parser_service(p)->memory_limit) < 0)
+	if (value_size(value, ret_bytes) < 0)
 		return parser_fail_invalid(p, key, value,
 					   "expected a size such as 512M, 2G or none");
 	return 0;
+}
+
+static int
+parse_memory_limit(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_size_or_none(p, key, value, &parser_service(p)->memory_limit);
 }
 
 static int
@@ -237,20 +244,6 @@ static int
 parse_memory_check_interval(struct parser *p, const struct key_info *key, const char *value)
 {
 	return parse_seconds(p, key, value, true, &parser_service(p)->memory_check_interval);
-}
-
-static int
-parse_size_or_none(struct parser *p, const struct key_info *key, const char *value,
-		   unsigned long long *ret_bytes)
-{
-	if (strcmp(value, "none") == 0) {
-		*ret_bytes = 0;
-		return 0;
-	}
-	if (value_size(value, ret_bytes) < 0)
-		return parser_fail_invalid(p, key, value,
-					   "expected a size such as 512M, 2G or none");
-	return 0;
 }
 
 static int

@@ -12,9 +12,9 @@
 #define MIB(bytes) ((double)(bytes) / 1048576.0)
 
 /* Below the minimum: the worker with most private memory of all services is replaced, one at
- * a time (none while another replacement is under way), then memory is read again. A
- * replacement that did not make half the private memory it replaced available makes the next wait twice as many
- * checks: a machine short of memory for other reasons does not churn every worker. */
+ * a time (none while another replacement is under way), then memory is read again; fewer when
+ * they do not help (memory_pace_check): a machine short of memory for other reasons does not
+ * churn every worker. */
 static void
 check_free(struct host *host)
 {
@@ -27,12 +27,7 @@ check_free(struct host *host)
 		return;
 	}
 	if (available >= minimum) {
-		host->free_before = 0;
-		host->free_backoff = host->free_wait = 0;
-		return;
-	}
-	if (host->free_wait) {
-		host->free_wait--;
+		memory_pace_reset(&host->free_pace);
 		return;
 	}
 	struct service *owner = NULL;
@@ -51,16 +46,17 @@ check_free(struct host *host)
 			best = footprint;
 		}
 	}
-	if (host->free_before && available < host->free_before + host->free_freed / 2) {
-		host->free_backoff = host->free_backoff ? host->free_backoff * 2 : 1;
-		if (host->free_backoff > SERVICE_BUDGET_BACKOFF_MAX)
-			host->free_backoff = SERVICE_BUDGET_BACKOFF_MAX;
+	uint64_t before = host->free_pace.before;
+	switch (memory_pace_check(&host->free_pace, available > before ? available - before : 0)) {
+	case MEMORY_PACE_WAIT:
+		return;
+	case MEMORY_PACE_NO_PROGRESS:
 		log_warn("memory_free_minimum: the last replacement did not free memory (%.1f MiB "
 			 "available, then %.1f MiB); waiting %u checks before the next",
-			 MIB(host->free_before), MIB(available), host->free_backoff);
-		host->free_wait = host->free_backoff;
-		host->free_before = 0;
+			 MIB(before), MIB(available), host->free_pace.wait);
 		return;
+	case MEMORY_PACE_GO:
+		break;
 	}
 	if (!largest)
 		return;
@@ -68,8 +64,7 @@ check_free(struct host *host)
 		 "the largest worker (%.1f MiB private)",
 		 MIB(available), host_memory_source_name(source), MIB(minimum), largest->label,
 		 (int)largest->pid, MIB(best.private_size));
-	host->free_before = available;
-	host->free_freed = best.private_size;
+	memory_pace_replaced(&host->free_pace, available, best.private_size);
 	service_memory_replace(owner, largest, SERVICE_MEMORY_FREE_MINIMUM);
 }
 

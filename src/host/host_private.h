@@ -66,14 +66,12 @@ struct host {
 	char restart_error[512];
 	struct restart_request *restart_queue;
 	/* host_monitor.c: [host] memory_free_minimum and metrics_log_interval, each armed only
-	 * when set. The free memory check backs off as service_memory.c's budget does. */
+	 * when set. */
 	unsigned long long memory_free_minimum;
 	double metrics_log_interval;
 	struct loop_timer memory_free_timer;
 	struct loop_timer metrics_log_timer;
-	unsigned free_wait, free_backoff;
-	uint64_t free_before; /* what was available when the last replacement was decided */
-	uint64_t free_freed;  /* the private memory of the worker it replaced */
+	struct memory_pace free_pace;
 };
 
 /* host_stop.c */

@@ -40,6 +40,15 @@ struct worker_footprint {
 	uint64_t private_size; /* private clean + dirty, summed */
 };
 
+/* The pace of a memory budget's replacements (memory_total_limit, memory_free_minimum): one
+ * at a time, and fewer when they do not help. */
+struct memory_pace {
+	unsigned wait;	  /* checks still to let pass */
+	unsigned backoff; /* the last wait, doubled each time a replacement did not help */
+	uint64_t before;  /* the budget's figure when the last replacement was decided; 0: none */
+	uint64_t freed;	  /* the private memory of the worker it replaced */
+};
+
 /* How the service reaches processes: worker_spawn and worker_kill in the host, fakes in a
  * test. */
 struct spawner {
@@ -115,12 +124,8 @@ struct service {
 	struct utilization utilization;
 	/* Replacements by the memory checks, by cause (status, Prometheus). */
 	unsigned memory_total_replacements, memory_free_replacements, memory_leak_replacements;
-	/* memory_total_limit: checks to let pass before the next replacement, doubled each time
-	 * one did not bring the total down (a budget that cannot be met), reset under it. */
-	unsigned budget_wait, budget_backoff;
-	uint64_t budget_before; /* the total when the last replacement was decided */
-	uint64_t budget_freed;	/* the private memory of the worker it replaced */
-	bool budget_settling;	/* a replacement was under way at the last check */
+	struct memory_pace budget; /* of memory_total_limit */
+	bool budget_settling;	   /* a replacement was under way at the last check */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
@@ -171,6 +176,19 @@ enum service_memory_cause {
  * footprint; NULL if there is none, or when a replacement is under way (*ret_busy). */
 struct worker *service_memory_candidate(struct service *service,
 					struct worker_footprint *ret_footprint, bool *ret_busy);
+enum memory_pace_verdict {
+	MEMORY_PACE_GO,		 /* a replacement may be decided */
+	MEMORY_PACE_WAIT,	 /* a check let pass */
+	MEMORY_PACE_NO_PROGRESS, /* the last replacement did not help: pace->wait checks now */
+};
+/* Within the budget: the pace starts over. */
+void memory_pace_reset(struct memory_pace *pace);
+/* Over it. improvement: how much better the figure is than pace->before (0 if not better).
+ * A replacement that improved it by less than half the private memory it replaced doubles
+ * the wait, up to SERVICE_BUDGET_BACKOFF_MAX checks. */
+enum memory_pace_verdict memory_pace_check(struct memory_pace *pace, uint64_t improvement);
+/* A replacement was decided at figure, of a worker of freed private bytes. */
+void memory_pace_replaced(struct memory_pace *pace, uint64_t figure, uint64_t freed);
 /* A graceful replacement of worker, counted under cause. */
 void service_memory_replace(struct service *service, struct worker *worker,
 			    enum service_memory_cause cause);

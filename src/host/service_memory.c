@@ -119,9 +119,40 @@ leaking(const struct config_service *config, struct worker *worker, uint64_t siz
 	return ++worker->leak_increases >= config->memory_leak_increases;
 }
 
-/* One replacement, then measure again at the next check. A replacement that did not bring the
- * total down by half the private memory it replaced (the new worker grows as large) makes the next one wait twice as many checks, up
- * to SERVICE_BUDGET_BACKOFF_MAX: a budget that cannot be met does not churn the service. */
+void
+memory_pace_reset(struct memory_pace *pace)
+{
+	*pace = (struct memory_pace){0};
+}
+
+enum memory_pace_verdict
+memory_pace_check(struct memory_pace *pace, uint64_t improvement)
+{
+	if (pace->wait) {
+		pace->wait--;
+		return MEMORY_PACE_WAIT;
+	}
+	/* A new worker that grows back to about the size of the one it replaced is no progress. */
+	if (!pace->before || improvement >= pace->freed / 2)
+		return MEMORY_PACE_GO;
+	pace->backoff = pace->backoff ? pace->backoff * 2 : 1;
+	if (pace->backoff > SERVICE_BUDGET_BACKOFF_MAX)
+		pace->backoff = SERVICE_BUDGET_BACKOFF_MAX;
+	pace->wait = pace->backoff;
+	pace->before = 0;
+	return MEMORY_PACE_NO_PROGRESS;
+}
+
+void
+memory_pace_replaced(struct memory_pace *pace, uint64_t figure, uint64_t freed)
+{
+	pace->before = figure;
+	pace->freed = freed;
+}
+
+/* One replacement, then measure again (service_check_memory waits a check more); fewer when
+ * they do not help (memory_pace_check): a budget that cannot be met does not churn the
+ * service. */
 static void
 check_total(struct service *service)
 {
@@ -138,30 +169,23 @@ check_total(struct service *service)
 			private_size += footprint.private_size;
 		}
 	}
-	uint64_t total = shared + private_size;
+	uint64_t total = shared + private_size, before = service->budget.before;
 	if (total <= config->memory_total_limit) {
-		service->budget_before = 0;
-		service->budget_backoff = service->budget_wait = 0;
+		memory_pace_reset(&service->budget);
 		return;
 	}
-	if (service->budget_wait) {
-		service->budget_wait--;
+	switch (memory_pace_check(&service->budget, before > total ? before - total : 0)) {
+	case MEMORY_PACE_WAIT:
 		return;
-	}
-	/* Progress is at least half of what the replaced worker held coming off the total: a
-	 * new worker that grows back to about the same size is none. */
-	if (service->budget_before && total + service->budget_freed / 2 > service->budget_before) {
-		service->budget_backoff = service->budget_backoff ? service->budget_backoff * 2 : 1;
-		if (service->budget_backoff > SERVICE_BUDGET_BACKOFF_MAX)
-			service->budget_backoff = SERVICE_BUDGET_BACKOFF_MAX;
+	case MEMORY_PACE_NO_PROGRESS:
 		log_warn("%s: the last replacement did not bring its memory down (%.1f MiB, then "
 			 "%.1f MiB): memory_total_limit %.1f MiB looks out of reach; waiting %u "
 			 "checks before the next",
-			 service->name, MIB(service->budget_before), MIB(total),
-			 MIB(config->memory_total_limit), service->budget_backoff);
-		service->budget_wait = service->budget_backoff;
-		service->budget_before = 0;
+			 service->name, MIB(before), MIB(total), MIB(config->memory_total_limit),
+			 service->budget.wait);
 		return;
+	case MEMORY_PACE_GO:
+		break;
 	}
 	bool busy;
 	struct worker *largest = service_memory_candidate(service, &footprint, &busy);
@@ -173,8 +197,7 @@ check_total(struct service *service)
 		 service->name, MIB(total), MIB(shared), MIB(private_size), measured,
 		 MIB(config->memory_total_limit), largest->label, (int)largest->pid,
 		 MIB(footprint.private_size));
-	service->budget_before = total;
-	service->budget_freed = footprint.private_size;
+	memory_pace_replaced(&service->budget, total, footprint.private_size);
 	service_memory_replace(service, largest, SERVICE_MEMORY_TOTAL_LIMIT);
 }
 
