@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from hostlib import service, wait_for, worker_command
+from hostlib import idle_syscalls, service, wait_for, worker_command
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
@@ -305,23 +305,11 @@ def test_config_errors_of_the_new_keys(aerie_bin, tmp_path):
 def test_no_wakeups_when_no_monitor_key_is_set(start_host, examples_dir, tmp_path):
     """utilization = yes needs no timer (the host reads the segments when asked), and the
     memory keys that are set without the one that enables a check add none either."""
-    strace = shutil.which("strace")
-    assert strace, "strace is not installed: the set-up script installs it (apt-get install strace)"
     host = start_host(service("web", worker_command(examples_dir), count=3, ready="notify",
                               utilization="yes", memory_leak_threshold="20M",
                               memory_leak_increases=0, memory_total_limit="none"))
     host.wait_ready("web", 3)
     assert host.status()["services"]["web"]["utilization"]["workers"] == 3
-    trace = tmp_path / "strace.txt"
-    tracer = subprocess.Popen([strace, "-tt", "-p", str(host.pid), "-o", str(trace)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: trace.exists(), 5, message="strace to attach")
-        time.sleep(3)  # measuring: an idle host does nothing
-    finally:
-        tracer.send_signal(signal.SIGINT)
-        _, err = tracer.communicate(timeout=10)
-    assert b"attached" in err, err
-    calls = [l for l in trace.read_text().splitlines() if l.strip()]
+    calls = idle_syscalls(host.pid, tmp_path / "strace.txt")
     assert len(calls) <= 5, "idle host made syscalls:\n" + "\n".join(calls)
     assert host.stop() == 0
