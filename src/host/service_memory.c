@@ -39,11 +39,14 @@ replaceable(const struct service *service, const struct worker *worker)
 	       worker->generation == service->generation;
 }
 
-/* Whether a replacement is under way: its new worker starting, or the old one stopping. The
- * budgets replace one worker at a time and measure again once it is done. */
+/* Whether a replacement is under way: its new worker starting, or the old one stopping; or a
+ * rolling restart, which runs two generations for a while. The budgets replace one worker at a
+ * time and measure again once it is done. */
 static bool
 replacing(const struct service *service)
 {
+	if (service->roll_generation)
+		return true;
 	for (size_t i = 0; i < service->worker_count; i++) {
 		const struct worker *worker = service->workers[i];
 		if (worker->replacing || worker->replacement || worker->state == WORKER_STOPPING)
