@@ -33,13 +33,6 @@ enum worker_event {
 	WORKER_EVENT_COUNT,
 };
 
-/* A worker's tree as the memory checks count it (Falcon's MemoryMonitor). */
-struct worker_footprint {
-	uint64_t size;	       /* by memory_metric: PSS or RSS, summed */
-	uint64_t shared_clean; /* the largest of its processes' */
-	uint64_t private_size; /* private clean + dirty, summed */
-};
-
 /* The pace of a memory budget's replacements (memory_total_limit, memory_free_minimum): one
  * at a time, and fewer when they do not help. */
 struct memory_pace {
@@ -126,6 +119,9 @@ struct service {
 	unsigned memory_total_replacements, memory_free_replacements, memory_leak_replacements;
 	struct memory_pace budget; /* of memory_total_limit */
 	bool budget_settling;	   /* a replacement was under way at the last check */
+	/* Odd while a memory check runs (its number), even between them: what workers measured
+	 * by that check hold is used again within it, never after. */
+	unsigned long memory_check;
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,

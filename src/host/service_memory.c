@@ -56,13 +56,24 @@ replacing(const struct service *service)
 }
 
 static bool
-measure(const struct service *service, const struct worker *worker,
+measure(const struct service *service, struct worker *worker,
 	struct worker_footprint *ret_footprint)
 {
 	if (worker->pid <= 0 || !service->spawner.footprint)
 		return false;
-	return service->spawner.footprint(service->spawner.data, worker->pid,
-					  service->config->memory_metric, ret_footprint);
+	bool checking = service->memory_check % 2 == 1;
+	if (checking && worker->footprint_check == service->memory_check) {
+		*ret_footprint = worker->footprint;
+		return true;
+	}
+	if (!service->spawner.footprint(service->spawner.data, worker->pid,
+					service->config->memory_metric, ret_footprint))
+		return false;
+	if (checking) {
+		worker->footprint = *ret_footprint;
+		worker->footprint_check = service->memory_check;
+	}
+	return true;
 }
 
 struct worker *
@@ -164,7 +175,7 @@ check_total(struct service *service)
 	uint64_t shared = 0, private_size = 0;
 	unsigned measured = 0;
 	for (size_t i = 0; i < service->worker_count; i++) {
-		const struct worker *worker = service->workers[i];
+		struct worker *worker = service->workers[i];
 		if ((worker->state == WORKER_READY || worker->state == WORKER_STARTING) &&
 		    measure(service, worker, &footprint)) {
 			measured++;
@@ -213,6 +224,7 @@ service_check_memory(struct loop *loop, void *data)
 		return;
 	const char *measure_name = config->memory_metric == CONFIG_MEMORY_RSS ? "RSS" : "PSS";
 	bool replaced = false;
+	service->memory_check++; /* odd: the check runs */
 	for (size_t i = 0; i < service->worker_count; i++) {
 		struct worker *worker = service->workers[i];
 		if (!replaceable(service, worker))
@@ -252,5 +264,6 @@ service_check_memory(struct loop *loop, void *data)
 		service->budget_settling = false;
 	else if (config->memory_total_limit)
 		check_total(service);
+	service->memory_check++;
 	(void)loop_timer_start(loop, &service->memory_timer, config->memory_check_interval);
 }

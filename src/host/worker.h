@@ -22,6 +22,13 @@ enum worker_state {
 struct service;
 struct worker_environment;
 
+/* A worker's tree as the memory checks count it (Falcon's MemoryMonitor). */
+struct worker_footprint {
+	uint64_t size;	       /* by memory_metric: PSS or RSS, summed */
+	uint64_t shared_clean; /* the largest of its processes' */
+	uint64_t private_size; /* private clean + dirty, summed */
+};
+
 struct worker {
 	struct service *service;
 	char label[80]; /* "web.2", for log lines */
@@ -51,6 +58,10 @@ struct worker {
 	 * more than memory_leak_threshold above it. */
 	uint64_t leak_maximum;
 	unsigned leak_increases;
+	/* Its footprint as measured by the memory check numbered footprint_check: one capture
+	 * of its tree per check, whichever rules ask. */
+	struct worker_footprint footprint;
+	unsigned long footprint_check;
 	size_t utilization_segment; /* its slot + 1 in the service's utilization file; 0: none */
 	struct loop_timer timer;    /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
