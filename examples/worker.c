@@ -41,6 +41,7 @@ struct options {
 	double watchdog_for; /* send WATCHDOG=1 (every WATCHDOG_USEC/2) for this long; < 0: always */
 	bool watchdog;	     /* --watchdog given */
 	long allocate_mib;   /* MiB to allocate and touch once ready (memory_limit tests) */
+	bool allocate_first; /* --allocate-first: before READY=1 */
 };
 
 static const char usage_text[] =
@@ -65,6 +66,8 @@ static const char usage_text[] =
     "  -K, --env-key NAME         with --print-env, print NAME too (repeatable)\n"
     "  -w, --watchdog             once ready, send WATCHDOG=1 every WATCHDOG_USEC/2\n"
     "  -a, --allocate MIB         once ready, allocate and touch MIB mebibytes (and keep them)\n"
+    "      --allocate-first       with --allocate: before READY=1 instead, so that a ready\n"
+    "                             worker has its full size (memory_total_limit tests)\n"
     "  -W, --watchdog-for SECONDS the same, but go quiet after SECONDS (a hang)\n"
     "  -h, --help                 show this help\n"
     "\n"
@@ -170,7 +173,7 @@ usage_error(const char *format, ...)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CRASH = 256 };
+	enum { OPT_CRASH = 256, OPT_ALLOCATE_FIRST };
 	static const struct option longopts[] = {
 	    {"ready-after", required_argument, NULL, 'r'},
 	    {"no-ready", no_argument, NULL, 'n'},
@@ -188,6 +191,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    {"env-key", required_argument, NULL, 'K'},
 	    {"watchdog", no_argument, NULL, 'w'},
 	    {"allocate", required_argument, NULL, 'a'},
+	    {"allocate-first", no_argument, NULL, OPT_ALLOCATE_FIRST},
 	    {"watchdog-for", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -233,6 +237,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'w':
 			o->watchdog = true;
+			break;
+		case OPT_ALLOCATE_FIRST:
+			o->allocate_first = true;
 			break;
 		case 'a': {
 			char *end;
@@ -664,6 +671,27 @@ die_by_signal(int sig)
 	(void)raise(sig);
 }
 
+/* Escapes through a volatile object, so that the compiler keeps the pages written. */
+static char *volatile allocated;
+
+/* Allocates and touches mib MiB, kept: resident, which is what the memory checks measure. */
+static int
+allocate(long mib)
+{
+	if (mib <= 0)
+		return 0;
+	size_t size = (size_t)mib << 20;
+	char *memory = malloc(size);
+	if (!memory) {
+		fprintf(stderr, "worker: cannot allocate %ld MiB\n", mib);
+		return -1;
+	}
+	memset(memory, 1, size);
+	allocated = memory; /* for the life of the process */
+	say("allocated %ld MiB", mib);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -721,6 +749,8 @@ main(int argc, char **argv)
 	}
 
 	r = 0;
+	if (o.allocate_first && allocate(o.allocate_mib) < 0)
+		return 1;
 	if (o.ready_after > 0) {
 		deadline = deadline_after(o.ready_after);
 		r = run_until(&o, &stop_signals, &deadline);
@@ -733,17 +763,8 @@ main(int argc, char **argv)
 		notify(message);
 		say(o.no_ready ? "not ready (--no-ready)" : "ready");
 		watchdog_start(&o);
-		if (o.allocate_mib > 0) {
-			/* Touched, so that it is resident: this is what memory_limit measures. */
-			size_t size = (size_t)o.allocate_mib << 20;
-			char *memory = malloc(size);
-			if (!memory) {
-				fprintf(stderr, "worker: cannot allocate %ld MiB\n", o.allocate_mib);
-				return 1;
-			}
-			memset(memory, 1, size);
-			say("allocated %ld MiB", o.allocate_mib);
-		}
+		if (!o.allocate_first && allocate(o.allocate_mib) < 0)
+			return 1;
 		if (o.exit_after >= 0)
 			deadline = deadline_after(o.exit_after);
 		r = run_until(&o, &stop_signals, o.exit_after >= 0 ? &deadline : NULL);

@@ -6,7 +6,7 @@ set -eu
 packages="gcc make meson ninja-build pkg-config libjansson-dev libinih-dev libcmocka-dev
 python3 python3-pytest procps valgrind strace clang libclang-rt-14-dev libncurses-dev tmux
 scdoc man-db groff-base clang-tidy cppcheck libseccomp-dev libcap-ng-dev time
-build-essential debhelper dpkg-dev lintian git bash-completion zsh systemd $*"
+build-essential debhelper dpkg-dev lintian git bash-completion zsh systemd ruby $*"
 
 missing=""
 for p in $packages; do

@@ -23,6 +23,7 @@ enum column {
 	COLUMN_PSS,
 	COLUMN_USS,
 	COLUMN_UPTIME,
+	COLUMN_REQUESTS, /* requests in flight (utilization = yes); shown only with it */
 	COLUMN_COUNT,
 };
 
@@ -36,12 +37,14 @@ static const struct {
     [COLUMN_RESTARTS] = {"RESTARTS", 8, false}, [COLUMN_CPU] = {"%CPU", 6, false},
     [COLUMN_RSS] = {"RSS", 8, false},		[COLUMN_PSS] = {"PSS", 8, false},
     [COLUMN_USS] = {"USS", 8, false},		[COLUMN_UPTIME] = {"UPTIME", 10, false},
+    [COLUMN_REQUESTS] = {"REQS", 5, false},
 };
 
 /* Which columns stay as the terminal narrows: the first ones in this list. */
 static const enum column priority[COLUMN_COUNT] = {
     COLUMN_PID, COLUMN_NAME, COLUMN_CPU,    COLUMN_STATE,      COLUMN_RSS,
     COLUMN_USS, COLUMN_PSS,  COLUMN_UPTIME, COLUMN_GENERATION, COLUMN_RESTARTS,
+    COLUMN_REQUESTS,
 };
 
 #define COMMAND_MIN_WIDTH 12
@@ -119,12 +122,29 @@ add_line(struct render *render, enum top_style style, const char *format, ...)
 	lines->lines[lines->count++] = (struct top_line){text, style};
 }
 
+/* Whether a service of status has utilization = yes (its "utilization" sums). */
+static bool
+has_utilization(const json_t *status)
+{
+	const char *name;
+	json_t *service;
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	{
+		if (json_object_get(service, "utilization"))
+			return true;
+	}
+	return false;
+}
+
 static void
-choose_columns(struct render *render)
+choose_columns(struct render *render, const json_t *status)
 {
 	size_t used = 0;
+	bool requests = has_utilization(status);
 	for (size_t i = 0; i < COLUMN_COUNT; i++) {
 		enum column c = priority[i];
+		if (c == COLUMN_REQUESTS && !requests)
+			continue;
 		size_t need = (size_t)columns[c].width + 1;
 		if (render->width && used + need + 1 + COMMAND_MIN_WIDTH > render->width)
 			break;
@@ -317,9 +337,14 @@ add_service(struct render *render, const char *name, const json_t *service,
 	    const struct metrics_tree *tree, enum top_sort sort)
 {
 	long long restarts = integer(service, "restarts");
-	add_line(render, TOP_STYLE_GROUP, "%s: %lld/%lld ready, generation %lld, %lld restart%s",
+	const json_t *sum = json_object_get(service, "utilization");
+	char requests[96] = "";
+	if (sum)
+		snprintf(requests, sizeof(requests), ", %lld requests in flight, %lld served",
+			 integer(sum, "requests_active"), integer(sum, "requests_total"));
+	add_line(render, TOP_STYLE_GROUP, "%s: %lld/%lld ready, generation %lld, %lld restart%s%s",
 		 name, integer(service, "ready"), integer(service, "count"),
-		 integer(service, "generation"), restarts, restarts == 1 ? "" : "s");
+		 integer(service, "generation"), restarts, restarts == 1 ? "" : "s", requests);
 	const json_t *workers = json_object_get(service, "workers");
 	size_t count = json_array_size(workers);
 	struct unit *units = calloc(count ? count : 1, sizeof(*units));
@@ -354,6 +379,10 @@ add_service(struct render *render, const char *name, const json_t *service,
 			 u->generation);
 		snprintf(cells.text[COLUMN_RESTARTS], sizeof(cells.text[0]), "%lld",
 			 integer(u->worker, "restarts"));
+		const json_t *counters = json_object_get(u->worker, "utilization");
+		if (counters)
+			snprintf(cells.text[COLUMN_REQUESTS], sizeof(cells.text[0]), "%lld",
+				 integer(counters, "requests_active"));
 		if (u->process >= 0) {
 			add_subtree(render, tree, (size_t)u->process, 0, &cells);
 			continue;
@@ -457,7 +486,7 @@ top_view_render(const json_t *status, const struct metrics_tree *tree, enum top_
 {
 	struct top_lines header = {0}, rows = {0};
 	struct render render = {.width = width, .lines = &header};
-	choose_columns(&render);
+	choose_columns(&render, status);
 	add_header(&render, status, tree, sort);
 	render.lines = &rows;
 	index_tree(&render, status, tree);

@@ -87,6 +87,7 @@ open_service(struct parser *p, const char *name)
 	    .start_limit_burst = CONFIG_DEFAULT_START_LIMIT_BURST,
 	    .start_limit_interval = CONFIG_DEFAULT_START_LIMIT_INTERVAL,
 	    .kill_mode = CONFIG_DEFAULT_KILL_MODE,
+	    .memory_leak_threshold = CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD,
 	};
 	if (!(service->name = strdup(service_name)))
 		return parser_fail_errno(p, -ENOMEM);

@@ -71,6 +71,7 @@ struct config_exec {
 	unsigned long long memory_max; /* bytes for memory.max; 0: not set */
 	unsigned cpu_weight;	       /* 1..10000 for cpu.weight; 0: not set */
 };
+#define CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD (10ULL * 1024 * 1024) /* Falcon's threshold_size */
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -102,6 +103,14 @@ struct config_service {
 	double start_limit_interval; /* seconds */
 	enum config_kill_mode kill_mode;
 	struct config_exec exec;
+	bool utilization;  /* each worker gets AERIE_UTILIZATION, a segment of counters */
+	/* Falcon's MemoryMonitor: the service's max(shared_clean) + sum(private) over it replaces
+	 * the worker with most private memory; 0: no budget. */
+	unsigned long long memory_total_limit;
+	/* A worker that grew more than memory_leak_threshold above its largest size seen
+	 * memory_leak_increases times is replaced; increases 0: no leak detection. */
+	unsigned long long memory_leak_threshold;
+	unsigned memory_leak_increases;
 };
 
 struct config {
@@ -111,8 +120,12 @@ struct config {
 	mode_t socket_mode;
 	char *socket_group; /* NULL when not set */
 	enum config_log_format log_format;
-	char *log_path;			 /* absolute; NULL: stderr as it is */
-	char *prometheus;		 /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
+	char *log_path;	  /* absolute; NULL: stderr as it is */
+	char *prometheus; /* "tcp:HOST:PORT" for GET /metrics over HTTP; NULL: off */
+	/* Below this much available memory (cgroup, else MemAvailable) workers are replaced,
+	 * largest private first; 0: off. */
+	unsigned long long memory_free_minimum;
+	double metrics_log_interval;	 /* seconds between logs of the tree's metrics; 0: off */
 	struct config_service *services; /* in file order, names unique */
 	size_t service_count;		 /* >= 1 */
 };

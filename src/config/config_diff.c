@@ -99,6 +99,10 @@ config_service_diff(const struct config_service *old, const struct config_servic
 	    {"start_limit_burst", old->start_limit_burst == new->start_limit_burst},
 	    {"start_limit_interval", old->start_limit_interval == new->start_limit_interval},
 	    {"kill_mode", old->kill_mode == new->kill_mode},
+	    {"utilization", old->utilization == new->utilization},
+	    {"memory_total_limit", old->memory_total_limit == new->memory_total_limit},
+	    {"memory_leak_threshold", old->memory_leak_threshold == new->memory_leak_threshold},
+	    {"memory_leak_increases", old->memory_leak_increases == new->memory_leak_increases},
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (!fields[i].equal) {
@@ -128,6 +132,8 @@ config_host_diff(const struct config *old, const struct config *new, const char 
 	    {"log_format", old->log_format == new->log_format},
 	    {"log", string_equal(old->log_path, new->log_path)},
 	    {"prometheus", string_equal(old->prometheus, new->prometheus)},
+	    {"memory_free_minimum", old->memory_free_minimum == new->memory_free_minimum},
+	    {"metrics_log_interval", old->metrics_log_interval == new->metrics_log_interval},
 	};
 	size_t count = 0;
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)

@@ -209,16 +209,23 @@ parse_health_timeout(struct parser *p, const struct key_info *key, const char *v
 
 /* "512M", "2G", "65536", "1.5G"; "0" or "none" for no limit. Units are binary (KiB...). */
 static int
-parse_memory_limit(struct parser *p, const struct key_info *key, const char *value)
+parse_size_or_none(struct parser *p, const struct key_info *key, const char *value,
+		   unsigned long long *ret_bytes)
 {
 	if (strcmp(value, "none") == 0) {
-		parser_service(p)->memory_limit = 0;
+		*ret_bytes = 0;
 		return 0;
 	}
-	if (value_size(value, &parser_service(p)->memory_limit) < 0)
+	if (value_size(value, ret_bytes) < 0)
 		return parser_fail_invalid(p, key, value,
 					   "expected a size such as 512M, 2G or none");
 	return 0;
+}
+
+static int
+parse_memory_limit(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_size_or_none(p, key, value, &parser_service(p)->memory_limit);
 }
 
 static int
@@ -237,6 +244,55 @@ static int
 parse_memory_check_interval(struct parser *p, const struct key_info *key, const char *value)
 {
 	return parse_seconds(p, key, value, true, &parser_service(p)->memory_check_interval);
+}
+
+static int
+parse_utilization(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (strcmp(value, "yes") == 0)
+		parser_service(p)->utilization = true;
+	else if (strcmp(value, "no") == 0)
+		parser_service(p)->utilization = false;
+	else
+		return parser_fail_invalid(p, key, value, "expected yes or no");
+	return 0;
+}
+
+static int
+parse_memory_total_limit(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_size_or_none(p, key, value, &parser_service(p)->memory_total_limit);
+}
+
+static int
+parse_memory_leak_threshold(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (value_size(value, &parser_service(p)->memory_leak_threshold) < 0)
+		return parser_fail_invalid(p, key, value, "expected a size such as 10M");
+	return 0;
+}
+
+static int
+parse_memory_leak_increases(struct parser *p, const struct key_info *key, const char *value)
+{
+	unsigned long increases;
+	if (value_unsigned(value, 10, 1000000, &increases) < 0)
+		return parser_fail_invalid(p, key, value,
+					   "expected a number of increases, 0 (off) to 1000000");
+	parser_service(p)->memory_leak_increases = (unsigned)increases;
+	return 0;
+}
+
+static int
+parse_memory_free_minimum(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_size_or_none(p, key, value, &p->config.memory_free_minimum);
+}
+
+static int
+parse_metrics_log_interval(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_seconds(p, key, value, false, &p->config.metrics_log_interval);
 }
 
 /* HOST:PORT (or [ADDR]:PORT), kept as the listen line that would bind it. */
@@ -407,6 +463,17 @@ const struct key_info keys_table[KEY__MAX] = {
     [KEY_CGROUP] = {"cgroup", SECTION_SERVICE, false, exec_parse_cgroup},
     [KEY_MEMORY_MAX] = {"memory_max", SECTION_SERVICE, false, exec_parse_memory_max},
     [KEY_CPU_WEIGHT] = {"cpu_weight", SECTION_SERVICE, false, exec_parse_cpu_weight},
+    [KEY_UTILIZATION] = {"utilization", SECTION_SERVICE, false, parse_utilization},
+    [KEY_MEMORY_TOTAL_LIMIT] = {"memory_total_limit", SECTION_SERVICE, false,
+				parse_memory_total_limit},
+    [KEY_MEMORY_LEAK_THRESHOLD] = {"memory_leak_threshold", SECTION_SERVICE, false,
+				   parse_memory_leak_threshold},
+    [KEY_MEMORY_LEAK_INCREASES] = {"memory_leak_increases", SECTION_SERVICE, false,
+				   parse_memory_leak_increases},
+    [KEY_MEMORY_FREE_MINIMUM] = {"memory_free_minimum", SECTION_HOST, false,
+				 parse_memory_free_minimum},
+    [KEY_METRICS_LOG_INTERVAL] = {"metrics_log_interval", SECTION_HOST, false,
+				  parse_metrics_log_interval},
 };
 
 const struct key_info *

@@ -315,6 +315,7 @@ host_free(struct host *host)
 	sdnotify_close(host->systemd);
 	loop_timer_stop(host->loop, &host->orphan_timer);
 	loop_timer_stop(host->loop, &host->stop_timer);
+	host_monitor_stop(host);
 	loop_free(host->loop);
 	for (size_t i = 0; i < host->config_count; i++) {
 		config_free(host->configs[i]);
@@ -384,6 +385,30 @@ tree_memory(void *data, pid_t pid, enum config_memory_metric metric)
 	return total;
 }
 
+/* The footprint of a worker's tree for memory_total_limit, leaks and memory_free_minimum. */
+static bool
+tree_footprint(void *data, pid_t pid, enum config_memory_metric metric,
+	       struct worker_footprint *ret_footprint)
+{
+	(void)data;
+	struct metrics_tree tree;
+	if (metrics_capture(pid, METRICS_WALK_CHILDREN, &tree) < 0)
+		return false;
+	struct worker_footprint footprint = {0};
+	for (size_t i = 0; i < tree.count; i++) {
+		const struct metrics_process *p = &tree.processes[i];
+		footprint.size += metric == CONFIG_MEMORY_RSS || !p->has_memory
+				      ? p->resident_size
+				      : p->memory.proportional_size;
+		if (p->memory.shared_clean_size > footprint.shared_clean)
+			footprint.shared_clean = p->memory.shared_clean_size;
+		footprint.private_size += p->memory.unique_size;
+	}
+	metrics_tree_free(&tree);
+	*ret_footprint = footprint;
+	return true;
+}
+
 /* The host holds a pipe per worker and a socket per client: it raises its soft limit of open
  * files to the hard one, as systemd does for itself, and keeps the limit it was started with
  * for its workers (spawn_worker). */
@@ -444,6 +469,7 @@ host_main(const char *config_path, bool init)
 	    .kill_group = kill_group,
 	    .memory = tree_memory,
 	    .data = &host,
+	    .footprint = tree_footprint,
 	};
 	host.spawner = processes;
 	/* Sockets systemd passed to the host (socket activation) go to the listen lines bound to
@@ -555,6 +581,9 @@ host_main(const char *config_path, bool init)
 		if (r < 0)
 			goto out;
 		host.service_count++;
+		r = service_set_utilization_path(host.services[i], config->supervisor_path);
+		if (r < 0)
+			goto out;
 		/* Bound before any worker runs, so that the first generation inherits them. */
 		r = service_open_sockets(host.services[i], config->directory, &inherited, error,
 					 sizeof(error));
@@ -579,6 +608,7 @@ host_main(const char *config_path, bool init)
 			break;
 		}
 	}
+	host_monitor_start(&host);
 	r = loop_run(host.loop);
 	if (r < 0)
 		log_errno(LOG_ERROR, r, "event loop failed");
@@ -605,6 +635,7 @@ host_status_encode(const struct host *host, char **ret_text)
 	    .generation = serving,
 	    .stopping = host->stop_requests > 0,
 	    .service_memory = cgroup_service_memory,
+	    .memory_free_minimum = host->memory_free_minimum > 0,
 	};
 	return status_encode(&status, host->services, host->service_count, ret_text);
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 
 #include "config/config.h"
@@ -108,6 +109,13 @@ struct host {
 	/* The running reload's report (restart_running->reload), NULL otherwise. */
 	struct host_reload_report *reload_report;
 	struct host_operation *operations;
+	/* host_monitor.c: [host] memory_free_minimum and metrics_log_interval, each armed only
+	 * when set. */
+	unsigned long long memory_free_minimum;
+	double metrics_log_interval;
+	struct loop_timer memory_free_timer;
+	struct loop_timer metrics_log_timer;
+	struct memory_pace free_pace;
 };
 
 /* host_stop.c */
@@ -122,6 +130,11 @@ void host_on_orphan_deadline(struct loop *loop, void *data);
 /* The stop's deadline, the longest stop_timeout and HOST_STOP_GRACE after the first SIGTERM:
  * everything left gets SIGKILL; HOST_STOP_KILL_WAIT later, the host exits whatever is left. */
 void host_on_stop_deadline(struct loop *loop, void *data);
+
+/* host_monitor.c */
+/* Arms the timers of the [host] keys that are set; stops them. */
+void host_monitor_start(struct host *host);
+void host_monitor_stop(struct host *host);
 
 /* restart.c */
 /* Starts the first queued restart if none runs; true if it took one. */

@@ -49,11 +49,34 @@ service_free(struct service *service)
 		service_worker_free(service, service->workers[i]);
 	for (size_t i = 0; i < service->removed_count; i++)
 		service_worker_free(service, service->removed[i]);
+	utilization_close(&service->utilization);
+	free(service->utilization_path);
 	free(service->workers);
 	free(service->removed);
 	free(service->queue);
 	free(service->name);
 	free(service);
+}
+
+int
+service_set_utilization_path(struct service *service, const char *control_socket)
+{
+	char *path;
+	if (asprintf(&path, "%s.%s.utilization", control_socket, service->name) < 0)
+		return -ENOMEM;
+	free(service->utilization_path);
+	service->utilization_path = path;
+	return 0;
+}
+
+bool
+service_worker_utilization(const struct service *service, const struct worker *worker,
+			   struct utilization_counters *ret_counters)
+{
+	if (!worker->utilization_segment)
+		return false;
+	utilization_read(&service->utilization, worker->utilization_segment - 1, ret_counters);
+	return true;
 }
 
 /* Creates count workers of generation and starts them. */

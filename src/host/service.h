@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "host/listen.h"
+#include "host/utilization.h"
 #include "host/worker.h"
 #include "lib/loop.h"
 
@@ -32,6 +33,15 @@ enum worker_event {
 	WORKER_EVENT_COUNT,
 };
 
+/* The pace of a memory budget's replacements (memory_total_limit, memory_free_minimum): one
+ * at a time, and fewer when they do not help. */
+struct memory_pace {
+	unsigned wait;	  /* checks still to let pass */
+	unsigned backoff; /* the last wait, doubled each time a replacement did not help */
+	uint64_t before;  /* the budget's figure when the last replacement was decided; 0: none */
+	uint64_t freed;	  /* the private memory of the worker it replaced */
+};
+
 /* How the service reaches processes: worker_spawn and worker_kill in the host, fakes in a
  * test. */
 struct spawner {
@@ -48,6 +58,9 @@ struct spawner {
 	/* Bytes of memory of pid and its descendants by metric; 0 if unknown. */
 	uint64_t (*memory)(void *data, pid_t pid, enum config_memory_metric metric);
 	void *data;
+	/* The footprint of pid's tree for the memory checks; false if unknown (NULL: none). */
+	bool (*footprint)(void *data, pid_t pid, enum config_memory_metric metric,
+			  struct worker_footprint *ret_footprint);
 };
 
 struct service;
@@ -105,12 +118,27 @@ struct service {
 	size_t listen_count;
 	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */
+	/* utilization = yes: the file of its workers' segments, made when the first needs one. */
+	char *utilization_path;
+	struct utilization utilization;
+	/* Replacements by the memory checks, by cause (status, Prometheus). */
+	unsigned memory_total_replacements, memory_free_replacements, memory_leak_replacements;
+	struct memory_pace budget; /* of memory_total_limit */
+	bool budget_settling;	   /* a replacement was under way at the last check */
+	/* Odd while a memory check runs (its number), even between them: what workers measured
+	 * by that check hold is used again within it, never after. */
+	unsigned long memory_check;
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,
 		const struct spawner *spawner, service_fn fn, void *data,
 		struct service **ret_service);
 void service_free(struct service *service);
+/* Where utilization files go: control_socket.NAME.utilization, beside the control socket. */
+int service_set_utilization_path(struct service *service, const char *control_socket);
+/* The counters of a worker's segment; false if it has none. */
+bool service_worker_utilization(const struct service *service, const struct worker *worker,
+				struct utilization_counters *ret_counters);
 
 /* Binds the sockets of config->listen (relative unix paths against directory). On failure
  * error says which and why; nothing stays bound. */
@@ -159,6 +187,33 @@ bool service_notified(struct service *service, pid_t pid, bool ready, bool watch
  * happened: called from the loop's before-wait hook, until it returns false (nothing was
  * left to do). */
 bool service_dispatch(struct service *service);
+
+/* The memory checks (service_memory.c). */
+enum service_memory_cause {
+	SERVICE_MEMORY_TOTAL_LIMIT,
+	SERVICE_MEMORY_FREE_MINIMUM,
+	SERVICE_MEMORY_LEAK,
+};
+/* The replaceable worker (ready, serving, not being replaced) with most private memory and its
+ * footprint; NULL if there is none, or when a replacement is under way (*ret_busy). */
+struct worker *service_memory_candidate(struct service *service,
+					struct worker_footprint *ret_footprint, bool *ret_busy);
+enum memory_pace_verdict {
+	MEMORY_PACE_GO,		 /* a replacement may be decided */
+	MEMORY_PACE_WAIT,	 /* a check let pass */
+	MEMORY_PACE_NO_PROGRESS, /* the last replacement did not help: pace->wait checks now */
+};
+/* Within the budget: the pace starts over. */
+void memory_pace_reset(struct memory_pace *pace);
+/* Over it. improvement: how much better the figure is than pace->before (0 if not better).
+ * A replacement that improved it by less than half the private memory it replaced doubles
+ * the wait, up to SERVICE_BUDGET_BACKOFF_MAX checks. */
+enum memory_pace_verdict memory_pace_check(struct memory_pace *pace, uint64_t improvement);
+/* A replacement was decided at figure, of a worker of freed private bytes. */
+void memory_pace_replaced(struct memory_pace *pace, uint64_t figure, uint64_t freed);
+/* A graceful replacement of worker, counted under cause. */
+void service_memory_replace(struct service *service, struct worker *worker,
+			    enum service_memory_cause cause);
 
 /* Counts for status: workers of the serving generation that are ready, and expected. */
 unsigned service_ready_count(const struct service *service);

@@ -124,6 +124,8 @@ void
 service_worker_free(struct service *service, struct worker *worker)
 {
 	loop_timer_stop(service->loop, &worker->timer);
+	if (worker->utilization_segment)
+		utilization_release(&service->utilization, worker->utilization_segment - 1);
 	worker_release(worker, service->loop);
 	free(worker->status_text);
 	free(worker);

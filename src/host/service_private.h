@@ -37,5 +37,9 @@ bool service_roll_in_batches(const struct config_service *config);
 void service_roll_abort(struct service *service, const char *message);
 /* A worker of the rolling restart's generation became ready. */
 void service_roll_ready(struct service *service, struct worker *worker);
+
+/* service_memory.c */
+/* Arms the memory check when a key needs it (memory_limit, memory_total_limit, leaks), stops
+ * it otherwise: called at start and whenever a rolling restart brings in another config. */
 void service_memory_timer_update(struct service *service);
 void service_check_memory(struct loop *loop, void *data);

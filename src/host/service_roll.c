@@ -1,5 +1,5 @@
-/* service_roll: a service's generations: the first start, rolling restarts (all at once or
- * in batches), and the one-worker replacements of a worker over memory_limit. */
+/* service_roll: a service's generations: the first start and rolling restarts (all at once or
+ * in batches). The one-worker replacements of the memory checks are in service_memory.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,44 +104,4 @@ service_roll_ready(struct service *service, struct worker *ready)
 			service_raise(service, next, WORKER_EVENT_START);
 	}
 	roll_check_done(service);
-}
-
-/* Memory: with memory_limit, a periodic check replaces the workers over it. */
-
-/* No limit, no timer: an idle host without memory_limit never wakes. Called at start and
- * whenever a rolling restart brings in another config. */
-void
-service_memory_timer_update(struct service *service)
-{
-	if (!service->config->memory_limit)
-		loop_timer_stop(service->loop, &service->memory_timer);
-	else if (!loop_timer_armed(&service->memory_timer))
-		(void)loop_timer_start(service->loop, &service->memory_timer,
-				       service->config->memory_check_interval);
-}
-
-void
-service_check_memory(struct loop *loop, void *data)
-{
-	struct service *service = data;
-	const struct config_service *config = service->config;
-	if (!config->memory_limit || service->stopping)
-		return;
-	const char *measure = config->memory_metric == CONFIG_MEMORY_RSS ? "RSS" : "PSS";
-	for (size_t i = 0; i < service->worker_count; i++) {
-		struct worker *worker = service->workers[i];
-		if (worker->state != WORKER_READY || worker->replacement || worker->replacing ||
-		    worker->generation != service->generation)
-			continue;
-		uint64_t used = service->spawner.memory(service->spawner.data, worker->pid,
-							config->memory_metric);
-		if (used <= config->memory_limit)
-			continue;
-		log_warn("%s[%d] uses %.1f MiB (%s of its tree) over memory_limit %.1f MiB: "
-			 "replacing it",
-			 worker->label, (int)worker->pid, (double)used / 1048576.0, measure,
-			 (double)config->memory_limit / 1048576.0);
-		service_raise(service, worker, WORKER_EVENT_REPLACE);
-	}
-	(void)loop_timer_start(loop, &service->memory_timer, config->memory_check_interval);
 }

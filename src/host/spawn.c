@@ -34,7 +34,7 @@ extern char **environ;
 /* Keys the host sets for each worker; inherited values of them are dropped. */
 static const char *const own_keys[] = {
     "NOTIFY_SOCKET", "LISTEN_FDS",	 "LISTEN_PID",	  "LISTEN_FDNAMES", "AERIE_SERVICE",
-    "AERIE_WORKER",  "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",
+    "AERIE_WORKER",  "AERIE_GENERATION", "WATCHDOG_USEC", "WATCHDOG_PID",   "AERIE_UTILIZATION",
 };
 
 static bool
@@ -147,6 +147,8 @@ own_entries(const struct worker *worker, const struct worker_exec *exec,
 		own[count++] = (struct own_entry){"WATCHDOG_USEC=", numbers->watchdog_usec};
 		own[count++] = (struct own_entry){"WATCHDOG_PID=", NULL};
 	}
+	if (exec->utilization)
+		own[count++] = (struct own_entry){"AERIE_UTILIZATION=", exec->utilization};
 	return count;
 }
 

@@ -1,6 +1,7 @@
 /* status: the SPEC's status object of a host and its services, encoded as JSON; pure. */
 #include "host/status.h"
 
+#include <inttypes.h>
 #include <sys/wait.h>
 
 #include "lib/json_out.h"
@@ -9,7 +10,17 @@
 /* The status is written by hand into one buffer (see json_out.c): with jansson values it was
  * most of a status request's time. */
 static void
-worker_status(struct json_out *out, const struct worker *worker)
+counters_status(struct json_out *out, const struct utilization_counters *counters)
+{
+	json_out_printf(out,
+			"{\"connections_active\":%" PRIu64 ",\"connections_total\":%" PRIu64
+			",\"requests_active\":%" PRIu64 ",\"requests_total\":%" PRIu64,
+			counters->connections_active, counters->connections_total,
+			counters->requests_active, counters->requests_total);
+}
+
+static void
+worker_status(struct json_out *out, const struct service *service, const struct worker *worker)
 {
 	if (worker->pid > 0)
 		json_out_field(out, "{\"pid\":", worker->pid);
@@ -40,6 +51,51 @@ worker_status(struct json_out *out, const struct worker *worker)
 		json_out_raw(out, ",\"status\":");
 		json_out_string(out, worker->status_text);
 	}
+	struct utilization_counters counters;
+	if (service_worker_utilization(service, worker, &counters)) {
+		json_out_raw(out, ",\"utilization\":");
+		counters_status(out, &counters);
+		json_out_raw(out, "}");
+	}
+	json_out_raw(out, "}");
+}
+
+/* Replacements by the memory checks, when any is set. */
+static void
+memory_status(struct json_out *out, const struct status_host *host, const struct service *service)
+{
+	const struct config_service *config = service->config;
+	if (!config->memory_total_limit && !config->memory_leak_increases &&
+	    !host->memory_free_minimum && !service->memory_free_replacements)
+		return;
+	json_out_field(
+	    out, ",\"memory_replacements_by_cause\":{\"total_limit\":", service->memory_total_replacements);
+	json_out_field(out, ",\"free_minimum\":", service->memory_free_replacements);
+	json_out_field(out, ",\"leak\":", service->memory_leak_replacements);
+	json_out_raw(out, "}");
+}
+
+/* The sum over its workers (Falcon's UtilizationMonitor), the totals including those of
+ * workers gone. */
+static void
+utilization_status(struct json_out *out, const struct service *service)
+{
+	if (!service->utilization.path)
+		return;
+	struct utilization_counters sum = service->utilization.retired, counters;
+	unsigned workers = 0;
+	for (size_t i = 0; i < service->worker_count; i++) {
+		if (!service_worker_utilization(service, service->workers[i], &counters))
+			continue;
+		workers++;
+		sum.connections_active += counters.connections_active;
+		sum.connections_total += counters.connections_total;
+		sum.requests_active += counters.requests_active;
+		sum.requests_total += counters.requests_total;
+	}
+	json_out_raw(out, ",\"utilization\":");
+	counters_status(out, &sum);
+	json_out_field(out, ",\"workers\":", workers);
 	json_out_raw(out, "}");
 }
 
@@ -72,9 +128,12 @@ service_status(struct json_out *out, const struct status_host *host, const struc
 				continue;
 			if (written++ > 0)
 				json_out_raw(out, ",");
-			worker_status(out, worker);
+			worker_status(out, service, worker);
 		}
-	json_out_raw(out, "]}");
+	json_out_raw(out, "]");
+	memory_status(out, host, service);
+	utilization_status(out, service);
+	json_out_raw(out, "}");
 }
 
 ssize_t

@@ -16,6 +16,7 @@ struct status_host {
 	bool stopping;
 	/* The memory.current of a service's cgroup, if it has one (cgroup.c); NULL: none. */
 	bool (*service_memory)(const char *service, uint64_t *ret_bytes);
+	bool memory_free_minimum; /* [host] memory_free_minimum is set */
 };
 
 /* {"host":{…},"services":{NAME:{…}}} of host and the count services, in their order, as compact

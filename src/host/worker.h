@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -24,6 +25,13 @@ enum worker_state {
 struct service;
 struct worker_environment;
 struct config_exec;
+
+/* A worker's tree as the memory checks count it (Falcon's MemoryMonitor). */
+struct worker_footprint {
+	uint64_t size;	       /* by memory_metric: PSS or RSS, summed */
+	uint64_t shared_clean; /* the largest of its processes' */
+	uint64_t private_size; /* private clean + dirty, summed */
+};
 
 struct worker {
 	struct service *service;
@@ -59,7 +67,16 @@ struct worker {
 	struct worker *replacing;   /* on the new worker: the one it replaces */
 	struct worker *replacement; /* on the old worker: the one starting in its place */
 	unsigned memory_replacements;
-	struct loop_timer timer; /* the one deadline of the current state */
+	/* Leak detection (memory_leak_increases): the largest size seen and the times it grew
+	 * more than memory_leak_threshold above it. */
+	uint64_t leak_maximum;
+	unsigned leak_increases;
+	/* Its footprint as measured by the memory check numbered footprint_check: one capture
+	 * of its tree per check, whichever rules ask. */
+	struct worker_footprint footprint;
+	unsigned long footprint_check;
+	size_t utilization_segment; /* its slot + 1 in the service's utilization file; 0: none */
+	struct loop_timer timer;    /* the one deadline of the current state */
 	/* stdout and stderr share one pipe; the host logs it line by line. */
 	int output_fd;
 	pid_t output_pid;
@@ -93,6 +110,7 @@ struct worker_exec {
 	 * without clone3's CLONE_INTO_CGROUP, where the child joins it first). */
 	int cgroup_fd;
 	int cgroup_procs_fd;
+	const char *utilization;     /* PATH:OFFSET for AERIE_UTILIZATION; NULL: none */
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and

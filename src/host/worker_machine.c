@@ -92,6 +92,35 @@ on_deadline(struct loop *loop, void *data)
 
 /* The actions: each is one cell (or a row) of the table below. */
 
+/* utilization = yes: the worker's segment (taken at its first run, zeroed at each) as
+ * AERIE_UTILIZATION's PATH:OFFSET in text; NULL without one. */
+static const char *
+utilization_segment(struct service *service, struct worker *worker,
+		    const struct config_service *config, char *text, size_t size)
+{
+	if (!config->utilization || !service->utilization_path) {
+		if (worker->utilization_segment) /* a rolling restart turned it off */
+			utilization_release(&service->utilization, worker->utilization_segment - 1);
+		worker->utilization_segment = 0;
+		return NULL;
+	}
+	if (worker->utilization_segment) {
+		utilization_reset(&service->utilization, worker->utilization_segment - 1);
+	} else {
+		size_t slot;
+		int r = utilization_take(&service->utilization, service->utilization_path, &slot);
+		if (r < 0) {
+			log_errno(LOG_WARN, r, "%s: no utilization segment (%s)", worker->label,
+				  service->utilization_path);
+			return NULL;
+		}
+		worker->utilization_segment = slot + 1;
+	}
+	int n = snprintf(text, size, "%s:%zu", service->utilization_path,
+			 (worker->utilization_segment - 1) * UTILIZATION_SEGMENT_SIZE);
+	return n > 0 && (size_t)n < size ? text : NULL;
+}
+
 /* BACKOFF × START, DEADLINE: spawn. */
 static void
 start(struct service *service, struct worker *worker, int status)
@@ -120,6 +149,8 @@ start(struct service *service, struct worker *worker, int status)
 			  : NULL,
 	    .options = &config->exec,
 	};
+	char segment[UTILIZATION_ENV_MAX];
+	exec.utilization = utilization_segment(service, worker, config, segment, sizeof(segment));
 	worker->stop_signal = config->stop_signal;
 	worker->kill_main = config->kill_mode == CONFIG_KILL_MAIN;
 	worker->settling = false;
@@ -374,6 +405,9 @@ exited(struct service *service, struct worker *worker, int status)
 	/* Not through the gate: not ready, or ready for less than min_uptime. */
 	bool quick = worker->state == WORKER_STARTING;
 	worker->settling = false;
+	/* What it counted goes to the service's totals; its next run starts from zero. */
+	if (worker->utilization_segment)
+		utilization_reset(&service->utilization, worker->utilization_segment - 1);
 
 	char text[96];
 	describe_status(status, text, sizeof(text));

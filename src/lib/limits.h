@@ -116,3 +116,12 @@
  * so that a broken NSS module cannot make a config load allocate without end. */
 #define CONFIG_LOOKUP_BUFFER_MIN 4096
 #define CONFIG_LOOKUP_BUFFER_MAX (1 << 20)
+/* Utilization segments (host/utilization.c): a service's file starts with room for this many
+ * and doubles; a rolling restart or a replacement runs two workers per index for a while. */
+#define UTILIZATION_FIRST_SLOTS 64 /* a 4 KiB page */
+#define UTILIZATION_MAX_SLOTS (2 * CONFIG_MAX_COUNT + 64)
+#define UTILIZATION_ENV_MAX 4200 /* PATH:OFFSET, a path up to PATH_MAX */
+/* memory_total_limit: at most this many checks between replacements when they do not help. */
+#define SERVICE_BUDGET_BACKOFF_MAX 64
+/* [host] memory_free_minimum: seconds between reads of the available memory (Falcon: 10). */
+#define HOST_MEMORY_FREE_INTERVAL 10.0

@@ -58,6 +58,13 @@ enum metrics_walk {
 	METRICS_WALK_SCAN,
 };
 
+/* process-metrics 0.11's total_size: the PSS where memory was read, else the RSS. */
+static inline uint64_t
+metrics_total_size(const struct metrics_process *process)
+{
+	return process->has_memory ? process->memory.proportional_size : process->resident_size;
+}
+
 /* Captures root and every descendant. Processes that exit during the capture are left out.
  * Returns 0, -ESRCH if root does not exist, or another -errno. */
 int metrics_capture(pid_t root, enum metrics_walk walk, struct metrics_tree *ret_tree);

@@ -21,11 +21,13 @@ out_process(struct json_out *out, const struct metrics_process *p)
 	    out,
 	    "\"%d\":{\"process_id\":%d,\"parent_process_id\":%d,\"process_group_id\":%d,"
 	    "\"processor_utilization\":%.2f,\"processor_utilization_recent\":%.2f,"
-	    "\"virtual_size\":%" PRIu64 ",\"resident_size\":%" PRIu64
-	    ",\"processor_time\":%.2f,\"elapsed_time\":%.3f,\"command\":",
+	    "\"virtual_size\":%" PRIu64 ",\"resident_size\":%" PRIu64 ",\"total_size\":%" PRIu64
+	    ",\"processor_time\":%.2f,\"elapsed_time\":%.3f,"
+	    "\"command\":",
 	    (int)p->pid, (int)p->pid, (int)p->ppid, (int)p->pgid, p->processor_utilization,
 	    p->has_recent ? p->processor_utilization_recent : p->processor_utilization,
-	    p->virtual_size, p->resident_size, p->processor_time, p->elapsed_time);
+	    p->virtual_size, p->resident_size, metrics_total_size(p), p->processor_time,
+	    p->elapsed_time);
 	json_out_string(out, p->command);
 	if (!p->has_memory) {
 		json_out_printf(out, ",\"memory\":null}");

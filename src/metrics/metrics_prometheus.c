@@ -200,6 +200,95 @@ service_family(FILE *out, const json_t *status, const char *key, const char *nam
 		    json_integer_value(json_object_get(service, key)));
 }
 
+/* utilization = yes: each worker's counters, then their sums per service (the totals including
+ * workers gone, so that they only grow). Falcon's UtilizationMonitor exports the sums. */
+static const char *const utilization_fields[] = {"connections_active", "connections_total",
+						 "requests_active", "requests_total"};
+
+static void
+utilization_families(FILE *out, const json_t *status)
+{
+	const char *service_name;
+	json_t *service;
+	for (size_t f = 0; f < 4; f++) {
+		const char *field = utilization_fields[f];
+		bool counter = strstr(field, "_total") != NULL;
+		char name[64];
+		snprintf(name, sizeof(name), "aerie_worker_%s", field);
+		bool any = false;
+		json_object_foreach(json_object_get(status, "services"), service_name, service)
+		{
+			size_t i;
+			json_t *worker;
+			json_array_foreach(json_object_get(service, "workers"), i, worker)
+			{
+				json_t *counters = json_object_get(worker, "utilization");
+				if (!counters)
+					continue;
+				if (!any)
+					family(out, name, counter ? "counter" : "gauge",
+					       "The worker's own count (AERIE_UTILIZATION).");
+				any = true;
+				long long pid = json_integer_value(json_object_get(worker, "pid"));
+				fputs(name, out);
+				if (pid > 0) /* as worker_family: no pid while it does not run */
+					fprintf(out, "{pid=\"%lld\",", pid);
+				else
+					fputc('{', out);
+				fprintf(out, "role=\"worker\",service=\"%s\",worker=\"%lld\"} %lld\n",
+					service_name,
+					json_integer_value(json_object_get(worker, "index")),
+					json_integer_value(json_object_get(counters, field)));
+			}
+		}
+		snprintf(name, sizeof(name), "aerie_service_%s", field);
+		any = false;
+		json_object_foreach(json_object_get(status, "services"), service_name, service)
+		{
+			json_t *sum = json_object_get(service, "utilization");
+			if (!sum)
+				continue;
+			if (!any)
+				family(out, name, counter ? "counter" : "gauge",
+				       counter
+					   ? "Sum over the service's workers, those gone included."
+					   : "Sum over the service's workers.");
+			any = true;
+			fprintf(out, "%s{service=\"%s\"} %lld\n", name, service_name,
+				json_integer_value(json_object_get(sum, field)));
+		}
+	}
+}
+
+/* The memory checks' replacements by cause, for the services that have any check. */
+static void
+memory_family(FILE *out, const json_t *status)
+{
+	static const char *const causes[] = {"total_limit", "free_minimum", "leak"};
+	const char *name;
+	json_t *service;
+	bool any = false;
+	json_object_foreach(json_object_get(status, "services"), name, service)
+	{
+		json_t *counts = json_object_get(service, "memory_replacements_by_cause");
+		if (!counts)
+			continue;
+		if (!any)
+			family(
+			    out, "aerie_service_memory_replacements_by_cause_total", "counter",
+			    "Of the memory replacements, those by memory_total_limit, memory_free_minimum or leak "
+			    "detection.");
+		any = true;
+		for (size_t i = 0; i < 3; i++)
+			fprintf(
+			    out,
+			    "aerie_service_memory_replacements_by_cause_total{service=\"%s\",cause=\"%s\"} "
+			    "%lld\n",
+			    name, causes[i],
+			    json_integer_value(json_object_get(counts, causes[i])));
+	}
+}
+
 ssize_t
 metrics_prometheus_format(const struct metrics_tree *tree, const json_t *status, pid_t host_pid,
 			  pid_t supervisor_pid, char **ret_text)
@@ -269,6 +358,8 @@ metrics_prometheus_format_at(const struct metrics_tree *tree, const json_t *stat
 		       "Workers replaced for going over memory_limit.");
 	service_family(out, status, "failed", "aerie_service_failed_workers", "gauge",
 		       "Workers that reached start_limit_burst and are not restarted.");
+	utilization_families(out, status);
+	memory_family(out, status);
 	json_t *host = json_object_get(status, "host");
 	family(out, "aerie_host_generation", "gauge", "The host's latest generation.");
 	fprintf(out, "aerie_host_generation %lld\n",

@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,23 @@ def wait_gone(pids, timeout=5.0, reaped=True, what=None):
     gone = (lambda pid: not exists(pid)) if reaped else (lambda pid: not process_alive(pid))
     wait_for(lambda: all(gone(pid) for pid in pids), timeout,
              message=f"{what or f'pids {pids}'} to be gone")
+
+
+def idle_syscalls(pid, trace, seconds=3.0):
+    """The system calls pid's main thread makes in seconds, as strace -tt writes them to the
+    file trace: an idle host makes none but the epoll_wait it is in."""
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed: the set-up script installs it (apt-get install strace)"
+    tracer = subprocess.Popen([strace, "-tt", "-p", str(pid), "-o", str(trace)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: pathlib.Path(trace).exists(), 5, message="strace to attach")
+        time.sleep(seconds)  # measuring: an idle host does nothing
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        _, err = tracer.communicate(timeout=10)
+    assert b"attached" in err, err
+    return [l for l in pathlib.Path(trace).read_text().splitlines() if l.strip()]
 
 
 # Configs -----------------------------------------------------------------------------------

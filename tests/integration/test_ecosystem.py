@@ -278,6 +278,7 @@ memory_check_interval = 0.3
     assert old in first
     # The new worker is ready before the old one is asked to stop.
     handover = host.wait_log(f"which stops now")
+    host.wait_log(f"[{old}] stopping: sending SIGTERM")  # both may be over: the other first
     log = host.log_text()
     assert log.index("ready in place of") < log.index(f"[{old}] stopping: sending SIGTERM")
     host.wait_log(f"[{old}] stopped: exited with status 0")

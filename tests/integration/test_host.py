@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from hostlib import (all_pids, cpu_seconds, descendants, exists, find_process, ignored_signals,
-                     parent, proc_stat, process_alive, read_cmdline, wait_for, wait_gone,
-                     worker_command, zombies_of)
+from hostlib import (all_pids, cpu_seconds, descendants, exists, find_process, idle_syscalls,
+                     ignored_signals, parent, proc_stat, process_alive, read_cmdline, wait_for,
+                     wait_gone, worker_command, zombies_of)
 
 # 12:34:56.789 info  web.0[123] text
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (error|warn |info |debug) (.*)$")
@@ -804,8 +804,6 @@ restart_delay_max = 0.4
 # 13 ---------------------------------------------------------------------------------------
 
 def test_idle_host_makes_no_syscalls(start_host, examples_dir, tmp_path):
-    strace = shutil.which("strace")
-    assert strace, "strace is not installed: the set-up script installs it (apt-get install strace)"
     host = start_host(f"""
 [service:web]
 command = {worker_command(examples_dir)}
@@ -827,17 +825,7 @@ ready_timeout = 60
     host.wait_log("worker slow.0 not ready")
     host.wait_log("] worker web.0 ready")
     # Only the host's own thread: the workers and the supervisor process are separate.
-    trace = tmp_path / "strace.txt"
-    tracer = subprocess.Popen([strace, "-tt", "-p", str(host.pid), "-o", str(trace)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: trace.exists(), 5, message="strace to attach")
-        time.sleep(3)  # measuring: an idle host does nothing
-    finally:
-        tracer.send_signal(signal.SIGINT)
-        _, err = tracer.communicate(timeout=10)
-    assert b"attached" in err, err
-    calls = [l for l in trace.read_text().splitlines() if l.strip()]
+    calls = idle_syscalls(host.pid, tmp_path / "strace.txt")
     # At most the epoll_wait it was in when strace attached, and it still is (with the
     # ready_timeout of slow.0 as its timeout).
     assert len(calls) <= 5, "idle host made syscalls:\n" + "\n".join(calls)

@@ -23,8 +23,8 @@ MAX_OUTPUT = 16 * KIB * KIB  # PROTOCOL_MAX_OUTPUT
 
 PROCESS_KEYS = {
     "process_id", "parent_process_id", "process_group_id", "processor_utilization",
-    "processor_utilization_recent", "virtual_size", "resident_size", "processor_time",
-    "elapsed_time", "command", "memory",
+    "processor_utilization_recent", "virtual_size", "resident_size", "total_size",
+    "processor_time", "elapsed_time", "command", "memory",
 }
 MEMORY_KEYS = {
     "resident_size", "proportional_size", "shared_clean_size", "shared_dirty_size",
@@ -233,6 +233,9 @@ def test_metrics_is_the_host_tree(start_host, examples_dir):
         assert process["command"] == worker_command(examples_dir, "--status", "serving")
         # Bytes, not KiB or pages: any live process maps more than 100 KiB.
         assert process["resident_size"] > 100 * KIB
+        # process-metrics 0.11: the PSS where memory was read, else the RSS.
+        assert process["total_size"] == (process["memory"]["proportional_size"]
+                                         if process["memory"] else process["resident_size"])
         assert process["memory"]["resident_size"] > 100 * KIB
         assert process["virtual_size"] > process["resident_size"]
         assert process["memory"]["minor_faults"] > 0

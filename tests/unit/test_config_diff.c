@@ -116,6 +116,9 @@ test_other_changes(void **state)
 	    {"count = 2\n", "count = 2\nstart_limit_burst = 2\n", "start_limit_burst"},
 	    {"count = 2\n", "count = 2\nstart_limit_interval = 3\n", "start_limit_interval"},
 	    {"count = 2\n", "count = 2\nkill_mode = main\n", "kill_mode"},
+	    {"count = 2\n", "count = 2\nutilization = yes\n", "utilization"},
+	    {"count = 2\n", "count = 2\nmemory_total_limit = 1G\n", "memory_total_limit"},
+	    {"count = 2\n", "count = 2\nmemory_leak_increases = 3\n", "memory_leak_increases"},
 	    {"count = 2\n", "count = 2\nuser = nobody\n", "user"},
 	    {"count = 2\n", "count = 2\numask = 027\n", "how workers run (exec keys)"},
 	    {"count = 2\n", "count = 2\nlimit_nofile = 1000\n", "how workers run (exec keys)"},
@@ -159,8 +162,8 @@ static void
 test_every_field_compared(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct config_service), 440);
-	assert_int_equal(sizeof(struct config), 80);
+	assert_int_equal(sizeof(struct config_service), 472);
+	assert_int_equal(sizeof(struct config), 96);
 }
 
 int

@@ -33,6 +33,11 @@ struct fake {
 	} kills[MAX_KILLS];
 	size_t kill_count;
 	pid_t heavy_pid; /* the one over any memory_limit */
+	/* fake_footprint: private bytes by pid - 1000 (0: small_private), and what each
+	 * measurement of heavy_pid adds to its size (a leak). */
+	uint64_t private_of[16];
+	uint64_t small_private;
+	uint64_t growth, grown;
 	unsigned events[SERVICE_CHANGED + 1];
 	char message[512];
 	/* run_until */
@@ -86,6 +91,22 @@ fake_memory(void *data, pid_t pid, enum config_memory_metric metric)
 	struct fake *fake = data;
 	(void)metric;
 	return pid == fake->heavy_pid ? 1000 : 10;
+}
+
+static bool
+fake_footprint(void *data, pid_t pid, enum config_memory_metric metric,
+	       struct worker_footprint *ret_footprint)
+{
+	struct fake *fake = data;
+	(void)metric;
+	size_t i = (size_t)(pid - 1000);
+	uint64_t private_size =
+	    i < 16 && fake->private_of[i] ? fake->private_of[i] : fake->small_private;
+	if (pid == fake->heavy_pid)
+		private_size += fake->grown += fake->growth;
+	*ret_footprint = (struct worker_footprint){
+	    .size = private_size + 2, .shared_clean = 1 + i % 3, .private_size = private_size};
+	return true;
 }
 
 static void
@@ -189,6 +210,7 @@ fake_new(const struct config_service *config)
 	    .kill_main = fake_kill_main,
 	    .kill_group = fake_kill_group,
 	    .memory = fake_memory,
+	    .footprint = NULL,
 	    .data = fake,
 	};
 	assert_int_equal(service_new(config, fake->loop, "/run/notify", &spawner, on_event, fake,
@@ -1026,12 +1048,93 @@ test_scale_fails_when_a_new_worker_exits(void **state)
 	fake_free(fake);
 }
 
+/* Replaces the replacement's predecessor: ready, then the old one stops and exits. */
+static void
+finish_replacement(struct fake *fake, struct worker *old)
+{
+	struct worker *replacement = old->replacement;
+	assert_non_null(replacement);
+	assert_true(service_notified(fake->service, replacement->pid, true, false, NULL));
+	settle(fake);
+	assert_int_equal(old->state, WORKER_STOPPING);
+	exit_worker(fake, old, EXITED_WITH(0));
+	settle(fake);
+}
+
+/* memory_total_limit: max(shared_clean) 3 + 42 + 46 + 40 = 131 over 60: the 46 goes, then
+ * (3 + 42 + 40 + 4 = 89) the 42; then 3 + 40 + 4 + 4 = 51 is under: nothing more. */
+static void
+test_memory_total_limit(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(3, CONFIG_READY_NOTIFY);
+	config.memory_total_limit = 60;
+	config.memory_check_interval = 0.01;
+	struct fake *fake = fake_new(&config);
+	fake->service->spawner.footprint = fake_footprint;
+	fake->private_of[0] = 42;
+	fake->private_of[1] = 46;
+	fake->private_of[2] = 40;
+	fake->small_private = 4;
+	assert_int_equal(service_start(fake->service, 1), 0);
+	ready_all(fake, 1);
+	run_until_spawn(fake);
+	struct worker *first = worker_at(fake, 1);
+	assert_int_equal(first->pid, 1001);
+	assert_ptr_equal(first->replacement, worker_at(fake, 3));
+	assert_int_equal(fake->service->memory_total_replacements, 1);
+	/* One at a time: while it is under way, nothing else is decided. */
+	run_for(fake, 0.05);
+	assert_int_equal(fake->spawns, 4);
+	finish_replacement(fake, first);
+	run_until_spawn(fake);
+	struct worker *second = worker_at(fake, 0);
+	assert_int_equal(second->pid, 1000);
+	assert_non_null(second->replacement);
+	finish_replacement(fake, second);
+	run_for(fake, 0.1);
+	assert_int_equal(fake->spawns, 5);
+	assert_int_equal(fake->service->memory_total_replacements, 2);
+	assert_int_equal(fake->service->memory_leak_replacements, 0);
+	fake_free(fake);
+}
+
+/* Falcon's leak rule: the first size is the maximum; 12 more per check, over a threshold of
+ * 10, is an increase each time; the third replaces the worker. */
+static void
+test_memory_leak(void **state)
+{
+	(void)state;
+	struct config_service config = base_config(2, CONFIG_READY_NOTIFY);
+	config.memory_leak_threshold = 10;
+	config.memory_leak_increases = 3;
+	config.memory_check_interval = 0.01;
+	struct fake *fake = fake_new(&config);
+	fake->service->spawner.footprint = fake_footprint;
+	fake->small_private = 50;
+	assert_int_equal(service_start(fake->service, 1), 0);
+	ready_all(fake, 1);
+	struct worker *leaky = worker_at(fake, 1);
+	fake->heavy_pid = leaky->pid;
+	fake->growth = 12;
+	run_until_spawn(fake);
+	assert_int_equal(leaky->leak_increases, 3);
+	assert_non_null(leaky->replacement);
+	assert_int_equal(worker_at(fake, 0)->leak_increases, 0); /* steady: no increase */
+	assert_int_equal(fake->service->memory_leak_replacements, 1);
+	/* Measured four times: the first is the maximum, the next three each an increase. */
+	assert_int_equal(fake->grown, 4 * 12);
+	fake_free(fake);
+}
+
 int
 main(void)
 {
 	log_set_level(LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_start_ready_notify),
+	    cmocka_unit_test(test_memory_total_limit),
+	    cmocka_unit_test(test_memory_leak),
 	    cmocka_unit_test(test_start_ready_none),
 	    cmocka_unit_test(test_ready_timeout_kills_and_restarts),
 	    cmocka_unit_test(test_stop_timeout_then_sigkill_then_removed),

@@ -112,6 +112,45 @@ test_groups_and_sort(void **state)
 	top_lines_free(&rows);
 }
 
+/* utilization = yes: a REQS column of requests in flight per worker and the sums on the
+ * service's line; without it (the status above) neither. */
+static void
+test_requests_in_flight(void **state)
+{
+	(void)state;
+	static const char with_counters[] =
+	    "{\"host\":{\"pid\":100,\"uptime\":65,\"generation\":2,\"stopping\":false},"
+	    "\"services\":{\"web\":{\"count\":2,\"ready\":2,\"restarts\":0,\"generation\":2,"
+	    "\"workers\":["
+	    "{\"pid\":110,\"index\":0,\"generation\":2,\"state\":\"ready\",\"restarts\":0,"
+	    "\"utilization\":{\"connections_active\":1,\"connections_total\":5,"
+	    "\"requests_active\":7,\"requests_total\":40}},"
+	    "{\"pid\":111,\"index\":1,\"generation\":2,\"state\":\"ready\",\"restarts\":0,"
+	    "\"utilization\":{\"connections_active\":1,\"connections_total\":5,"
+	    "\"requests_active\":3,\"requests_total\":2}}],"
+	    "\"utilization\":{\"connections_active\":2,\"connections_total\":10,"
+	    "\"requests_active\":10,\"requests_total\":142,\"workers\":2}}}}";
+	json_t *status = json_loads(with_counters, 0, NULL);
+	assert_non_null(status);
+	struct top_lines header, rows;
+	assert_int_equal(top_view_render(status, &tree, TOP_SORT_PID, 0, &header, &rows), 0);
+	json_decref(status);
+	assert_non_null(strstr(header.lines[header.count - 1].text, " REQS "));
+	assert_non_null(
+	    strstr(rows.lines[find(&rows, "web:")].text, "10 requests in flight, 142 served"));
+	/* The column's cell: right-aligned in 5, before the command. */
+	assert_non_null(strstr(rows.lines[find(&rows, "web.0")].text, "    7  worker --fast"));
+	assert_non_null(strstr(rows.lines[find(&rows, "web.1")].text, "    3  worker --slow"));
+	top_lines_free(&header);
+	top_lines_free(&rows);
+
+	render(TOP_SORT_PID, 0, &header, &rows);
+	assert_null(strstr(header.lines[header.count - 1].text, "REQS"));
+	assert_null(strstr(rows.lines[find(&rows, "web:")].text, "in flight"));
+	top_lines_free(&header);
+	top_lines_free(&rows);
+}
+
 /* Narrow terminals lose columns, least useful first, and every line fits. */
 static void
 test_narrow(void **state)
@@ -166,6 +205,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_groups_and_sort),
 	    cmocka_unit_test(test_narrow),
+	    cmocka_unit_test(test_requests_in_flight),
 	    cmocka_unit_test(test_missing_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
