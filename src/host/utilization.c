@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,28 +57,26 @@ grow(struct utilization *utilization, size_t slots)
 		return -ENOMEM;
 	memset(used + utilization->slots, 0, slots - utilization->slots);
 	utilization->used = used;
-	/* Whole pages: a worker maps the page that holds its segment, which must be in the file. */
+	/* Whole pages: a worker maps the page that holds its segment, which must be in the file.
+	 * The workers' own mappings stay valid: the file only grows. */
 	long page = sysconf(_SC_PAGESIZE);
 	size_t bytes = slots * UTILIZATION_SEGMENT_SIZE, unit = page > 0 ? (size_t)page : 4096;
 	if (ftruncate(utilization->fd, (off_t)((bytes + unit - 1) / unit * unit)) < 0)
 		return -errno;
-	/* The workers' own mappings of their segments stay valid: the file only grows. */
-	void *map = utilization->map
-			? mremap(utilization->map, utilization->slots * UTILIZATION_SEGMENT_SIZE,
-				 slots * UTILIZATION_SEGMENT_SIZE, MREMAP_MAYMOVE)
-			: mmap(NULL, slots * UTILIZATION_SEGMENT_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_SHARED, utilization->fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
-	utilization->map = map;
 	utilization->slots = slots;
 	return 0;
 }
 
-static uint64_t *
-segment(const struct utilization *utilization, size_t slot)
+/* The host reads and zeroes segments with pread and pwrite, never through a mapping: a worker
+ * may write the file (it is given to the service's user), and one that truncated it would
+ * make a mapped read SIGBUS the host. A short read (a truncated file) reads as zeros. */
+static void
+zero_segment(const struct utilization *utilization, size_t slot)
 {
-	return (uint64_t *)(void *)(utilization->map + slot * UTILIZATION_SEGMENT_SIZE);
+	static const unsigned char zeros[UTILIZATION_SEGMENT_SIZE];
+	if (pwrite(utilization->fd, zeros, sizeof(zeros),
+		   (off_t)(slot * UTILIZATION_SEGMENT_SIZE)) != (ssize_t)sizeof(zeros))
+		log_errno(LOG_WARN, -errno, "cannot zero a segment of %s", utilization->path);
 }
 
 int
@@ -104,9 +101,7 @@ utilization_take(struct utilization *utilization, const char *path, size_t *ret_
 			return r;
 	}
 	utilization->used[slot] = 1;
-	uint64_t *words = segment(utilization, slot);
-	for (size_t i = 0; i < UTILIZATION_SEGMENT_SIZE / sizeof(uint64_t); i++)
-		__atomic_store_n(&words[i], 0, __ATOMIC_RELAXED);
+	zero_segment(utilization, slot);
 	*ret_slot = slot;
 	return 0;
 }
@@ -115,13 +110,12 @@ void
 utilization_read(const struct utilization *utilization, size_t slot,
 		 struct utilization_counters *ret_counters)
 {
-	const uint64_t *words = segment(utilization, slot);
-	*ret_counters = (struct utilization_counters){
-	    __atomic_load_n(&words[0], __ATOMIC_RELAXED),
-	    __atomic_load_n(&words[1], __ATOMIC_RELAXED),
-	    __atomic_load_n(&words[2], __ATOMIC_RELAXED),
-	    __atomic_load_n(&words[3], __ATOMIC_RELAXED),
-	};
+	uint64_t words[4] = {0};
+	ssize_t n = pread(utilization->fd, words, sizeof(words),
+			  (off_t)(slot * UTILIZATION_SEGMENT_SIZE));
+	if (n != (ssize_t)sizeof(words))
+		memset(words, 0, sizeof(words));
+	*ret_counters = (struct utilization_counters){words[0], words[1], words[2], words[3]};
 }
 
 void
@@ -131,9 +125,7 @@ utilization_reset(struct utilization *utilization, size_t slot)
 	utilization_read(utilization, slot, &counters);
 	utilization->retired.connections_total += counters.connections_total;
 	utilization->retired.requests_total += counters.requests_total;
-	uint64_t *words = segment(utilization, slot);
-	for (size_t i = 0; i < UTILIZATION_SEGMENT_SIZE / sizeof(uint64_t); i++)
-		__atomic_store_n(&words[i], 0, __ATOMIC_RELAXED);
+	zero_segment(utilization, slot);
 }
 
 void
@@ -141,6 +133,12 @@ utilization_release(struct utilization *utilization, size_t slot)
 {
 	utilization_reset(utilization, slot);
 	utilization->used[slot] = 0;
+}
+
+int
+utilization_give(struct utilization *utilization, uid_t uid, gid_t gid)
+{
+	return fchown(utilization->fd, uid, gid) < 0 ? -errno : 0;
 }
 
 void
@@ -153,8 +151,6 @@ utilization_close(struct utilization *utilization)
 	    ours.st_dev == named.st_dev && ours.st_ino == named.st_ino &&
 	    unlink(utilization->path) < 0)
 		log_errno(LOG_WARN, -errno, "cannot remove %s", utilization->path);
-	if (utilization->map)
-		(void)munmap(utilization->map, utilization->slots * UTILIZATION_SEGMENT_SIZE);
 	(void)close(utilization->fd);
 	free(utilization->used);
 	free(utilization->path);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define UTILIZATION_SEGMENT_SIZE 64
 
@@ -19,8 +20,7 @@ struct utilization_counters {
 struct utilization {
 	char *path; /* NULL until a worker needs a segment */
 	int fd;
-	unsigned char *map;
-	size_t slots;	     /* mapped segments */
+	size_t slots;	     /* segments in the file */
 	unsigned char *used; /* one per slot */
 	/* The totals of segments given back (a worker exited, was replaced): a service's
 	 * *_total counters keep growing over its workers' lives, as a Prometheus counter must. */
@@ -36,5 +36,8 @@ void utilization_reset(struct utilization *utilization, size_t slot);
 void utilization_release(struct utilization *utilization, size_t slot);
 void utilization_read(const struct utilization *utilization, size_t slot,
 		      struct utilization_counters *ret_counters);
-/* Unmaps, closes and removes the file (if it is still the file it created). */
+/* Hands the file to the workers' user and group ((uid_t)-1, (gid_t)-1: unchanged), so that a
+ * worker with `user`/`group` can open it; the host only preads and pwrites it. 0 or -errno. */
+int utilization_give(struct utilization *utilization, uid_t uid, gid_t gid);
+/* Closes and removes the file (if it is still the file it created). */
 void utilization_close(struct utilization *utilization);

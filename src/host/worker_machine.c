@@ -116,6 +116,15 @@ utilization_segment(struct service *service, struct worker *worker,
 		}
 		worker->utilization_segment = slot + 1;
 	}
+	/* Workers that run as another user open the file by its path. */
+	if (config->exec.user || config->exec.group) {
+		int r = utilization_give(&service->utilization,
+					 config->exec.user ? config->exec.uid : (uid_t)-1,
+					 config->exec.gid);
+		if (r < 0)
+			log_errno(LOG_WARN, r, "%s: cannot give %s to its user", worker->label,
+				  service->utilization_path);
+	}
 	int n = snprintf(text, size, "%s:%zu", service->utilization_path,
 			 (worker->utilization_segment - 1) * UTILIZATION_SEGMENT_SIZE);
 	return n > 0 && (size_t)n < size ? text : NULL;

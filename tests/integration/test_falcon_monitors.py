@@ -315,3 +315,36 @@ def test_no_wakeups_when_no_monitor_key_is_set(start_host, examples_dir, tmp_pat
     calls = idle_syscalls(host.pid, tmp_path / "strace.txt")
     assert len(calls) <= 5, "idle host made syscalls:\n" + "\n".join(calls)
     assert host.stop() == 0
+
+
+def test_utilization_for_a_worker_of_another_user_who_truncates_the_file(
+        start_host, world_dir, accounts):
+    """A worker with `user` opens its segment (the file is given to that user), and what it may
+    then do to the file, truncate it, costs the host nothing: it reads with pread, not through a
+    mapping that would SIGBUS."""
+    user = accounts.user()
+    script = world_dir / "counting.py"
+    script.write_text(UTILIZATION_WORKER.replace(
+        "time.sleep(3600)",
+        "while not os.path.exists(os.environ['TRUNCATE_FLAG']): time.sleep(0.05)\n"
+        "os.truncate(os.environ['AERIE_UTILIZATION'].rsplit(':', 1)[0], 0)\n"
+        "print('truncated', flush=True)\n"
+        "time.sleep(3600)"))
+    os.chmod(script, 0o644)
+    flag = world_dir / "truncate-now"
+    host = start_host(service("web", f"{sys.executable} {script}", count=1, utilization="yes",
+                              user=user.pw_name, env=f"TRUNCATE_FLAG={flag}"),
+                      directory=world_dir)
+    line = host.wait_log("counted")[0]
+    path = line.split("counted ")[1].rsplit(":", 1)[0]
+    assert os.stat(path).st_uid == user.pw_uid
+    web = host.status()["services"]["web"]
+    assert web["workers"][0]["utilization"]["requests_total"] == 1
+    flag.write_text("")
+    host.wait_log("truncated")
+    web = host.status()["services"]["web"]  # the host still answers
+    assert web["workers"][0]["utilization"] == {
+        "connections_active": 0, "connections_total": 0,
+        "requests_active": 0, "requests_total": 0}
+    assert host.process.poll() is None
+    assert host.stop() == 0
