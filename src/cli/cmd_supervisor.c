@@ -247,6 +247,7 @@ request_new(const struct command_entry *entry, const struct client_options *opti
 			r = json_object_set_new(request, "signal", json_string(options->signal));
 		break;
 	case COMMAND_STATUS:
+	case COMMAND_LOGS: /* cmd_logs.c's */
 	case COMMAND_COUNT:
 		break;
 	}
@@ -352,6 +353,32 @@ cmd_supervisor(int argc, char **argv)
 	struct client_options client = {.socket = "supervisor.ipc",
 					.owner = UNIXSOCK_NO_OWNER,
 					.timeout = CLIENT_DEFAULT_TIMEOUT};
+	/* logs has its own arguments (cmd_logs.c): the options before its word are the
+	 * client's, and what follows is logs'. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "logs") == 0) {
+			optind = 1;
+			for (int c; optind < i &&
+				    (c = getopt_long(i, argv, "s:t:h", options, NULL)) != -1;) {
+				if (c == 's')
+					client.socket = optarg;
+				else if (c == 't')
+					client.timeout = strtod(optarg, NULL) > 0 ? strtod(optarg, NULL)
+										   : client.timeout;
+				else if (c == 'o' && parse_owner(optarg, &client.owner) < 0)
+					return EXIT_USAGE;
+			}
+			return cmd_logs(argc - i, argv + i, client.socket, client.timeout,
+					client.owner);
+		}
+		if (argv[i][0] != '-')
+			break;
+		if (strchr("st", argv[i][1]) && argv[i][1] && !argv[i][2])
+			i++; /* -s SOCKET, -t SEC: their value */
+		else if (strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "--timeout") == 0 ||
+			 strcmp(argv[i], "--owner") == 0)
+			i++;
+	}
 	/* Options may come before or after the command word (GNU getopt permutes). */
 	for (int c; (c = getopt_long(argc, argv, "s:t:jh", options, NULL)) != -1;) {
 		switch (c) {

@@ -83,6 +83,9 @@ open_service(struct parser *p, const char *name)
 	    .stop_signal = CONFIG_DEFAULT_STOP_SIGNAL,
 	    .stop_timeout = CONFIG_DEFAULT_STOP_TIMEOUT,
 	    .memory_check_interval = CONFIG_DEFAULT_MEMORY_CHECK_INTERVAL,
+	    .log_max_size = CONFIG_DEFAULT_LOG_MAX_SIZE,
+	    .log_keep = CONFIG_DEFAULT_LOG_KEEP,
+	    .log_lines = CONFIG_DEFAULT_LOG_LINES,
 	};
 	if (!(service->name = strdup(service_name)))
 		return parser_fail_errno(p, -ENOMEM);
@@ -429,6 +432,7 @@ config_free(struct config *config)
 		config_free_argv(service->listen);
 		config_free_argv(service->env);
 		free(service->directory);
+		free(service->log_file);
 	}
 	free(config->services);
 	free(config->path);

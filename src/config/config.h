@@ -11,7 +11,7 @@
 enum config_restart { CONFIG_RESTART_ALWAYS, CONFIG_RESTART_ON_FAILURE, CONFIG_RESTART_NEVER };
 enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
 enum config_memory_metric { CONFIG_MEMORY_PSS, CONFIG_MEMORY_RSS };
-enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
+enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON, CONFIG_LOG_JOURNAL };
 
 /* Defaults, in one place (SPEC.md documents them). */
 #define CONFIG_DEFAULT_SUPERVISOR "supervisor.ipc"
@@ -25,6 +25,9 @@ enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
 #define CONFIG_DEFAULT_READY CONFIG_READY_NONE
 #define CONFIG_DEFAULT_RESTART CONFIG_RESTART_ALWAYS
 #define CONFIG_DEFAULT_STOP_SIGNAL SIGTERM
+#define CONFIG_DEFAULT_LOG_MAX_SIZE (10ULL * 1024 * 1024)
+#define CONFIG_DEFAULT_LOG_KEEP 5
+#define CONFIG_DEFAULT_LOG_LINES 1000
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -50,6 +53,10 @@ struct config_service {
 	double memory_check_interval; /* seconds between checks, > 0 */
 	unsigned
 	    rolling_batch; /* workers replaced at a time in a rolling restart; 0: all at once */
+	char *log_file;	   /* absolute; NULL: none. Its workers' output, rotated by the host */
+	unsigned long long log_max_size; /* bytes at which log_file becomes log_file.1; 0: never */
+	unsigned log_keep;		 /* rotated files kept, 0..CONFIG_MAX_LOG_KEEP */
+	unsigned log_lines;		 /* lines kept in memory for `logs`, 0..CONFIG_MAX_LOG_LINES */
 };
 
 struct config {

@@ -99,6 +99,7 @@ struct service {
 	size_t listen_count;
 	char *listen_names;	/* "web:web:…" for LISTEN_FDNAMES */
 	char *listen_directory; /* what relative unix: paths are relative to */
+	struct logs *logs;	/* its output: ring, log_file, followers (logs.c) */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,

@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 
+#include "host/logs.h"
 #include "lib/json_out.h"
 #include "lib/signame.h"
 
@@ -44,6 +45,8 @@ service_status(struct json_out *out, const struct service *service)
 	json_out_field(out, ",\"ready\":", service_ready_count(service));
 	json_out_field(out, ",\"restarts\":", service->restarts);
 	json_out_field(out, ",\"generation\":", service->generation);
+	if (service->config->log_file)
+		json_out_field(out, ",\"log_dropped\":", (long long)logs_dropped(service->logs));
 	json_out_raw(out, ",\"workers\":[");
 	for (size_t i = 0; i < service->worker_count; i++) {
 		if (i > 0)

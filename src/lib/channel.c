@@ -52,18 +52,36 @@ channel_parse(const void *buffer, size_t length, struct channel_message *ret_mes
 	if (header.length != payload_length || header.id == 0)
 		return -EBADMSG;
 	if (is_request(header.type)) {
-		if (payload_length > CHANNEL_MAX_REQUEST || memchr(payload, '\0', payload_length))
+		/* The service, then optionally a NUL and the arguments, exactly. */
+		const char *end = memchr(payload, '\0', payload_length);
+		size_t service_length = end ? (size_t)(end - payload) : payload_length;
+		struct channel_arguments arguments = {.worker = -1};
+		if (service_length > PROTOCOL_MAX_SERVICE ||
+		    (end && payload_length != service_length + 1 + sizeof(arguments)))
 			return -EBADMSG;
+		if (end)
+			memcpy(&arguments, end + 1, sizeof(arguments));
 		ret_message->header = header;
 		ret_message->command = (enum command)header.type;
-		memcpy(ret_message->service, payload, payload_length);
-		ret_message->service[payload_length] = '\0';
+		memcpy(ret_message->service, payload, service_length);
+		ret_message->service[service_length] = '\0';
+		ret_message->arguments = arguments;
 		ret_message->reply = NULL;
 		ret_message->reply_length = 0;
 		return 0;
 	}
+	if (header.type == CHANNEL_LOGS) {
+		/* Frames for the client, the last ending in its NUL. */
+		if (payload_length < 2 || payload_length > CHANNEL_MAX_DATAGRAM ||
+		    payload[payload_length - 1] != '\0')
+			return -EBADMSG;
+		*ret_message = (struct channel_message){
+		    .header = header, .reply = payload, .reply_length = payload_length};
+		return 0;
+	}
 	if (header.type == CHANNEL_PING || header.type == CHANNEL_PONG ||
-	    header.type == CHANNEL_FILE) {
+	    header.type == CHANNEL_FILE || header.type == CHANNEL_LOGS_ACK ||
+	    header.type == CHANNEL_LOGS_CANCEL) {
 		if (payload_length != 0)
 			return -EBADMSG;
 		*ret_message = (struct channel_message){.header = header};

@@ -40,6 +40,13 @@ enum channel_type {
 	 * (SCM_RIGHTS), a memfd sealed against any change, which holds the whole CHANNEL_REPLY
 	 * message, header and payload, with the same id. */
 	CHANNEL_FILE,
+	/* `logs -f` (host/logs.c): a batch of line frames for the client of the request with
+	 * this id, each JSON text ending in its NUL, at most CHANNEL_MAX_DATAGRAM bytes; the
+	 * supervisor process answers each with a CHANNEL_LOGS_ACK (no payload) once it wrote the
+	 * batch to the client, and sends CHANNEL_LOGS_CANCEL (no payload) when the client left. */
+	CHANNEL_LOGS,
+	CHANNEL_LOGS_ACK,
+	CHANNEL_LOGS_CANCEL,
 };
 
 /* Native byte order and layout: both ends are the same executable on the same machine. */
@@ -49,16 +56,27 @@ struct channel_header {
 	uint64_t id;	 /* the supervisor process's number for the request; never 0 */
 };
 
-/* The largest payload: a request's is the service it names, "" for all; a reply's is the JSON
- * text the client gets, with its NUL (see limits.h). */
-#define CHANNEL_MAX_REQUEST PROTOCOL_MAX_SERVICE
+/* What a request says besides its service, after the service and a NUL (logs: which worker,
+ * how many lines, whether to follow). A request without them has them all zero but worker,
+ * which is -1. */
+struct channel_arguments {
+	int32_t worker; /* -1: every worker */
+	uint32_t lines;
+	uint32_t flags; /* CHANNEL_FOLLOW */
+};
+#define CHANNEL_FOLLOW 1u
+
+/* The largest payload: a request's is the service it names, "" for all, and its arguments; a
+ * reply's is the JSON text the client gets, with its NUL (see limits.h). */
+#define CHANNEL_MAX_REQUEST (PROTOCOL_MAX_SERVICE + 1 + sizeof(struct channel_arguments))
 #define CHANNEL_MAX_REPLY CHANNEL_REPLY_MAX
 
 struct channel_message {
 	struct channel_header header;
 	/* A request: its command and the service it names, NUL-terminated ("" for all). */
 	enum command command;
-	char service[CHANNEL_MAX_REQUEST + 1];
+	char service[PROTOCOL_MAX_SERVICE + 1];
+	struct channel_arguments arguments;
 	/* A reply: its JSON text and the NUL after it, both inside the parsed buffer; length
 	 * counts the NUL, so that the supervisor passes it to the client as the frame it is. */
 	const char *reply;

@@ -31,6 +31,14 @@ const struct command_entry command_table[COMMAND_COUNT] = {
 	    .arguments = "[--json]",
 	    .help = "services, workers, readiness, restarts",
 	},
+    [COMMAND_LOGS] =
+	{
+	    .name = "logs",
+	    .command = COMMAND_LOGS,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "[SERVICE[.INDEX]] [-n LINES] [-f] [--json]",
+	    .help = "the workers' last output lines kept in memory; -f then follows them",
+	},
 };
 
 const struct command_entry *

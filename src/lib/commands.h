@@ -8,6 +8,7 @@ enum command {
 	COMMAND_METRICS,
 	COMMAND_RESTART,
 	COMMAND_STATUS,
+	COMMAND_LOGS,
 	COMMAND_COUNT, /* not a command: the size of the tables indexed by enum command */
 };
 

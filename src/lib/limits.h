@@ -66,6 +66,17 @@
 	16			/* so that a worker writing without pause can't starve             \
 				 */
 #define LOG_LINE_MAX 8192	/* bytes of one log line */
+/* A line of worker output kept in memory for `logs` (host/logs.c) is cut here and marked
+ * "cut": each of a service's log_lines slots holds this much, so its ring is
+ * log_lines x ~1 KiB, allocated once. */
+#define LOGS_LINE_MAX 1024
+/* A `logs -f` client gets its lines in batches of at most CHANNEL_MAX_DATAGRAM bytes; the host
+ * has at most this many batches on their way to it before the supervisor process says one was
+ * written to the client. A client that reads slower than the worker writes is then skipped
+ * ahead in the ring and told how many lines it missed: the host never waits for it and holds
+ * nothing for it but a position in the ring. */
+#define LOGS_FOLLOW_WINDOW 4
+#define LOGS_MAX_FOLLOWERS PROTOCOL_MAX_CLIENTS /* `logs -f` clients at once, of all services */
 #define LOOP_EVENTS_PER_WAIT 64 /* epoll events taken per wait */
 /* A stop ends whatever the workers do: this long after the longest stop_timeout everything left
  * gets SIGKILL (orphans have had theirs by then, unless the stop is stuck elsewhere), and the
@@ -94,6 +105,8 @@
 #define CONFIG_MAX_SERVICES 1000 /* [service:NAME] sections */
 #define CONFIG_MAX_ENV 1000	 /* env lines in a service */
 #define CONFIG_MAX_LISTEN 256	 /* listen lines in a service */
+#define CONFIG_MAX_LOG_KEEP 100	 /* log_keep: rotated files of a service */
+#define CONFIG_MAX_LOG_LINES 100000 /* log_lines: lines of a service kept in memory */
 
 /* `aerie supervisor` and `top`. */
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */

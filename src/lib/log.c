@@ -7,6 +7,9 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -15,6 +18,7 @@
 #include "lib/pathat.h"
 
 static enum log_level level_current = LOG_INFO;
+static int journal_fd = -1; /* log_to_journal's socket, connected */
 static bool json_current;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -68,8 +72,8 @@ check_log(int fd, int shared, const char *path, char *error, size_t error_size)
  * would hold the open, hence O_NONBLOCK until the check); in a directory only its owner can
  * change, or a sticky one (like /tmp) if the file is ours, which is fs.protected_regular's
  * rule. Returns the fd or -errno with error filled. */
-static int
-open_log(int directory, const char *name, const char *path, char *error, size_t error_size)
+int
+log_open_at(int directory, const char *name, const char *path, char *error, size_t error_size)
 {
 	int shared = pathat_check_directory(directory, path, error, error_size);
 	if (shared < 0)
@@ -115,7 +119,7 @@ log_to_file(const char *path, char *error, size_t error_size)
 		snprintf(error, error_size, "%s: %s", path, strerror(-r));
 		return r;
 	}
-	int fd = open_log(directory, name, path, error, error_size);
+	int fd = log_open_at(directory, name, path, error, error_size);
 	close(directory);
 	if (fd < 0)
 		return fd;
@@ -130,8 +134,8 @@ log_to_file(const char *path, char *error, size_t error_size)
 
 /* Appends text as the inside of a JSON string: quotes, backslashes and control characters
  * escaped, bytes that are not UTF-8 replaced by U+FFFD. Returns the new length. */
-static size_t
-append_json_string(char *line, size_t length, size_t size, const char *text, size_t text_length)
+size_t
+log_json_string(char *line, size_t length, size_t size, const char *text, size_t text_length)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	for (size_t i = 0; i < text_length && length + 8 < size;) {
@@ -170,10 +174,94 @@ append_json_string(char *line, size_t length, size_t size, const char *text, siz
 	return length;
 }
 
-/* Writes one record: prefix (the worker's "label[pid]" or NULL), the message. */
+/* A native journal entry (systemd's "Native Journal Protocol"): KEY=value lines, and MESSAGE
+ * in the binary-safe form (KEY, newline, its length as 64-bit little-endian, the bytes, a
+ * newline), since a worker's line may hold any byte. One datagram, sent without blocking: a
+ * journal that cannot keep up loses lines rather than stopping the host. */
 static void
-emit(enum log_level level, const char *label, int pid, const char *message, size_t message_length)
+journal_emit(enum log_level level, const struct log_worker *worker, const char *message,
+	     size_t message_length)
 {
+	/* syslog priorities: err, warning, info, debug. */
+	static const char priorities[] = {'3', '4', '6', '7'};
+	char fields[512];
+	int n;
+	if (worker && worker->service)
+		n = snprintf(fields, sizeof(fields),
+			     "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\nAERIE_SERVICE=%s\n"
+			     "AERIE_WORKER=%u\nAERIE_PID=%d\nAERIE_STREAM=%s\n",
+			     priorities[level], worker->service, worker->index, worker->pid,
+			     worker->stderr ? "stderr" : "stdout");
+	else if (worker)
+		n = snprintf(fields, sizeof(fields),
+			     "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\nAERIE_PROCESS=%s\nAERIE_PID=%d\n",
+			     priorities[level], worker->label, worker->pid);
+	else
+		n = snprintf(fields, sizeof(fields), "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\n",
+			     priorities[level]);
+	if (n < 0 || (size_t)n >= sizeof(fields))
+		return;
+	uint64_t size = message_length;
+	unsigned char size_le[8];
+	for (int i = 0; i < 8; i++)
+		size_le[i] = (unsigned char)(size >> (8 * i));
+	struct iovec parts[] = {
+	    {fields, (size_t)n},
+	    {(void *)"MESSAGE\n", 8},
+	    {size_le, sizeof(size_le)},
+	    {(void *)message, message_length},
+	    {(void *)"\n", 1},
+	};
+	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 5};
+	while (sendmsg(journal_fd, &header, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+int
+log_to_journal(const char *path)
+{
+	struct sockaddr_un address = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(address.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(address.sun_path, path, strlen(path));
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	/* Room for a long line with its fields; journald takes datagrams far larger. */
+	int size = 4 * LOG_LINE_MAX;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (journal_fd >= 0)
+		close(journal_fd);
+	journal_fd = fd;
+	return 0;
+}
+
+bool
+log_stderr_is_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	struct stat st;
+	unsigned long long device, inode;
+	if (!stream || sscanf(stream, "%llu:%llu", &device, &inode) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == device && (unsigned long long)st.st_ino == inode;
+}
+
+/* Writes one record: worker (whose line it is, or NULL), the message. */
+static void
+emit(enum log_level level, const struct log_worker *worker, const char *message,
+     size_t message_length)
+{
+	if (journal_fd >= 0) {
+		journal_emit(level, worker, message, message_length);
+		return;
+	}
 	char line[LOG_LINE_MAX];
 	struct timespec now;
 	struct tm tm;
@@ -187,13 +275,15 @@ emit(enum log_level level, const char *label, int pid, const char *message, size
 					  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 					  tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
 					  level_names[level]);
-		if (label) {
+		if (worker) {
 			length += (size_t)snprintf(line + length, sizeof(line) - length,
-						   "\"worker\":\"%s\",\"pid\":%d,", label, pid);
+						   "\"worker\":\"%s\",\"pid\":%d,%s", worker->label,
+						   worker->pid,
+						   worker->stderr ? "\"stream\":\"stderr\"," : "");
 		}
 		length += (size_t)snprintf(line + length, sizeof(line) - length, "\"message\":\"");
 		length =
-		    append_json_string(line, length, sizeof(line) - 3, message, message_length);
+		    log_json_string(line, length, sizeof(line) - 3, message, message_length);
 		line[length++] = '"';
 		line[length++] = '}';
 	} else {
@@ -201,9 +291,10 @@ emit(enum log_level level, const char *label, int pid, const char *message, size
 		length = (size_t)snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %-5s ",
 					  tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
 					  level_names[level]);
-		if (label)
-			length += (size_t)snprintf(line + length, sizeof(line) - length, "%s[%d] ",
-						   label, pid);
+		if (worker)
+			length += (size_t)snprintf(line + length, sizeof(line) - length, "%s[%d]%s ",
+						   worker->label, worker->pid,
+						   worker->stderr ? " stderr:" : "");
 		if (message_length > sizeof(line) - length - 1)
 			message_length = sizeof(line) - length - 1;
 		memcpy(line + length, message, message_length);
@@ -238,7 +329,7 @@ log_line(enum log_level level, const char *suffix, const char *format, va_list a
 		if (length >= sizeof(message))
 			length = sizeof(message) - 1;
 	}
-	emit(level, NULL, 0, message, length);
+	emit(level, NULL, message, length);
 }
 
 void
@@ -260,8 +351,9 @@ log_errno(enum log_level level, int error, const char *format, ...)
 }
 
 void
-log_worker_line(const char *label, int pid, const char *text, size_t length)
+log_worker_line(enum log_level level, const struct log_worker *worker, const char *text,
+		size_t length)
 {
-	if (log_enabled(LOG_INFO))
-		emit(LOG_INFO, label, pid, text, length);
+	if (log_enabled(level))
+		emit(level, worker, text, length);
 }

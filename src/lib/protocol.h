@@ -16,7 +16,13 @@ struct protocol_request {
 	int signal; /* restart: 0, or the signal to deliver to the host */
 	char signal_name[16];
 	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
+	/* logs: "service" ("" for all), "worker" (-1 for all), "lines" (the last ones kept;
+	 * PROTOCOL_LOGS_ALL: as many as are kept), "follow". */
+	int worker;
+	unsigned lines;
+	bool follow;
 };
+#define PROTOCOL_LOGS_ALL 0xffffffffu
 
 /* The "code" of an error reply: clients and scripts match on its name, so a name never
  * changes once released. */

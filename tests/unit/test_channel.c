@@ -82,11 +82,22 @@ test_requests(void **state)
 	assert_int_equal(message.header.id, UINT64_MAX);
 	assert_string_equal(message.service, "web");
 
-	char longest[CHANNEL_MAX_REQUEST];
+	char longest[PROTOCOL_MAX_SERVICE];
 	memset(longest, 'a', sizeof(longest));
 	assert_int_equal(round_trip(pair, COMMAND_RESTART, 1, longest, sizeof(longest), &message),
 			 0);
-	assert_int_equal(strlen(message.service), CHANNEL_MAX_REQUEST);
+	assert_int_equal(strlen(message.service), PROTOCOL_MAX_SERVICE);
+	assert_int_equal(message.arguments.worker, -1);
+
+	/* The service, a NUL, then the arguments. */
+	char logs[4 + sizeof(struct channel_arguments)] = "web";
+	struct channel_arguments arguments = {.worker = 2, .lines = 100, .flags = CHANNEL_FOLLOW};
+	memcpy(logs + 4, &arguments, sizeof(arguments));
+	assert_int_equal(round_trip(pair, COMMAND_LOGS, 9, logs, sizeof(logs), &message), 0);
+	assert_string_equal(message.service, "web");
+	assert_int_equal(message.arguments.worker, 2);
+	assert_int_equal(message.arguments.lines, 100);
+	assert_int_equal(message.arguments.flags, CHANNEL_FOLLOW);
 }
 
 static void
@@ -173,7 +184,7 @@ test_malformed(void **state)
 
 	/* Types: unknown, and a command the host does not answer. */
 	const uint32_t types[] = {COMMAND_COUNT, COMMAND_METRICS, CHANNEL_REPLY - 1,
-				  CHANNEL_FILE + 1, UINT32_MAX};
+				  CHANNEL_LOGS_CANCEL + 1, UINT32_MAX};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		n = build(buffer, types[i], 0, 1, NULL, 0);
 		assert_refused(buffer, n);
@@ -182,7 +193,7 @@ test_malformed(void **state)
 	}
 
 	/* A request's service: bounded, and no NUL in it. */
-	char name[CHANNEL_MAX_REQUEST + 1];
+	char name[PROTOCOL_MAX_SERVICE + 1];
 	memset(name, 'a', sizeof(name));
 	n = build(buffer, COMMAND_RESTART, sizeof(name), 1, name, sizeof(name));
 	assert_refused(buffer, n);
@@ -190,6 +201,19 @@ test_malformed(void **state)
 	assert_refused(buffer, n);
 	n = build(buffer, COMMAND_RESTART, 3, 1, "w\0b", 3);
 	assert_refused(buffer, n);
+	/* Arguments of the wrong size. */
+	n = build(buffer, COMMAND_LOGS, 6, 1, "web\0ab", 6);
+	assert_refused(buffer, n);
+
+	/* Log lines: frames ending in a NUL; acks and cancels without payload. */
+	n = build(buffer, CHANNEL_LOGS, 3, 1, "{}\0", 3);
+	assert_int_equal(channel_parse(buffer, n, &(struct channel_message){0}), 0);
+	n = build(buffer, CHANNEL_LOGS, 2, 1, "{}", 2);
+	assert_refused(buffer, n);
+	n = build(buffer, CHANNEL_LOGS_ACK, 2, 1, "{}", 2);
+	assert_refused(buffer, n);
+	n = build(buffer, CHANNEL_LOGS_CANCEL, 0, 1, NULL, 0);
+	assert_int_equal(channel_parse(buffer, n, &(struct channel_message){0}), 0);
 
 	/* A reply: JSON text and one NUL, at its end. */
 	n = build(buffer, CHANNEL_REPLY, 0, 1, NULL, 0);

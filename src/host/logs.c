@@ -1,0 +1,468 @@
+/* logs: what the host keeps of its workers' output: each service's last log_lines lines in a
+ * ring allocated once (a slot per line, LOGS_LINE_MAX bytes of text, a longer line cut and
+ * marked), its log_file (logs_file.c), and the `logs -f` clients.
+ *
+ * A following client is a position in each ring it follows and nothing more. The host sends it
+ * what lies between that position and the ring's end in batches of at most one datagram, and
+ * at most LOGS_FOLLOW_WINDOW batches before the supervisor process says it wrote one to the
+ * client: so what the host holds for a client is bounded (the channel queue has at most the
+ * window), it never waits for one, and a client that reads slower than the workers write finds
+ * its position overrun by the ring. It then gets {"missed":N,"service":S} where the lines were
+ * and goes on from the oldest line kept: every line in order, or a counted gap, never a silent
+ * one. */
+#include "host/logs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host/logs_file.h"
+#include "lib/channel.h"
+#include "lib/json_out.h"
+#include "lib/limits.h"
+#include "lib/log.h"
+
+struct logs_entry {
+	double time; /* CLOCK_REALTIME */
+	int pid;
+	unsigned worker;
+	unsigned short length;
+	unsigned char stream;
+	bool cut;
+	char text[LOGS_LINE_MAX];
+};
+
+struct logs {
+	char *service;
+	struct logs_entry *ring;
+	size_t capacity;
+	uint64_t next; /* lines ever added; the newest is next - 1 */
+	bool has_file;
+	bool dirty; /* lines this turn: in the flush list */
+	struct logs *dirty_next;
+	struct logs_file file;
+};
+
+/* One `logs -f` client: its position in each ring it follows. */
+struct follower {
+	struct follower *next;
+	struct control *control;
+	struct control_ticket ticket;
+	int worker; /* -1: all */
+	unsigned in_flight;
+	size_t count;
+	struct {
+		struct logs *logs; /* NULL: that service is gone */
+		uint64_t cursor;
+	} parts[];
+};
+
+/* The host's, one list for all services: followers are few (LOGS_MAX_FOLLOWERS). */
+static struct follower *followers;
+static size_t follower_count;
+static struct logs *dirty_list;
+
+int
+logs_new(const struct config_service *config, struct logs **ret_logs)
+{
+	struct logs *logs = calloc(1, sizeof(*logs));
+	if (!logs)
+		return -ENOMEM;
+	logs->service = strdup(config->name);
+	logs->capacity = config->log_lines;
+	logs->ring = logs->capacity ? calloc(logs->capacity, sizeof(*logs->ring)) : NULL;
+	if (!logs->service || (logs->capacity && !logs->ring)) {
+		free(logs->service);
+		free(logs->ring);
+		free(logs);
+		return -ENOMEM;
+	}
+	logs->file.fd = logs->file.directory = -1;
+	if (config->log_file) {
+		logs->has_file = true;
+		int r = logs_file_open(&logs->file, config->log_file, config->log_max_size,
+				       config->log_keep);
+		if (r == -ENOMEM) {
+			logs_free(logs);
+			return r;
+		}
+	}
+	*ret_logs = logs;
+	return 0;
+}
+
+static void
+forget_dirty(struct logs *logs)
+{
+	for (struct logs **p = &dirty_list; *p; p = &(*p)->dirty_next)
+		if (*p == logs) {
+			*p = logs->dirty_next;
+			break;
+		}
+}
+
+void
+logs_free(struct logs *logs)
+{
+	if (!logs)
+		return;
+	if (logs->dirty)
+		forget_dirty(logs);
+	for (struct follower *f = followers; f; f = f->next)
+		for (size_t i = 0; i < f->count; i++)
+			if (f->parts[i].logs == logs)
+				f->parts[i].logs = NULL;
+	if (logs->has_file)
+		logs_file_close(&logs->file);
+	free(logs->ring);
+	free(logs->service);
+	free(logs);
+}
+
+/* "2026-12-02T00:20:10.123456Z", the second's part formatted once per second. */
+static void
+format_time(double time, char buffer[32])
+{
+	static time_t cached_second = -1;
+	static char cached[24];
+	time_t second = (time_t)time;
+	if (second != cached_second) {
+		struct tm tm;
+		(void)gmtime_r(&second, &tm);
+		(void)strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_second = second;
+	}
+	double fraction = (time - (double)second) * 1e6;
+	unsigned micros = fraction < 0 ? 0 : fraction > 999999 ? 999999 : (unsigned)fraction;
+	snprintf(buffer, 32, "%.19s.%06uZ", cached, micros);
+}
+
+static double
+realtime_now(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+void
+logs_line(struct logs *logs, const struct worker *worker, enum worker_stream stream,
+	  const char *text, size_t length)
+{
+	bool error = stream == WORKER_STDERR;
+	struct log_worker who = {worker->label, logs ? logs->service : NULL, worker->index,
+				 (int)worker->output_pid, error};
+	log_worker_line(error ? LOG_WARN : LOG_INFO, &who, text, length);
+	if (!logs)
+		return;
+	double now = realtime_now();
+	if (logs->capacity) {
+		struct logs_entry *entry = &logs->ring[logs->next % logs->capacity];
+		size_t kept = length < LOGS_LINE_MAX ? length : LOGS_LINE_MAX;
+		/* Field by field: the slot's text is not cleared, only overwritten. */
+		entry->time = now;
+		entry->pid = (int)worker->output_pid;
+		entry->worker = worker->index;
+		entry->length = (unsigned short)kept;
+		entry->stream = (unsigned char)stream;
+		entry->cut = kept < length;
+		memcpy(entry->text, text, kept);
+	}
+	logs->next++;
+	if (logs->has_file) {
+		/* TIME web.2[PID] text, as `logs` prints it; the bytes as the worker wrote them. */
+		char line[WORKER_OUTPUT_LINE_MAX + 128];
+		char time[32];
+		format_time(now, time);
+		int n = snprintf(line, sizeof(line), "%s %s[%d]%s ", time, worker->label,
+				 (int)worker->output_pid, error ? " stderr:" : "");
+		size_t prefix = n > 0 ? (size_t)n : 0;
+		if (length > sizeof(line) - prefix - 1)
+			length = sizeof(line) - prefix - 1;
+		memcpy(line + prefix, text, length);
+		line[prefix + length] = '\n';
+		logs_file_append(&logs->file, line, prefix + length + 1);
+	}
+	if (!logs->dirty) {
+		logs->dirty = true;
+		logs->dirty_next = dirty_list;
+		dirty_list = logs;
+	}
+}
+
+/* One line as its frame's JSON (NUL-terminated); returns its length. buffer holds
+ * LOGS_FRAME_MAX bytes. */
+#define LOGS_FRAME_MAX (LOGS_LINE_MAX * 6 + 512)
+static size_t
+encode_entry(char *buffer, const char *service, const struct logs_entry *entry)
+{
+	char time[32];
+	format_time(entry->time, time);
+	int n = snprintf(buffer, LOGS_FRAME_MAX,
+			 "{\"service\":\"%s\",\"worker\":%u,\"pid\":%d,\"stream\":\"%s\","
+			 "\"time\":\"%s\",\"line\":\"",
+			 service, entry->worker, entry->pid,
+			 entry->stream == WORKER_STDERR ? "stderr" : "stdout", time);
+	size_t length = log_json_string(buffer, (size_t)n, LOGS_FRAME_MAX - 32, entry->text,
+					entry->length);
+	const char *end = entry->cut ? "\",\"cut\":true}" : "\"}";
+	memcpy(buffer + length, end, strlen(end) + 1);
+	return length + strlen(end);
+}
+
+static uint64_t
+oldest(const struct logs *logs)
+{
+	return logs->next > logs->capacity ? logs->next - logs->capacity : 0;
+}
+
+static const struct logs_entry *
+entry_at(const struct logs *logs, uint64_t seq)
+{
+	return &logs->ring[seq % logs->capacity];
+}
+
+static void
+follower_remove(struct follower *follower)
+{
+	for (struct follower **p = &followers; *p; p = &(*p)->next)
+		if (*p == follower) {
+			*p = follower->next;
+			follower_count--;
+			break;
+		}
+	free(follower);
+}
+
+/* Sends the follower what it has not had yet, while its window allows. */
+static void
+pump(struct follower *f)
+{
+	/* Half a datagram's bound: a batch always goes inline, never as a memfd. */
+	static char batch[CHANNEL_MAX_DATAGRAM / 2];
+	static char frame[LOGS_FRAME_MAX];
+	if (!control_ticket_live(f->control, f->ticket)) {
+		follower_remove(f); /* its supervisor process, and the client with it, are gone */
+		return;
+	}
+	while (f->in_flight < LOGS_FOLLOW_WINDOW) {
+		size_t length = 0;
+		for (size_t i = 0; i < f->count; i++) {
+			struct logs *logs = f->parts[i].logs;
+			uint64_t *cursor = &f->parts[i].cursor;
+			if (!logs)
+				continue;
+			if (*cursor < oldest(logs) && length + 128 < sizeof(batch)) {
+				int n = snprintf(batch + length, sizeof(batch) - length,
+						 "{\"missed\":%llu,\"service\":\"%s\"}",
+						 (unsigned long long)(oldest(logs) - *cursor),
+						 logs->service);
+				length += (size_t)n + 1; /* with its NUL */
+				*cursor = oldest(logs);
+			}
+			while (*cursor < logs->next && *cursor >= oldest(logs)) {
+				const struct logs_entry *entry = entry_at(logs, *cursor);
+				if (f->worker >= 0 && entry->worker != (unsigned)f->worker) {
+					++*cursor;
+					continue;
+				}
+				size_t n = encode_entry(frame, logs->service, entry);
+				if (length + n + 1 > sizeof(batch))
+					break;
+				memcpy(batch + length, frame, n + 1);
+				length += n + 1;
+				++*cursor;
+			}
+		}
+		if (length == 0)
+			return;
+		int r = control_send_logs(f->control, f->ticket, batch, length);
+		if (r < 0) {
+			/* Its supervisor process (and the client with it) is gone. */
+			follower_remove(f);
+			return;
+		}
+		f->in_flight++;
+	}
+}
+
+void
+logs_flush(void)
+{
+	bool any = dirty_list != NULL;
+	while (dirty_list) {
+		struct logs *logs = dirty_list;
+		dirty_list = logs->dirty_next;
+		logs->dirty = false;
+		if (logs->has_file)
+			logs_file_flush(&logs->file);
+	}
+	if (!any)
+		return;
+	for (struct follower *f = followers, *next; f; f = next) {
+		next = f->next;
+		pump(f);
+	}
+}
+
+void
+logs_reopen(struct logs *logs)
+{
+	if (logs && logs->has_file)
+		logs_file_reopen(&logs->file);
+}
+
+unsigned long long
+logs_dropped(const struct logs *logs)
+{
+	return logs && logs->has_file ? logs->file.dropped : 0;
+}
+
+/* The reply: the last lines of the services asked, oldest first (merged by time when there
+ * are several). */
+static ssize_t
+encode_reply(struct logs *const *services, size_t count, int worker, unsigned lines,
+	     char **ret_text)
+{
+	uint64_t *cursors = calloc(count ? count : 1, sizeof(*cursors));
+	if (!cursors)
+		return -ENOMEM;
+	/* Each service's start: its last `lines` matching lines. */
+	size_t total = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct logs *logs = services[i];
+		uint64_t seq = logs->next;
+		size_t found = 0;
+		while (seq > oldest(logs) && found < lines) {
+			seq--;
+			if (worker < 0 || entry_at(logs, seq)->worker == (unsigned)worker)
+				found++;
+		}
+		cursors[i] = seq;
+		total += found;
+	}
+	size_t skip = total > lines ? total - lines : 0;
+	struct json_out out = {0};
+	static char frame[LOGS_FRAME_MAX];
+	json_out_raw(&out, "{\"lines\":[");
+	bool first = true;
+	for (;;) {
+		/* The oldest next line of all services. */
+		size_t pick = count;
+		for (size_t i = 0; i < count; i++) {
+			const struct logs *logs = services[i];
+			while (cursors[i] < logs->next && worker >= 0 &&
+			       entry_at(logs, cursors[i])->worker != (unsigned)worker)
+				cursors[i]++;
+			if (cursors[i] < logs->next &&
+			    (pick == count || entry_at(logs, cursors[i])->time <
+						  entry_at(services[pick], cursors[pick])->time))
+				pick = i;
+		}
+		if (pick == count)
+			break;
+		const struct logs_entry *entry = entry_at(services[pick], cursors[pick]++);
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		(void)encode_entry(frame, services[pick]->service, entry);
+		if (!first)
+			json_out_raw(&out, ",");
+		json_out_raw(&out, frame);
+		first = false;
+	}
+	json_out_raw(&out, "]}");
+	free(cursors);
+	return json_out_finish(&out, ret_text);
+}
+
+void
+logs_request(struct control *control, struct control_ticket ticket,
+	     struct logs *const *services, size_t count, const char *service,
+	     const struct channel_arguments *arguments)
+{
+	struct logs *const *chosen = services;
+	size_t chosen_count = count;
+	if (service) {
+		chosen_count = 0;
+		for (size_t i = 0; i < count; i++)
+			if (strcmp(services[i]->service, service) == 0) {
+				chosen = &services[i];
+				chosen_count = 1;
+				break;
+			}
+		if (chosen_count == 0) {
+			char message[PROTOCOL_MAX_SERVICE + 64];
+			snprintf(message, sizeof(message), "no service named \"%s\"", service);
+			control_reply_error(control, ticket, PROTOCOL_CODE_INVALID_REQUEST,
+					    message);
+			return;
+		}
+	}
+	int worker = service ? arguments->worker : -1;
+	char *text;
+	ssize_t length = encode_reply(chosen, chosen_count, worker, arguments->lines, &text);
+	if (length < 0) {
+		control_reply_error(control, ticket, PROTOCOL_CODE_INTERNAL, "out of memory");
+		return;
+	}
+	control_reply(control, ticket, text, (size_t)length);
+	free(text);
+	if (!(arguments->flags & CHANNEL_FOLLOW))
+		return;
+	struct follower *f = malloc(sizeof(*f) + chosen_count * sizeof(f->parts[0]));
+	if (!f) {
+		log_error("logs: out of memory for a following client");
+		return;
+	}
+	*f = (struct follower){.control = control,
+			       .ticket = ticket,
+			       .worker = worker,
+			       .count = chosen_count};
+	for (size_t i = 0; i < chosen_count; i++) {
+		f->parts[i].logs = chosen[i];
+		f->parts[i].cursor = chosen[i]->next; /* the reply had everything before */
+	}
+	/* The supervisor process has at most as many clients; one more means an older follower
+	 * whose cancel was lost with its supervisor process: the oldest goes. */
+	if (follower_count == LOGS_MAX_FOLLOWERS) {
+		struct follower *last = followers;
+		while (last->next)
+			last = last->next;
+		follower_remove(last);
+	}
+	f->next = followers;
+	followers = f;
+	follower_count++;
+}
+
+static struct follower *
+find(struct control_ticket ticket)
+{
+	for (struct follower *f = followers; f; f = f->next)
+		if (f->ticket.id == ticket.id && f->ticket.epoch == ticket.epoch)
+			return f;
+	return NULL;
+}
+
+void
+logs_acked(struct control_ticket ticket)
+{
+	struct follower *f = find(ticket);
+	if (!f)
+		return;
+	if (f->in_flight > 0)
+		f->in_flight--;
+	pump(f);
+}
+
+void
+logs_cancelled(struct control_ticket ticket)
+{
+	struct follower *f = find(ticket);
+	if (f)
+		follower_remove(f);
+}
