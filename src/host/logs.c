@@ -1,6 +1,12 @@
 /* logs: what the host keeps of its workers' output: each service's last log_lines lines in a
- * ring allocated once (a slot per line, LOGS_LINE_MAX bytes of text, a longer line cut and
- * marked), its log_file (logs_file.c), and the `logs -f` clients.
+ * ring allocated once, its log_file (logs_file.c), and the `logs -f` clients.
+ *
+ * The ring is log_lines entries and a circular text arena of log_lines x LOGS_LINE_AVERAGE
+ * bytes that the lines' text is laid out in one after the other (a line that does not fit
+ * before the arena's end starts again at its start). Adding a line forgets the oldest ones
+ * whose text it needs the room of: the last log_lines lines are kept while they average
+ * LOGS_LINE_AVERAGE bytes or less, fewer when they are longer, and memory is fixed either way.
+ * A line longer than LOGS_LINE_MAX is cut there and marked "cut".
  *
  * A following client is a position in each ring it follows and nothing more. The host sends it
  * what lies between that position and the ring's end in batches of at most one datagram, and
@@ -28,17 +34,21 @@ struct logs_entry {
 	double time; /* CLOCK_REALTIME */
 	int pid;
 	unsigned worker;
+	uint32_t offset; /* of its text in the arena */
 	unsigned short length;
 	unsigned char stream;
 	bool cut;
-	char text[LOGS_LINE_MAX];
 };
 
 struct logs {
 	char *service;
 	struct logs_entry *ring;
 	size_t capacity;
-	uint64_t next; /* lines ever added; the newest is next - 1 */
+	char *arena;
+	size_t arena_size;
+	size_t head;	/* where the newest line's text ends */
+	uint64_t first; /* the oldest line kept; == next when none is */
+	uint64_t next;	/* lines ever added; the newest is next - 1 */
 	bool has_file;
 	bool dirty; /* lines this turn: in the flush list */
 	struct logs *dirty_next;
@@ -72,10 +82,15 @@ logs_new(const struct config_service *config, struct logs **ret_logs)
 		return -ENOMEM;
 	logs->service = strdup(config->name);
 	logs->capacity = config->log_lines;
+	logs->arena_size = logs->capacity * LOGS_LINE_AVERAGE;
+	if (logs->capacity && logs->arena_size < 2 * LOGS_LINE_MAX)
+		logs->arena_size = 2 * LOGS_LINE_MAX;
 	logs->ring = logs->capacity ? calloc(logs->capacity, sizeof(*logs->ring)) : NULL;
-	if (!logs->service || (logs->capacity && !logs->ring)) {
+	logs->arena = logs->capacity ? malloc(logs->arena_size) : NULL;
+	if (!logs->service || (logs->capacity && (!logs->ring || !logs->arena))) {
 		free(logs->service);
 		free(logs->ring);
+		free(logs->arena);
 		free(logs);
 		return -ENOMEM;
 	}
@@ -117,6 +132,7 @@ logs_free(struct logs *logs)
 	if (logs->has_file)
 		logs_file_close(&logs->file);
 	free(logs->ring);
+	free(logs->arena);
 	free(logs->service);
 	free(logs);
 }
@@ -139,6 +155,40 @@ format_time(double time, char buffer[32])
 	snprintf(buffer, 32, "%.19s.%06uZ", cached, micros);
 }
 
+/* Whether the text of the entry at offset is in the room [head, end) that a new line takes,
+ * which wrapped to the arena's start when wrapped. The oldest lines' text follows head, in
+ * order, so forgetting the oldest until this is false frees exactly that room. */
+static bool
+in_room(const struct logs *logs, uint32_t offset, size_t end, bool wrapped)
+{
+	if (wrapped)
+		return offset >= logs->head || offset < end;
+	return offset >= logs->head && offset < end;
+}
+
+static void
+ring_add(struct logs *logs, const struct worker *worker, enum worker_stream stream, double now,
+	 const char *text, size_t length)
+{
+	size_t kept = length < LOGS_LINE_MAX ? length : LOGS_LINE_MAX;
+	/* An empty line takes a byte all the same: every entry has room of its own, so that the
+	 * oldest entry's text is always the one right after head. */
+	size_t room = kept ? kept : 1;
+	bool wrapped = logs->head + room > logs->arena_size;
+	size_t start = wrapped ? 0 : logs->head;
+	if (logs->next - logs->first == logs->capacity)
+		logs->first++;
+	while (logs->first < logs->next &&
+	       in_room(logs, logs->ring[logs->first % logs->capacity].offset, start + room, wrapped))
+		logs->first++;
+	struct logs_entry *entry = &logs->ring[logs->next % logs->capacity];
+	*entry = (struct logs_entry){now,	 (int)worker->output_pid, worker->index,
+				     (uint32_t)start, (unsigned short)kept, (unsigned char)stream,
+				     kept < length};
+	memcpy(logs->arena + start, text, kept);
+	logs->head = start + room;
+}
+
 static double
 realtime_now(void)
 {
@@ -158,18 +208,10 @@ logs_line(struct logs *logs, const struct worker *worker, enum worker_stream str
 	if (!logs)
 		return;
 	double now = realtime_now();
-	if (logs->capacity) {
-		struct logs_entry *entry = &logs->ring[logs->next % logs->capacity];
-		size_t kept = length < LOGS_LINE_MAX ? length : LOGS_LINE_MAX;
-		/* Field by field: the slot's text is not cleared, only overwritten. */
-		entry->time = now;
-		entry->pid = (int)worker->output_pid;
-		entry->worker = worker->index;
-		entry->length = (unsigned short)kept;
-		entry->stream = (unsigned char)stream;
-		entry->cut = kept < length;
-		memcpy(entry->text, text, kept);
-	}
+	if (logs->capacity)
+		ring_add(logs, worker, stream, now, text, length);
+	else
+		logs->first = logs->next + 1;
 	logs->next++;
 	if (logs->has_file) {
 		/* TIME web.2[PID] text, as `logs` prints it; the bytes as the worker wrote them. */
@@ -196,8 +238,9 @@ logs_line(struct logs *logs, const struct worker *worker, enum worker_stream str
  * LOGS_FRAME_MAX bytes. */
 #define LOGS_FRAME_MAX (LOGS_LINE_MAX * 6 + 512)
 static size_t
-encode_entry(char *buffer, const char *service, const struct logs_entry *entry)
+encode_entry(char *buffer, const struct logs *logs, const struct logs_entry *entry)
 {
+	const char *service = logs->service;
 	char time[32];
 	format_time(entry->time, time);
 	int n = snprintf(buffer, LOGS_FRAME_MAX,
@@ -205,8 +248,8 @@ encode_entry(char *buffer, const char *service, const struct logs_entry *entry)
 			 "\"time\":\"%s\",\"line\":\"",
 			 service, entry->worker, entry->pid,
 			 entry->stream == WORKER_STDERR ? "stderr" : "stdout", time);
-	size_t length = log_json_string(buffer, (size_t)n, LOGS_FRAME_MAX - 32, entry->text,
-					entry->length);
+	size_t length = log_json_string(buffer, (size_t)n, LOGS_FRAME_MAX - 32,
+					logs->arena + entry->offset, entry->length);
 	const char *end = entry->cut ? "\",\"cut\":true}" : "\"}";
 	memcpy(buffer + length, end, strlen(end) + 1);
 	return length + strlen(end);
@@ -215,7 +258,7 @@ encode_entry(char *buffer, const char *service, const struct logs_entry *entry)
 static uint64_t
 oldest(const struct logs *logs)
 {
-	return logs->next > logs->capacity ? logs->next - logs->capacity : 0;
+	return logs->first;
 }
 
 static const struct logs_entry *
@@ -268,7 +311,7 @@ pump(struct follower *f)
 					++*cursor;
 					continue;
 				}
-				size_t n = encode_entry(frame, logs->service, entry);
+				size_t n = encode_entry(frame, logs, entry);
 				if (length + n + 1 > sizeof(batch))
 					break;
 				memcpy(batch + length, frame, n + 1);
@@ -289,6 +332,15 @@ pump(struct follower *f)
 }
 
 void
+logs_pump(void)
+{
+	for (struct follower *f = followers, *next; f; f = next) {
+		next = f->next;
+		pump(f);
+	}
+}
+
+void
 logs_flush(void)
 {
 	bool any = dirty_list != NULL;
@@ -299,12 +351,8 @@ logs_flush(void)
 		if (logs->has_file)
 			logs_file_flush(&logs->file);
 	}
-	if (!any)
-		return;
-	for (struct follower *f = followers, *next; f; f = next) {
-		next = f->next;
-		pump(f);
-	}
+	if (any)
+		logs_pump();
 }
 
 void
@@ -368,7 +416,7 @@ encode_reply(struct logs *const *services, size_t count, int worker, unsigned li
 			skip--;
 			continue;
 		}
-		(void)encode_entry(frame, services[pick]->service, entry);
+		(void)encode_entry(frame, services[pick], entry);
 		if (!first)
 			json_out_raw(&out, ",");
 		json_out_raw(&out, frame);

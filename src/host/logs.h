@@ -28,6 +28,8 @@ void logs_line(struct logs *logs, const struct worker *worker, enum worker_strea
 /* Lines have come: the files get this turn's lines, each following client that may take more
  * gets them. */
 void logs_flush(void);
+/* Only the followers' part of it: called after each read of a pipe. */
+void logs_pump(void);
 /* SIGUSR1: log_file opened again under its name (after an external logrotate). */
 void logs_reopen(struct logs *logs);
 /* Lines that could not be written to log_file (a full disk, a file that cannot be opened). */

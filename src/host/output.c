@@ -52,6 +52,9 @@ output_read(struct worker_output *output)
 		if (n > 0) {
 			output->length += (size_t)n;
 			output_flush_lines(output, false);
+			/* Followers get each read's lines before the next read may overrun them in
+			 * the ring. */
+			logs_pump();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -82,7 +85,7 @@ on_output(struct loop *loop, int fd, uint32_t events, void *data)
 	(void)events;
 	if (!output_read(output))
 		output_close(output, loop);
-	/* Once per wake-up, not per line: the file gets one write, each follower one batch. */
+	/* Once per wake-up, not per line or read: the file gets one write. */
 	logs_flush();
 }
 

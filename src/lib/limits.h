@@ -67,15 +67,18 @@
 				 */
 #define LOG_LINE_MAX 8192	/* bytes of one log line */
 /* A line of worker output kept in memory for `logs` (host/logs.c) is cut here and marked
- * "cut": each of a service's log_lines slots holds this much, so its ring is
- * log_lines x ~1 KiB, allocated once. */
+ * "cut". A service's ring has log_lines x LOGS_LINE_AVERAGE bytes for their text (and 32 per
+ * line besides), allocated once: longer lines on average, fewer kept. */
 #define LOGS_LINE_MAX 1024
-/* A `logs -f` client gets its lines in batches of at most CHANNEL_MAX_DATAGRAM bytes; the host
- * has at most this many batches on their way to it before the supervisor process says one was
- * written to the client. A client that reads slower than the worker writes is then skipped
- * ahead in the ring and told how many lines it missed: the host never waits for it and holds
- * nothing for it but a position in the ring. */
-#define LOGS_FOLLOW_WINDOW 4
+#define LOGS_LINE_AVERAGE 256
+/* A `logs -f` client gets its lines in batches of at most CHANNEL_MAX_DATAGRAM / 2 bytes; the
+ * host has at most this many batches on their way to it (1 MiB) before the supervisor process
+ * says one was written to the client: more than a worker writing without pause puts in the
+ * ring in one turn of the loop (WORKER_OUTPUT_READS_PER_WAKEUP reads of a pipe), so a client
+ * that keeps up misses nothing. One that reads slower than the worker writes is skipped ahead
+ * in the ring and told how many lines it missed: the host never waits for it and holds nothing
+ * for it but a position in the ring and the window. */
+#define LOGS_FOLLOW_WINDOW 32
 #define LOGS_MAX_FOLLOWERS PROTOCOL_MAX_CLIENTS /* `logs -f` clients at once, of all services */
 #define LOOP_EVENTS_PER_WAIT 64 /* epoll events taken per wait */
 /* A stop ends whatever the workers do: this long after the longest stop_timeout everything left
