@@ -51,12 +51,24 @@ print_frame(const json_t *frame, bool json, const char *text)
 	const char *time = json_string_value(json_object_get(frame, "time"));
 	const char *service = json_string_value(json_object_get(frame, "service"));
 	const char *stream = json_string_value(json_object_get(frame, "stream"));
-	const char *line = json_string_value(json_object_get(frame, "line"));
+	json_t *line_value = json_object_get(frame, "line");
+	/* The line may hold a NUL (\u0000): shown as any control character is, '?'. */
+	size_t line_length = json_string_length(line_value);
+	char *line = malloc(line_length + 1);
+	if (line) {
+		memcpy(line, json_string_value(line_value) ? json_string_value(line_value) : "",
+		       line_length);
+		line[line_length] = '\0';
+		for (size_t i = 0; i < line_length; i++)
+			if (line[i] == '\0')
+				line[i] = '?';
+	}
 	printf("%s %s.%lld[%lld]%s ", time ? time : "?", service ? service : "?",
 	       (long long)json_integer_value(json_object_get(frame, "worker")),
 	       (long long)json_integer_value(json_object_get(frame, "pid")),
 	       stream && strcmp(stream, "stderr") == 0 ? " stderr:" : "");
 	escape_print(stdout, line ? line : "");
+	free(line);
 	if (json_is_true(json_object_get(frame, "cut")))
 		fputs(" [cut]", stdout);
 	putchar('\n');
@@ -101,7 +113,7 @@ read_frames(int fd, bool json, bool follow)
 		size_t start = 0;
 		for (char *end; (end = memchr(buffer + start, '\0', length - start));) {
 			const char *text = buffer + start;
-			json_t *frame = json_loadb(text, (size_t)(end - text), 0, NULL);
+			json_t *frame = json_loadb(text, (size_t)(end - text), JSON_ALLOW_NUL, NULL);
 			start = (size_t)(end - buffer) + 1;
 			if (!frame) {
 				fprintf(stderr, "aerie supervisor: a reply that is not JSON\n");

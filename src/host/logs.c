@@ -368,11 +368,9 @@ logs_dropped(const struct logs *logs)
 	return logs && logs->has_file ? logs->file.dropped : 0;
 }
 
-/* The reply: the last lines of the services asked, oldest first (merged by time when there
- * are several). */
-static ssize_t
-encode_reply(struct logs *const *services, size_t count, int worker, unsigned lines,
-	     char **ret_text)
+ssize_t
+logs_encode(struct logs *const *services, size_t count, int worker, unsigned lines,
+	    char **ret_text)
 {
 	uint64_t *cursors = calloc(count ? count : 1, sizeof(*cursors));
 	if (!cursors)
@@ -452,7 +450,7 @@ logs_request(struct control *control, struct control_ticket ticket,
 	}
 	int worker = service ? arguments->worker : -1;
 	char *text;
-	ssize_t length = encode_reply(chosen, chosen_count, worker, arguments->lines, &text);
+	ssize_t length = logs_encode(chosen, chosen_count, worker, arguments->lines, &text);
 	if (length < 0) {
 		control_reply_error(control, ticket, PROTOCOL_CODE_INTERNAL, "out of memory");
 		return;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 #include "host/control.h"
@@ -41,6 +42,10 @@ unsigned long long logs_dropped(const struct logs *logs);
 void logs_request(struct control *control, struct control_ticket ticket,
 		  struct logs *const *services, size_t count, const char *service,
 		  const struct channel_arguments *arguments);
+/* The reply to it, {"lines":[…]}: the last lines (of worker, or -1 for all) of the services,
+ * oldest first, merged by time when there are several. Returns the length or -ENOMEM. */
+ssize_t logs_encode(struct logs *const *services, size_t count, int worker, unsigned lines,
+		    char **ret_text);
 /* The supervisor process wrote a batch to its client (ack), or the client left. */
 void logs_acked(struct control_ticket ticket);
 void logs_cancelled(struct control_ticket ticket);

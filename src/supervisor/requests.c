@@ -376,7 +376,7 @@ answer(struct supervisor *supervisor, const struct channel_message *message)
 	if (client->follow_asked) {
 		client->follow_asked = false;
 		/* An error reply ends it; else the host's batches follow with this id. */
-		if (strncmp(message->reply, "{\"error\"", 9) != 0)
+		if (strncmp(message->reply, "{\"error\"", 8) != 0)
 			client->following = message->header.id;
 	}
 	if (!on_answer) {
