@@ -113,8 +113,14 @@ read_frames(int fd, bool json, bool follow)
 		size_t start = 0;
 		for (char *end; (end = memchr(buffer + start, '\0', length - start));) {
 			const char *text = buffer + start;
-			json_t *frame = json_loadb(text, (size_t)(end - text), JSON_ALLOW_NUL, NULL);
 			start = (size_t)(end - buffer) + 1;
+			if (!first && json) {
+				/* The host's JSON, one line object (or gap) a frame: printed as it
+				 * came, made safe for a terminal, without decoding it. */
+				print_frame(NULL, true, text);
+				continue;
+			}
+			json_t *frame = json_loadb(text, (size_t)(end - text), JSON_ALLOW_NUL, NULL);
 			if (!frame) {
 				fprintf(stderr, "aerie supervisor: a reply that is not JSON\n");
 				code = EXIT_FAILED;

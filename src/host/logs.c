@@ -152,7 +152,34 @@ format_time(double time, char buffer[32])
 	}
 	double fraction = (time - (double)second) * 1e6;
 	unsigned micros = fraction < 0 ? 0 : fraction > 999999 ? 999999 : (unsigned)fraction;
-	snprintf(buffer, 32, "%.19s.%06uZ", cached, micros);
+	/* By hand, as the rest of a line's hot path: printf was most of its cost. */
+	memcpy(buffer, cached, 19);
+	buffer[19] = '.';
+	for (int i = 25; i >= 20; i--, micros /= 10)
+		buffer[i] = (char)('0' + micros % 10);
+	buffer[26] = 'Z';
+	buffer[27] = '\0';
+}
+
+static char *
+append(char *p, const char *text)
+{
+	size_t n = strlen(text);
+	memcpy(p, text, n);
+	return p + n;
+}
+
+static char *
+append_unsigned(char *p, unsigned long value)
+{
+	char digits[24];
+	size_t n = 0;
+	do
+		digits[n++] = (char)('0' + value % 10);
+	while ((value /= 10) > 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	return p;
 }
 
 /* Whether the text of the entry at offset is in the room [head, end) that a new line takes,
@@ -218,9 +245,13 @@ logs_line(struct logs *logs, const struct worker *worker, enum worker_stream str
 		char line[WORKER_OUTPUT_LINE_MAX + 128];
 		char time[32];
 		format_time(now, time);
-		int n = snprintf(line, sizeof(line), "%s %s[%d]%s ", time, worker->label,
-				 (int)worker->output_pid, error ? " stderr:" : "");
-		size_t prefix = n > 0 ? (size_t)n : 0;
+		char *p = append(line, time);
+		*p++ = ' ';
+		p = append(p, worker->label);
+		*p++ = '[';
+		p = append_unsigned(p, (unsigned long)worker->output_pid);
+		p = append(p, error ? "] stderr: " : "] ");
+		size_t prefix = (size_t)(p - line);
 		if (length > sizeof(line) - prefix - 1)
 			length = sizeof(line) - prefix - 1;
 		memcpy(line + prefix, text, length);
@@ -243,12 +274,18 @@ encode_entry(char *buffer, const struct logs *logs, const struct logs_entry *ent
 	const char *service = logs->service;
 	char time[32];
 	format_time(entry->time, time);
-	int n = snprintf(buffer, LOGS_FRAME_MAX,
-			 "{\"service\":\"%s\",\"worker\":%u,\"pid\":%d,\"stream\":\"%s\","
-			 "\"time\":\"%s\",\"line\":\"",
-			 service, entry->worker, entry->pid,
-			 entry->stream == WORKER_STDERR ? "stderr" : "stdout", time);
-	size_t length = log_json_string(buffer, (size_t)n, LOGS_FRAME_MAX - 32,
+	/* The service's name is a config name: letters, digits and -_. only. */
+	char *p = append(buffer, "{\"service\":\"");
+	p = append(p, service);
+	p = append(p, "\",\"worker\":");
+	p = append_unsigned(p, entry->worker);
+	p = append(p, ",\"pid\":");
+	p = append_unsigned(p, (unsigned long)entry->pid);
+	p = append(p, entry->stream == WORKER_STDERR ? ",\"stream\":\"stderr\",\"time\":\""
+						     : ",\"stream\":\"stdout\",\"time\":\"");
+	p = append(p, time);
+	p = append(p, "\",\"line\":\"");
+	size_t length = log_json_string(buffer, (size_t)(p - buffer), LOGS_FRAME_MAX - 32,
 					logs->arena + entry->offset, entry->length);
 	const char *end = entry->cut ? "\",\"cut\":true}" : "\"}";
 	memcpy(buffer + length, end, strlen(end) + 1);
@@ -343,6 +380,7 @@ logs_pump(void)
 void
 logs_flush(void)
 {
+	log_flush();
 	bool any = dirty_list != NULL;
 	while (dirty_list) {
 		struct logs *logs = dirty_list;

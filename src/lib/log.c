@@ -19,6 +19,8 @@
 
 static enum log_level level_current = LOG_INFO;
 static int journal_fd = -1; /* log_to_journal's socket, connected */
+static char pending[64 * 1024]; /* workers' lines not written yet (log_flush) */
+static size_t pending_length;
 static bool json_current;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -123,6 +125,7 @@ log_to_file(const char *path, char *error, size_t error_size)
 	close(directory);
 	if (fd < 0)
 		return fd;
+	log_flush(); /* into the file they were logged for */
 	/* dup2 onto stderr: whatever writes to fd 2 (this module, libc's messages, ASan) goes
 	 * to the file, and a reopen swaps it in one step. */
 	r = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
@@ -253,6 +256,48 @@ log_stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == device && (unsigned long long)st.st_ino == inode;
 }
 
+/* text, then spaces to width, then one space; text is short (a level, a label). */
+static size_t
+append_padded(char *line, size_t length, const char *text, size_t width)
+{
+	size_t n = strnlen(text, 96);
+	memcpy(line + length, text, n);
+	length += n;
+	while (n++ < width)
+		line[length++] = ' ';
+	line[length++] = ' ';
+	return length;
+}
+
+static size_t
+append_decimal(char *line, size_t length, int value)
+{
+	char digits[16];
+	size_t n = 0;
+	unsigned long v = value < 0 ? 0 : (unsigned long)value;
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0 && n < sizeof(digits));
+	while (n > 0)
+		line[length++] = digits[--n];
+	return length;
+}
+
+/* Whole records only, each write: lines from the host and its workers never interleave
+ * mid-line with another process's writes to the same file. */
+static void
+write_all(const char *data, size_t length)
+{
+	for (size_t written = 0; written < length;) {
+		ssize_t n = write(STDERR_FILENO, data + written, length - written);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		written += (size_t)n;
+	}
+}
+
 /* Writes one record: worker (whose line it is, or NULL), the message. */
 static void
 emit(enum log_level level, const struct log_worker *worker, const char *message,
@@ -287,29 +332,62 @@ emit(enum log_level level, const struct log_worker *worker, const char *message,
 		line[length++] = '"';
 		line[length++] = '}';
 	} else {
-		(void)localtime_r(&now.tv_sec, &tm);
-		length = (size_t)snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %-5s ",
-					  tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
-					  level_names[level]);
-		if (worker)
-			length += (size_t)snprintf(line + length, sizeof(line) - length, "%s[%d]%s ",
-						   worker->label, worker->pid,
-						   worker->stderr ? " stderr:" : "");
+		/* Put together by hand: printf's parsing and localtime's conversion were most of
+		 * the cost of a worker's line (the clock's second is converted once per second). */
+		static time_t second = -1;
+		static char clock_text[16]; /* "HH:MM:SS" */
+		if (now.tv_sec != second) {
+			(void)localtime_r(&now.tv_sec, &tm);
+			snprintf(clock_text, sizeof(clock_text), "%02u:%02u:%02u",
+				 (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100, (unsigned)tm.tm_sec % 100);
+			second = now.tv_sec;
+		}
+		memcpy(line, clock_text, 8);
+		long ms = now.tv_nsec / 1000000;
+		line[8] = '.';
+		line[9] = (char)('0' + ms / 100);
+		line[10] = (char)('0' + ms / 10 % 10);
+		line[11] = (char)('0' + ms % 10);
+		line[12] = ' ';
+		length = 13;
+		length = append_padded(line, length, level_names[level], 5);
+		if (worker) {
+			length = append_padded(line, length, worker->label, 0);
+			line[length - 1] = '['; /* over append_padded's space */
+			length = append_decimal(line, length, worker->pid);
+			line[length++] = ']';
+			if (worker->stderr)
+				length = append_padded(line, length, " stderr:", 0);
+			else
+				line[length++] = ' ';
+		}
 		if (message_length > sizeof(line) - length - 1)
 			message_length = sizeof(line) - length - 1;
 		memcpy(line + length, message, message_length);
 		length += message_length;
 	}
 	line[length++] = '\n';
-	/* One write per line: lines from the host and its workers never interleave mid-line. */
-	for (size_t written = 0; written < length;) {
-		ssize_t n = write(STDERR_FILENO, line + written, length - written);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		written += (size_t)n;
+	/* A worker's lines wait for log_flush, at the end of the loop's turn that read them: a
+	 * worker writing 100,000 lines costs a write per read of its pipe, not one per line. Any
+	 * other message flushes them first, so the log keeps its order. */
+	if (worker) {
+		if (pending_length + length > sizeof(pending))
+			log_flush();
+		memcpy(pending + pending_length, line, length);
+		pending_length += length;
+		return;
 	}
+	log_flush();
+	write_all(line, length);
+}
+
+void
+log_flush(void)
+{
+	if (pending_length == 0)
+		return;
+	write_all(pending, pending_length);
+	pending_length = 0;
 }
 
 static void

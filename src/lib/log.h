@@ -30,9 +30,12 @@ struct log_worker {
 	int pid;
 	bool stderr; /* from its stderr: logged at warn, marked */
 };
-/* One line of a worker's output, as written (any bytes), at level. */
+/* One line of a worker's output, as written (any bytes), at level. Kept in a buffer (64 KiB)
+ * until log_flush or the next other message. */
 void log_worker_line(enum log_level level, const struct log_worker *worker, const char *text,
 		     size_t length);
+/* Writes the workers' lines kept (the host calls it once per turn of its loop). */
+void log_flush(void);
 /* Opens name in directory (path names it in error) for appending, as log_to_file does: never
  * through a symbolic link, only a regular file with one name, in a directory only its owner
  * may change (or a sticky one, the file then ours). Returns the fd (O_CLOEXEC, blocking) or
