@@ -43,9 +43,10 @@ print_frame(const json_t *frame, bool json, const char *text)
 	}
 	json_t *missed = json_object_get(frame, "missed");
 	if (missed) {
-		printf("-- %lld lines of %s missed: this client read more slowly than they came --\n",
-		       (long long)json_integer_value(missed),
-		       json_string_value(json_object_get(frame, "service")));
+		printf(
+		    "-- %lld lines of %s missed: this client read more slowly than they came --\n",
+		    (long long)json_integer_value(missed),
+		    json_string_value(json_object_get(frame, "service")));
 		return;
 	}
 	const char *time = json_string_value(json_object_get(frame, "time"));
@@ -120,7 +121,8 @@ read_frames(int fd, bool json, bool follow)
 				print_frame(NULL, true, text);
 				continue;
 			}
-			json_t *frame = json_loadb(text, (size_t)(end - text), JSON_ALLOW_NUL, NULL);
+			json_t *frame =
+			    json_loadb(text, (size_t)(end - text), JSON_ALLOW_NUL, NULL);
 			if (!frame) {
 				fprintf(stderr, "aerie supervisor: a reply that is not JSON\n");
 				code = EXIT_FAILED;
@@ -131,7 +133,8 @@ read_frames(int fd, bool json, bool follow)
 				json_t *error = json_object_get(frame, "error");
 				if (error) {
 					fprintf(stderr, "aerie supervisor: logs: ");
-					escape_print(stderr, json_string_value(json_object_get(error, "message")));
+					escape_print(stderr, json_string_value(json_object_get(
+								 error, "message")));
 					fputc('\n', stderr);
 					json_decref(frame);
 					code = EXIT_FAILED;
@@ -166,8 +169,10 @@ int
 cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t owner)
 {
 	static const struct option options[] = {
-	    {"lines", required_argument, NULL, 'n'}, {"follow", no_argument, NULL, 'f'},
-	    {"json", no_argument, NULL, 'j'},	     {"help", no_argument, NULL, 'h'},
+	    {"lines", required_argument, NULL, 'n'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	long lines = LOGS_DEFAULT_LINES;
@@ -179,7 +184,8 @@ cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t o
 		case 'n':
 			lines = strtol(optarg, &end, 10);
 			if (*end || end == optarg || lines < 0 || lines > CONFIG_MAX_LOG_LINES) {
-				fprintf(stderr, "aerie supervisor: logs -n: '%s' is not 0 to %d lines\n",
+				fprintf(stderr,
+					"aerie supervisor: logs -n: '%s' is not 0 to %d lines\n",
 					optarg, CONFIG_MAX_LOG_LINES);
 				return EXIT_USAGE;
 			}

@@ -363,8 +363,9 @@ cmd_supervisor(int argc, char **argv)
 				if (c == 's')
 					client.socket = optarg;
 				else if (c == 't')
-					client.timeout = strtod(optarg, NULL) > 0 ? strtod(optarg, NULL)
-										   : client.timeout;
+					client.timeout = strtod(optarg, NULL) > 0
+							     ? strtod(optarg, NULL)
+							     : client.timeout;
 				else if (c == 'o' && parse_owner(optarg, &client.owner) < 0)
 					return EXIT_USAGE;
 			}

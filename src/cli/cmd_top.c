@@ -24,6 +24,7 @@
 #include "cli/cli.h"
 #include "cli/top_events.h"
 #include "cli/top_link.h"
+#include "cli/top_logs.h"
 #include "cli/top_view.h"
 #include "lib/escape.h"
 #include "lib/limits.h"
@@ -47,10 +48,16 @@ struct top {
 	size_t scroll;
 	size_t page; /* rows the body showed at the last draw */
 	bool confirming;
-	char message[512]; /* shown at the bottom: a lost connection, a restart's outcome */
+	char message[512];    /* shown at the bottom: a lost connection, a restart's outcome */
+	struct top_logs logs; /* key l: the selected worker's last lines */
 };
 
 static void draw(struct top *top);
+static void
+redraw(void *data)
+{
+	draw(data);
+}
 
 /* The interactive parts need the keyboard and the screen to be a terminal. */
 static bool
@@ -172,6 +179,7 @@ on_tick(struct loop *loop, void *data)
 		}
 		top->due = 2;
 	}
+	top_logs_ask(&top->logs, loop, top->socket, top->owner, TOP_LOG_LINES);
 	(void)loop_timer_start(loop, &top->tick, top->interval);
 }
 
@@ -257,6 +265,9 @@ on_key(struct top *top, int key)
 	case 'S':
 		top->sort = (top->sort + 1) % TOP_SORT_COUNT;
 		break;
+	case 'l':
+		top->logs.shown = !top->logs.shown;
+		break;
 	case 'r':
 	case 'R':
 		if (top->restart.fd >= 0)
@@ -308,6 +319,7 @@ on_stdin(struct loop *loop, int fd, uint32_t events, void *data)
 	for (int key; (key = getch()) != ERR;)
 		on_key(top, key);
 	draw(top);
+	top_logs_ask(&top->logs, loop, top->socket, top->owner, TOP_LOG_LINES);
 }
 
 static void
@@ -395,15 +407,23 @@ draw(struct top *top)
 	int y = 0;
 	for (size_t i = 0; i < header.count && y < height; i++, y++)
 		draw_line(y, width, header.lines[i].text, style_attributes(header.lines[i].style));
-	/* The body: what is left above the event feed and the bottom line. */
+	/* The body: what is left above the event feed, the bottom line and the log pane. */
 	size_t page = height - y > 2 ? (size_t)(height - y - 2) : 0;
+	int pane = top->logs.shown ? (int)(page / 2 < TOP_LOG_LINES ? page / 2 : TOP_LOG_LINES) : 0;
+	page -= (size_t)pane;
 	size_t last = rows.count > page ? rows.count - page : 0;
 	if (top->scroll > last)
 		top->scroll = last;
 	top->page = page;
 	for (size_t i = 0; i < page && top->scroll + i < rows.count; i++, y++) {
 		const struct top_line *line = &rows.lines[top->scroll + i];
-		draw_line(y, width, line->text, style_attributes(line->style));
+		draw_line(y, width, line->text,
+			  style_attributes(line->style) | (pane && i == 0 ? A_BOLD : 0));
+	}
+	if (pane) {
+		top_logs_select(&top->logs, top->status,
+				top->scroll < rows.count ? rows.lines[top->scroll].pid : 0);
+		top_logs_draw(&top->logs, height - 2 - pane, pane, width);
 	}
 	char text[2048];
 	if (height >= 2) {
@@ -417,12 +437,12 @@ draw(struct top *top)
 	else if (top->message[0])
 		printable_ascii(strcpy(text, top->message));
 	else
-		snprintf(text, sizeof(text),
-			 "q quit  s sort (%s)  r rolling restart  Up/Down PgUp/PgDn scroll  "
-			 "rows %zu-%zu of %zu",
-			 top_sort_name(top->sort), rows.count ? top->scroll + 1 : 0,
-			 top->scroll + page < rows.count ? top->scroll + page : rows.count,
-			 rows.count);
+		snprintf(
+		    text, sizeof(text),
+		    "q quit  s sort (%s)  r rolling restart  l logs  Up/Down PgUp/PgDn scroll  "
+		    "rows %zu-%zu of %zu",
+		    top_sort_name(top->sort), rows.count ? top->scroll + 1 : 0,
+		    top->scroll + page < rows.count ? top->scroll + page : rows.count, rows.count);
 	draw_line(height - 1, width, text, A_REVERSE);
 	top_lines_free(&header);
 	top_lines_free(&rows);
@@ -542,6 +562,7 @@ run_screen(struct top *top)
 	endwin();
 	delscreen(screen);
 	loop_timer_stop(top->loop, &top->tick);
+	top_logs_close(&top->logs, top->loop);
 	loop_free(top->loop);
 	if (r < 0)
 		fprintf(stderr, "aerie supervisor: top: %s\n", strerror(-r));
@@ -555,7 +576,10 @@ cmd_top(const char *socket, double interval, double timeout, uid_t owner)
 			  .owner = owner,
 			  .interval = interval,
 			  .link = TOP_LINK_INIT,
-			  .restart = TOP_LINK_INIT};
+			  .restart = TOP_LINK_INIT,
+			  .logs = {.link = TOP_LINK_INIT, .worker = -1}};
+	top.logs.changed = redraw;
+	top.logs.data = &top;
 	char error[400];
 	double deadline = loop_now_seconds() + timeout;
 	/* The first connection must work: a wrong path or a socket not to be trusted is better

@@ -116,7 +116,7 @@ add_line(struct render *render, enum top_style style, const char *format, ...)
 		lines->lines = bigger;
 		lines->capacity = capacity;
 	}
-	lines->lines[lines->count++] = (struct top_line){text, style};
+	lines->lines[lines->count++] = (struct top_line){text, style, 0};
 }
 
 static void
@@ -183,6 +183,14 @@ process_cells(const struct metrics_process *p, struct cells *cells)
 	format_duration(p->elapsed_time, cells->text[COLUMN_UPTIME], sizeof(cells->text[0]));
 }
 
+/* The row just added is the process pid's (top's log pane finds the worker by it). */
+static void
+mark_pid(struct render *render, int pid)
+{
+	if (!render->failed && render->lines->count > 0)
+		render->lines->lines[render->lines->count - 1].pid = pid;
+}
+
 /* A process row: cells from the process, the command indented under its parent as `ps f`
  * does. */
 static void
@@ -197,6 +205,7 @@ add_process(struct render *render, const struct metrics_process *p, unsigned dep
 	snprintf(command + length, sizeof(command) - length, "%s%s", depth ? " \\_ " : "",
 		 p->command);
 	add_row(render, TOP_STYLE_PLAIN, cells, command);
+	mark_pid(render, (int)p->pid);
 }
 
 /* The processes under tree->processes[i], which come right after it in depth-first order. */
@@ -372,6 +381,7 @@ add_service(struct render *render, const char *name, const json_t *service,
 		else
 			strcpy(cells.text[COLUMN_PID], "-");
 		add_row(render, TOP_STYLE_PLAIN, &cells, u->pid > 0 ? "" : note);
+		mark_pid(render, u->pid > 0 ? (int)u->pid : 0);
 	}
 	free(units);
 }

@@ -56,7 +56,7 @@ struct config_service {
 	char *log_file;	   /* absolute; NULL: none. Its workers' output, rotated by the host */
 	unsigned long long log_max_size; /* bytes at which log_file becomes log_file.1; 0: never */
 	unsigned log_keep;		 /* rotated files kept, 0..CONFIG_MAX_LOG_KEEP */
-	unsigned log_lines;		 /* lines kept in memory for `logs`, 0..CONFIG_MAX_LOG_LINES */
+	unsigned log_lines; /* lines kept in memory for `logs`, 0..CONFIG_MAX_LOG_LINES */
 };
 
 struct config {

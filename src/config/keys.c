@@ -334,7 +334,8 @@ parse_log_lines(struct parser *p, const struct key_info *key, const char *value)
 {
 	unsigned long lines;
 	if (value_unsigned(value, 10, CONFIG_MAX_LOG_LINES, &lines) < 0)
-		return parser_fail_invalid(p, key, value, "expected a number of lines, 0 to 100000");
+		return parser_fail_invalid(p, key, value,
+					   "expected a number of lines, 0 to 100000");
 	parser_service(p)->log_lines = (unsigned)lines;
 	return 0;
 }

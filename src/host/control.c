@@ -204,7 +204,8 @@ take_message(struct control *control, const char *buffer, size_t length)
 	struct channel_message message;
 	if (channel_parse(buffer, length, &message) < 0 ||
 	    (message.header.type >= COMMAND_COUNT && message.header.type != CHANNEL_PONG &&
-	     message.header.type != CHANNEL_LOGS_ACK && message.header.type != CHANNEL_LOGS_CANCEL)) {
+	     message.header.type != CHANNEL_LOGS_ACK &&
+	     message.header.type != CHANNEL_LOGS_CANCEL)) {
 		log_warn("supervisor channel: malformed message ignored");
 		return;
 	}

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "host/control.h"
-#include "host/logs.h"
 #include "host/guard.h"
 #include "host/host_private.h"
+#include "host/logs.h"
 #include "host/notify.h"
 #include "host/sdnotify.h"
 #include "host/service.h"
@@ -417,7 +417,8 @@ host_main(const char *config_path, bool init)
 	log_set_json(config->log_format == CONFIG_LOG_JSON);
 	r = setup_journal(config);
 	if (r < 0) {
-		fprintf(stderr, "aerie: %s: log_format = journal: %s\n", config->path, strerror(-r));
+		fprintf(stderr, "aerie: %s: log_format = journal: %s\n", config->path,
+			strerror(-r));
 		listen_inherited_release(&inherited);
 		host_free(&host);
 		return 1;

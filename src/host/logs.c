@@ -153,6 +153,7 @@ format_time(double time, char buffer[32])
 	double fraction = (time - (double)second) * 1e6;
 	unsigned micros = fraction < 0 ? 0 : fraction > 999999 ? 999999 : (unsigned)fraction;
 	/* By hand, as the rest of a line's hot path: printf was most of its cost. */
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result): counted, not a C string
 	memcpy(buffer, cached, 19);
 	buffer[19] = '.';
 	for (int i = 25; i >= 20; i--, micros /= 10)
@@ -165,6 +166,7 @@ static char *
 append(char *p, const char *text)
 {
 	size_t n = strlen(text);
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result): counted, not a C string
 	memcpy(p, text, n);
 	return p + n;
 }
@@ -205,12 +207,17 @@ ring_add(struct logs *logs, const struct worker *worker, enum worker_stream stre
 	size_t start = wrapped ? 0 : logs->head;
 	if (logs->next - logs->first == logs->capacity)
 		logs->first++;
-	while (logs->first < logs->next &&
-	       in_room(logs, logs->ring[logs->first % logs->capacity].offset, start + room, wrapped))
+	while (
+	    logs->first < logs->next &&
+	    in_room(logs, logs->ring[logs->first % logs->capacity].offset, start + room, wrapped))
 		logs->first++;
 	struct logs_entry *entry = &logs->ring[logs->next % logs->capacity];
-	*entry = (struct logs_entry){now,	 (int)worker->output_pid, worker->index,
-				     (uint32_t)start, (unsigned short)kept, (unsigned char)stream,
+	*entry = (struct logs_entry){now,
+				     (int)worker->output_pid,
+				     worker->index,
+				     (uint32_t)start,
+				     (unsigned short)kept,
+				     (unsigned char)stream,
 				     kept < length};
 	memcpy(logs->arena + start, text, kept);
 	logs->head = start + room;
@@ -407,8 +414,7 @@ logs_dropped(const struct logs *logs)
 }
 
 ssize_t
-logs_encode(struct logs *const *services, size_t count, int worker, unsigned lines,
-	    char **ret_text)
+logs_encode(struct logs *const *services, size_t count, int worker, unsigned lines, char **ret_text)
 {
 	uint64_t *cursors = calloc(count ? count : 1, sizeof(*cursors));
 	if (!cursors)
@@ -464,9 +470,8 @@ logs_encode(struct logs *const *services, size_t count, int worker, unsigned lin
 }
 
 void
-logs_request(struct control *control, struct control_ticket ticket,
-	     struct logs *const *services, size_t count, const char *service,
-	     const struct channel_arguments *arguments)
+logs_request(struct control *control, struct control_ticket ticket, struct logs *const *services,
+	     size_t count, const char *service, const struct channel_arguments *arguments)
 {
 	struct logs *const *chosen = services;
 	size_t chosen_count = count;
@@ -502,10 +507,8 @@ logs_request(struct control *control, struct control_ticket ticket,
 		log_error("logs: out of memory for a following client");
 		return;
 	}
-	*f = (struct follower){.control = control,
-			       .ticket = ticket,
-			       .worker = worker,
-			       .count = chosen_count};
+	*f = (struct follower){
+	    .control = control, .ticket = ticket, .worker = worker, .count = chosen_count};
 	for (size_t i = 0; i < chosen_count; i++) {
 		f->parts[i].logs = chosen[i];
 		f->parts[i].cursor = chosen[i]->next; /* the reply had everything before */

@@ -33,8 +33,7 @@ open_file(struct logs_file *file)
 }
 
 int
-logs_file_open(struct logs_file *file, const char *path, unsigned long long max_size,
-	       unsigned keep)
+logs_file_open(struct logs_file *file, const char *path, unsigned long long max_size, unsigned keep)
 {
 	*file = (struct logs_file){.directory = -1, .fd = -1, .max_size = max_size, .keep = keep};
 	if (!(file->path = strdup(path)))
@@ -54,8 +53,10 @@ drop(struct logs_file *file, unsigned lines, int error)
 {
 	file->dropped += lines;
 	if (!file->failing)
-		log_errno(LOG_WARN, error, "log_file %s: lines dropped (counted in status) until it can be written again",
-			  file->path);
+		log_errno(
+		    LOG_WARN, error,
+		    "log_file %s: lines dropped (counted in status) until it can be written again",
+		    file->path);
 	file->failing = true;
 }
 
@@ -73,7 +74,8 @@ logs_file_flush(struct logs_file *file)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				/* What was cut short is counted whole: a line in pieces is no line. */
+				/* What was cut short is counted whole: a line in pieces is no line.
+				 */
 				drop(file, file->buffered_lines, n < 0 ? -errno : -ENOSPC);
 				break;
 			}
@@ -128,8 +130,8 @@ rotate(struct logs_file *file)
 void
 logs_file_append(struct logs_file *file, const char *line, size_t length)
 {
-	if (file->max_size > 0 && file->fd >= 0 && file->size + file->length + length > file->max_size &&
-	    file->size + file->length > 0)
+	if (file->max_size > 0 && file->fd >= 0 &&
+	    file->size + file->length + length > file->max_size && file->size + file->length > 0)
 		rotate(file);
 	if (file->length + length > sizeof(file->buffer))
 		logs_file_flush(file);

@@ -5,10 +5,10 @@
 #include <stddef.h>
 
 struct logs_file {
-	char *path;	   /* as configured, absolute */
-	int directory;	   /* its directory, held open: rotations rename inside it */
-	const char *name;  /* the file's name in it (points into path) */
-	int fd;		   /* -1: not open (it could not be); its lines are dropped */
+	char *path;	  /* as configured, absolute */
+	int directory;	  /* its directory, held open: rotations rename inside it */
+	const char *name; /* the file's name in it (points into path) */
+	int fd;		  /* -1: not open (it could not be); its lines are dropped */
 	unsigned long long size, max_size;
 	unsigned keep;
 	unsigned long long dropped; /* lines not written */

@@ -116,7 +116,8 @@ worker_output_open(struct worker *worker, struct loop *loop, const int fds[2], p
 		output->length = 0;
 		int r = loop_add(loop, output->fd, EPOLLIN, on_output, output);
 		if (r < 0) {
-			/* The worker runs; this output is lost but it is supervised all the same. */
+			/* The worker runs; this output is lost but it is supervised all the same.
+			 */
 			log_errno(LOG_WARN, r, "%s[%d]: cannot watch output", worker->label,
 				  (int)pid);
 			close(output->fd);

@@ -484,8 +484,9 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		}
 	}
 
-	struct child child = {exec,	     worker->environment, pipe_fds[0][1], pipe_fds[1][1],
-			      ignored_signals(), getpid(),	    0};
+	struct child child = {
+	    exec, worker->environment, pipe_fds[0][1], pipe_fds[1][1], ignored_signals(), getpid(),
+	    0};
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;

@@ -8,17 +8,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/pathat.h"
 
 static enum log_level level_current = LOG_INFO;
-static int journal_fd = -1; /* log_to_journal's socket, connected */
+static int journal_fd = -1;	/* log_to_journal's socket, connected */
 static char pending[64 * 1024]; /* workers' lines not written yet (log_flush) */
 static size_t pending_length;
 static bool json_current;
@@ -196,9 +196,10 @@ journal_emit(enum log_level level, const struct log_worker *worker, const char *
 			     priorities[level], worker->service, worker->index, worker->pid,
 			     worker->stderr ? "stderr" : "stdout");
 	else if (worker)
-		n = snprintf(fields, sizeof(fields),
-			     "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\nAERIE_PROCESS=%s\nAERIE_PID=%d\n",
-			     priorities[level], worker->label, worker->pid);
+		n = snprintf(
+		    fields, sizeof(fields),
+		    "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\nAERIE_PROCESS=%s\nAERIE_PID=%d\n",
+		    priorities[level], worker->label, worker->pid);
 	else
 		n = snprintf(fields, sizeof(fields), "PRIORITY=%c\nSYSLOG_IDENTIFIER=aerie\n",
 			     priorities[level]);
@@ -209,10 +210,8 @@ journal_emit(enum log_level level, const struct log_worker *worker, const char *
 	for (int i = 0; i < 8; i++)
 		size_le[i] = (unsigned char)(size >> (8 * i));
 	struct iovec parts[] = {
-	    {fields, (size_t)n},
-	    {(void *)"MESSAGE\n", 8},
-	    {size_le, sizeof(size_le)},
-	    {(void *)message, message_length},
+	    {fields, (size_t)n},	{(void *)"MESSAGE\n", 8},
+	    {size_le, sizeof(size_le)}, {(void *)message, message_length},
 	    {(void *)"\n", 1},
 	};
 	struct msghdr header = {.msg_iov = parts, .msg_iovlen = 5};
@@ -226,6 +225,7 @@ log_to_journal(const char *path)
 	struct sockaddr_un address = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(address.sun_path))
 		return -ENAMETOOLONG;
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result): counted, not a C string
 	memcpy(address.sun_path, path, strlen(path));
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -261,6 +261,7 @@ static size_t
 append_padded(char *line, size_t length, const char *text, size_t width)
 {
 	size_t n = strnlen(text, 96);
+	// NOLINTNEXTLINE(bugprone-not-null-terminated-result): counted, not a C string
 	memcpy(line + length, text, n);
 	length += n;
 	while (n++ < width)
@@ -327,8 +328,7 @@ emit(enum log_level level, const struct log_worker *worker, const char *message,
 						   worker->stderr ? "\"stream\":\"stderr\"," : "");
 		}
 		length += (size_t)snprintf(line + length, sizeof(line) - length, "\"message\":\"");
-		length =
-		    log_json_string(line, length, sizeof(line) - 3, message, message_length);
+		length = log_json_string(line, length, sizeof(line) - 3, message, message_length);
 		line[length++] = '"';
 		line[length++] = '}';
 	} else {
@@ -339,9 +339,11 @@ emit(enum log_level level, const struct log_worker *worker, const char *message,
 		if (now.tv_sec != second) {
 			(void)localtime_r(&now.tv_sec, &tm);
 			snprintf(clock_text, sizeof(clock_text), "%02u:%02u:%02u",
-				 (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100, (unsigned)tm.tm_sec % 100);
+				 (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100,
+				 (unsigned)tm.tm_sec % 100);
 			second = now.tv_sec;
 		}
+		// NOLINTNEXTLINE(bugprone-not-null-terminated-result): counted, not a C string
 		memcpy(line, clock_text, 8);
 		long ms = now.tv_nsec / 1000000;
 		line[8] = '.';

@@ -268,7 +268,8 @@ on_closed(struct client *client)
 	/* Best effort: a cancel the channel cannot take is made up for by the host's bound on
 	 * followers. */
 	if (client->following)
-		(void)channel_send(CHANNEL_FD_HOST, CHANNEL_LOGS_CANCEL, client->following, NULL, 0);
+		(void)channel_send(CHANNEL_FD_HOST, CHANNEL_LOGS_CANCEL, client->following, NULL,
+				   0);
 }
 
 static struct client *

@@ -249,8 +249,9 @@ test_table(void **state)
 	    "{\"please\":\"explode\"}", "unknown_command",
 	    "unknown command \"explode\": expected \"metrics\", \"restart\", \"status\" or "
 	    "\"logs\"");
-	assert_message("{}", "invalid_request",
-		       "missing \"please\": expected \"metrics\", \"restart\", \"status\" or \"logs\"");
+	assert_message(
+	    "{}", "invalid_request",
+	    "missing \"please\": expected \"metrics\", \"restart\", \"status\" or \"logs\"");
 }
 
 /* Each code has its own name, and one out of range is still a code clients know. */
