@@ -272,6 +272,9 @@ setup_signals(struct host *host)
 	/* A worker's closed pipe must not kill the host; workers get SIGPIPE back at exec. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return -errno;
+	/* Nor a log_file over RLIMIT_FSIZE: the write fails (EFBIG) and its lines are dropped. */
+	if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
+		return -errno;
 	static const int signals[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 	return loop_signals(host->loop, signals, sizeof(signals) / sizeof(signals[0]), on_signal,
 			    host);

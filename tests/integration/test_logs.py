@@ -226,6 +226,31 @@ def test_log_file_refused_link_counts_dropped_lines(start_host, tmp_path):
     assert (tmp_path / "elsewhere").read_text() == ""
 
 
+def test_log_file_write_error_drops_lines_and_the_host_runs_on(start_host, tmp_path):
+    """A write that fails (here EFBIG: the host runs with RLIMIT_FSIZE of 64 KiB, as a full
+    disk fails with ENOSPC): the lines are dropped and counted in status, one warning is
+    logged, and the host goes on serving (its ring still has every line)."""
+    go = fifo(tmp_path)
+    (tmp_path / "logs").mkdir(mode=0o700)
+    host = start_host(config(service("web", burst_command(20000), log_file="logs/web.log",
+                                     log_lines=20000)),
+                      wrapper=("prlimit", "--fsize=65536", "--"))
+    host.wait_ready("web", 1)
+    with open(go, "w") as trigger:
+        trigger.write("go\n")
+    wait_for(lambda: [l["line"] for l in host.request({"please": "logs", "lines": 1})["lines"]]
+             == ["20000"], timeout=30)
+    dropped = wait_for(lambda: host.status()["services"]["web"]["log_dropped"])
+    size = (tmp_path / "logs" / "web.log").stat().st_size
+    assert size <= 65536
+    written = (tmp_path / "logs" / "web.log").read_text().count("\n")
+    assert dropped > 0 and written + dropped >= 20000 - 1, (written, dropped)
+    # (A small reply: one over 64 KiB travels in a memfd, which RLIMIT_FSIZE limits too.)
+    assert len(host.request({"please": "logs", "lines": 100})["lines"]) == 100
+    assert len([l for l in host.log() if "lines dropped" in l]) == 1
+    assert host.process.poll() is None
+
+
 def test_stderr_is_warn(start_host, tmp_path):
     host = start_host(config(service(
         "web", "/bin/sh -c 'echo fine; echo broken >&2; exec sleep 1000'")))
