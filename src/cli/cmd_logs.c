@@ -173,12 +173,13 @@ cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t o
 	    {"follow", no_argument, NULL, 'f'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"socket", required_argument, NULL, 's'},
 	    {0},
 	};
 	long lines = LOGS_DEFAULT_LINES;
 	bool follow = false, json = false;
 	optind = 1;
-	for (int c; (c = getopt_long(argc, argv, "n:fjh", options, NULL)) != -1;) {
+	for (int c; (c = getopt_long(argc, argv, "n:fjhs:", options, NULL)) != -1;) {
 		char *end;
 		switch (c) {
 		case 'n':
@@ -192,6 +193,9 @@ cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t o
 			break;
 		case 'f':
 			follow = true;
+			break;
+		case 's': /* also after the word logs */
+			socket_path = optarg;
 			break;
 		case 'j':
 			json = true;
