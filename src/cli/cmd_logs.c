@@ -169,12 +169,9 @@ int
 cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t owner)
 {
 	static const struct option options[] = {
-	    {"lines", required_argument, NULL, 'n'},
-	    {"follow", no_argument, NULL, 'f'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"socket", required_argument, NULL, 's'},
-	    {0},
+	    {"lines", required_argument, NULL, 'n'},  {"follow", no_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},	      {"help", no_argument, NULL, 'h'},
+	    {"socket", required_argument, NULL, 's'}, {0},
 	};
 	long lines = LOGS_DEFAULT_LINES;
 	bool follow = false, json = false;
