@@ -53,11 +53,6 @@ struct top {
 };
 
 static void draw(struct top *top);
-static void
-redraw(void *data)
-{
-	draw(data);
-}
 
 /* The interactive parts need the keyboard and the screen to be a terminal. */
 static bool
@@ -411,20 +406,22 @@ draw(struct top *top)
 	size_t page = height - y > 2 ? (size_t)(height - y - 2) : 0;
 	int pane = top->logs.shown ? (int)(page / 2 < TOP_LOG_LINES ? page / 2 : TOP_LOG_LINES) : 0;
 	page -= (size_t)pane;
-	size_t last = rows.count > page ? rows.count - page : 0;
+	/* With the log pane, any row can be scrolled to the top: its worker is the one shown. */
+	size_t keep = pane ? 1 : page;
+	size_t last = rows.count > keep ? rows.count - keep : 0;
 	if (top->scroll > last)
 		top->scroll = last;
 	top->page = page;
+	size_t selected =
+	    pane ? top_logs_select(&top->logs, top->status, &rows, top->scroll) : SIZE_MAX;
 	for (size_t i = 0; i < page && top->scroll + i < rows.count; i++, y++) {
 		const struct top_line *line = &rows.lines[top->scroll + i];
 		draw_line(y, width, line->text,
-			  style_attributes(line->style) | (pane && i == 0 ? A_BOLD : 0));
+			  style_attributes(line->style) |
+			      (top->scroll + i == selected ? A_BOLD : 0));
 	}
-	if (pane) {
-		top_logs_select(&top->logs, top->status,
-				top->scroll < rows.count ? rows.lines[top->scroll].pid : 0);
+	if (pane)
 		top_logs_draw(&top->logs, height - 2 - pane, pane, width);
-	}
 	char text[2048];
 	if (height >= 2) {
 		events_text(top, text, sizeof(text));
@@ -578,8 +575,8 @@ cmd_top(const char *socket, double interval, double timeout, uid_t owner)
 			  .link = TOP_LINK_INIT,
 			  .restart = TOP_LINK_INIT,
 			  .logs = {.link = TOP_LINK_INIT, .worker = -1}};
-	top.logs.changed = redraw;
-	top.logs.data = &top;
+	top.logs.changed = draw;
+	top.logs.top = &top;
 	char error[400];
 	double deadline = loop_now_seconds() + timeout;
 	/* The first connection must work: a wrong path or a socket not to be trusted is better

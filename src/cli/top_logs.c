@@ -4,6 +4,7 @@
 #include "cli/top_logs.h"
 
 #include <curses.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,13 +16,12 @@ forget(struct top_logs *logs)
 	logs->lines = NULL;
 }
 
-void
-top_logs_select(struct top_logs *logs, const json_t *status, int pid)
+/* The service and index of the worker pid in status; -1 if it is none's. */
+static int
+find_worker(const json_t *status, int pid, const char **ret_service)
 {
 	const char *name;
 	json_t *service;
-	int worker = -1;
-	const char *found = NULL;
 	json_object_foreach(json_object_get(status, "services"), name, service)
 	{
 		size_t i;
@@ -29,17 +29,31 @@ top_logs_select(struct top_logs *logs, const json_t *status, int pid)
 		json_array_foreach(json_object_get(service, "workers"), i, w)
 		{
 			if (pid > 0 && json_integer_value(json_object_get(w, "pid")) == pid) {
-				found = name;
-				worker = (int)json_integer_value(json_object_get(w, "index"));
+				*ret_service = name;
+				return (int)json_integer_value(json_object_get(w, "index"));
 			}
 		}
 	}
+	return -1;
+}
+
+size_t
+top_logs_select(struct top_logs *logs, const json_t *status, const struct top_lines *rows,
+		size_t from)
+{
+	const char *found = NULL;
+	int worker = -1, pid = 0;
+	size_t row = from;
+	for (; row < rows->count && worker < 0; row++)
+		if ((worker = find_worker(status, rows->lines[row].pid, &found)) >= 0)
+			pid = rows->lines[row].pid;
 	if (pid != logs->pid || worker != logs->worker ||
 	    (found && strcmp(found, logs->service) != 0))
 		forget(logs);
 	logs->pid = pid;
-	logs->worker = found ? worker : -1;
-	snprintf(logs->service, sizeof(logs->service), "%s", found ? found : "");
+	logs->worker = worker;
+	snprintf(logs->service, sizeof(logs->service), "%s", worker >= 0 ? found : "");
+	return worker >= 0 ? row - 1 : SIZE_MAX;
 }
 
 static void
@@ -56,7 +70,7 @@ on_reply(struct loop *loop, int fd, uint32_t events, void *data)
 		top_link_close(&logs->link);
 		logs->asked = false;
 		snprintf(logs->note, sizeof(logs->note), "no logs: the connection was lost");
-		logs->changed(logs->data);
+		logs->changed(logs->top);
 		return;
 	}
 	logs->asked = false;
@@ -70,7 +84,7 @@ on_reply(struct loop *loop, int fd, uint32_t events, void *data)
 		logs->note[0] = '\0';
 	}
 	json_decref(reply);
-	logs->changed(logs->data);
+	logs->changed(logs->top);
 }
 
 void

@@ -4,11 +4,15 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "cli/top_link.h"
+#include "cli/top_view.h"
 #include "lib/limits.h"
 #include "lib/loop.h"
+
+struct top;
 
 struct top_logs {
 	bool shown;
@@ -20,12 +24,14 @@ struct top_logs {
 	json_t *lines; /* the last reply's "lines" */
 	char note[256];
 	/* Called when a reply came, to draw it. */
-	void (*changed)(void *data);
-	void *data;
+	void (*changed)(struct top *top);
+	struct top *top;
 };
 
-/* Which worker pid is, from a status reply; a change of worker forgets the lines shown. */
-void top_logs_select(struct top_logs *logs, const json_t *status, int pid);
+/* Selects the first worker's row of rows from index from on (by its pid, from a status
+ * reply) and returns its index, SIZE_MAX if none; a change of worker forgets the lines shown. */
+size_t top_logs_select(struct top_logs *logs, const json_t *status, const struct top_lines *rows,
+		       size_t from);
 /* Asks for the last count lines of the selected worker, unless a request waits already;
  * connects first if need be (the reply comes through the loop). */
 void top_logs_ask(struct top_logs *logs, struct loop *loop, const char *socket, uid_t owner,
