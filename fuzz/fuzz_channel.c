@@ -24,19 +24,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	/* A ping, a pong, a file's datagram: nothing but the header. */
+	/* A batch of `logs -f` frames: inside the buffer, within a datagram, ending in a NUL. */
+	if (message.header.type == CHANNEL_LOGS) {
+		const char *payload = (const char *)data + sizeof(struct channel_header);
+		if (message.reply != payload || message.reply_length != message.header.length ||
+		    message.reply_length < 2 || message.reply_length > CHANNEL_MAX_DATAGRAM ||
+		    message.reply[message.reply_length - 1] != '\0')
+			abort();
+		return 0;
+	}
+	/* A ping, a pong, a file's datagram, a logs ack or cancel: nothing but the header. */
 	if (message.header.type == CHANNEL_PING || message.header.type == CHANNEL_PONG ||
-	    message.header.type == CHANNEL_FILE) {
+	    message.header.type == CHANNEL_FILE || message.header.type == CHANNEL_LOGS_ACK ||
+	    message.header.type == CHANNEL_LOGS_CANCEL) {
 		if (message.header.length != 0 || message.reply)
 			abort();
 		return 0;
 	}
-	/* A request: a command the host answers, naming a service it can hold. */
+	/* A request: a command the host answers, naming a service it can hold, and its arguments
+	 * after a NUL or none. */
+	size_t service = strlen(message.service);
 	if (message.header.type >= COMMAND_COUNT || message.command != message.header.type ||
 	    command_table[message.command].answerer != COMMAND_BY_HOST ||
-	    (strlen(message.service) != message.header.length &&
-	     strlen(message.service) + 1 + sizeof(struct channel_arguments) !=
-		 message.header.length) ||
+	    service > PROTOCOL_MAX_SERVICE ||
+	    (service != message.header.length &&
+	     service + 1 + sizeof(struct channel_arguments) != message.header.length) ||
+	    (service == message.header.length && message.arguments.worker != -1) ||
 	    message.header.length > CHANNEL_MAX_REQUEST || message.reply)
 		abort();
 	return 0;

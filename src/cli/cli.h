@@ -14,3 +14,6 @@ int cmd_host(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_supervisor(int argc, char **argv);
 int cmd_supervisor_process(int argc, char **argv);
+/* `aerie supervisor … logs …` (cmd_logs.c), argv from the word logs on. */
+#include <sys/types.h>
+int cmd_logs(int argc, char **argv, const char *socket_path, double timeout, uid_t owner);

@@ -199,6 +199,7 @@ request_new(const struct command_entry *entry, const struct client_options *opti
 		break;
 	case COMMAND_STATUS:
 	case COMMAND_RELOAD:
+	case COMMAND_LOGS: /* cmd_logs.c's */
 	case COMMAND_COUNT:
 		break;
 	}
@@ -400,19 +401,13 @@ int
 cmd_supervisor(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"prometheus", no_argument, NULL, 'P'},
-	    {"service", required_argument, NULL, 'S'},
-	    {"signal", required_argument, NULL, 'g'},
-	    {"check", no_argument, NULL, 'C'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"owner", required_argument, NULL, 'o'},
-	    {"config", required_argument, NULL, 'f'},
+	    {"socket", required_argument, NULL, 's'},  {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},	       {"prometheus", no_argument, NULL, 'P'},
+	    {"service", required_argument, NULL, 'S'}, {"signal", required_argument, NULL, 'g'},
+	    {"check", no_argument, NULL, 'C'},	       {"interval", required_argument, NULL, 'i'},
+	    {"owner", required_argument, NULL, 'o'},   {"config", required_argument, NULL, 'f'},
 	    {"names", no_argument, NULL, 'n'}, /* status --names, for shell completion */
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct client_options client = {.socket = NULL,
 					.owner = UNIXSOCK_NO_OWNER,
@@ -420,6 +415,38 @@ cmd_supervisor(int argc, char **argv)
 					.worker = -1};
 	const char *config_path = NULL;
 	bool help = false;
+	/* logs has its own arguments (cmd_logs.c): the options before its word are the
+	 * client's, and what follows is logs'. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "logs") == 0) {
+			optind = 1;
+			for (int c; optind < i &&
+				    (c = getopt_long(i, argv, "s:c:t:h", options, NULL)) != -1;) {
+				if (c == 's')
+					client.socket = optarg;
+				else if (c == 'c' || c == 'f')
+					config_path = optarg;
+				else if (c == 't')
+					client.timeout = strtod(optarg, NULL) > 0
+							     ? strtod(optarg, NULL)
+							     : client.timeout;
+				else if (c == 'o' && parse_owner(optarg, &client.owner) < 0)
+					return EXIT_USAGE;
+			}
+			int code = find_socket(config_path, &client);
+			if (code != EXIT_OK)
+				return code;
+			return cmd_logs(argc - i, argv + i, client.socket, client.timeout,
+					client.owner);
+		}
+		if (argv[i][0] != '-')
+			break;
+		if (strchr("sct", argv[i][1]) && argv[i][1] && !argv[i][2])
+			i++; /* -s SOCKET, -c CONFIG, -t SEC: their value */
+		else if (strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "--timeout") == 0 ||
+			 strcmp(argv[i], "--owner") == 0 || strcmp(argv[i], "--config") == 0)
+			i++;
+	}
 	/* Options may come before or after the command word (GNU getopt permutes). */
 	for (int c; (c = getopt_long(argc, argv, "s:c:t:jh", options, NULL)) != -1;) {
 		switch (c) {

@@ -24,6 +24,7 @@
 #include "cli/cli.h"
 #include "cli/top_events.h"
 #include "cli/top_link.h"
+#include "cli/top_logs.h"
 #include "cli/top_view.h"
 #include "lib/escape.h"
 #include "lib/limits.h"
@@ -47,7 +48,8 @@ struct top {
 	size_t scroll;
 	size_t page; /* rows the body showed at the last draw */
 	bool confirming;
-	char message[512]; /* shown at the bottom: a lost connection, a restart's outcome */
+	char message[512];    /* shown at the bottom: a lost connection, a restart's outcome */
+	struct top_logs logs; /* key l: the selected worker's last lines */
 };
 
 static void draw(struct top *top);
@@ -172,6 +174,7 @@ on_tick(struct loop *loop, void *data)
 		}
 		top->due = 2;
 	}
+	top_logs_ask(&top->logs, loop, top->socket, top->owner, TOP_LOG_LINES);
 	(void)loop_timer_start(loop, &top->tick, top->interval);
 }
 
@@ -257,6 +260,9 @@ on_key(struct top *top, int key)
 	case 'S':
 		top->sort = (top->sort + 1) % TOP_SORT_COUNT;
 		break;
+	case 'l':
+		top->logs.shown = !top->logs.shown;
+		break;
 	case 'r':
 	case 'R':
 		if (top->restart.fd >= 0)
@@ -308,6 +314,7 @@ on_stdin(struct loop *loop, int fd, uint32_t events, void *data)
 	for (int key; (key = getch()) != ERR;)
 		on_key(top, key);
 	draw(top);
+	top_logs_ask(&top->logs, loop, top->socket, top->owner, TOP_LOG_LINES);
 }
 
 static void
@@ -395,16 +402,26 @@ draw(struct top *top)
 	int y = 0;
 	for (size_t i = 0; i < header.count && y < height; i++, y++)
 		draw_line(y, width, header.lines[i].text, style_attributes(header.lines[i].style));
-	/* The body: what is left above the event feed and the bottom line. */
+	/* The body: what is left above the event feed, the bottom line and the log pane. */
 	size_t page = height - y > 2 ? (size_t)(height - y - 2) : 0;
-	size_t last = rows.count > page ? rows.count - page : 0;
+	int pane = top->logs.shown ? (int)(page / 2 < TOP_LOG_LINES ? page / 2 : TOP_LOG_LINES) : 0;
+	page -= (size_t)pane;
+	/* With the log pane, any row can be scrolled to the top: its worker is the one shown. */
+	size_t keep = pane ? 1 : page;
+	size_t last = rows.count > keep ? rows.count - keep : 0;
 	if (top->scroll > last)
 		top->scroll = last;
 	top->page = page;
+	size_t selected =
+	    pane ? top_logs_select(&top->logs, top->status, &rows, top->scroll) : SIZE_MAX;
 	for (size_t i = 0; i < page && top->scroll + i < rows.count; i++, y++) {
 		const struct top_line *line = &rows.lines[top->scroll + i];
-		draw_line(y, width, line->text, style_attributes(line->style));
+		draw_line(y, width, line->text,
+			  style_attributes(line->style) |
+			      (top->scroll + i == selected ? A_BOLD : 0));
 	}
+	if (pane)
+		top_logs_draw(&top->logs, height - 2 - pane, pane, width);
 	char text[2048];
 	if (height >= 2) {
 		events_text(top, text, sizeof(text));
@@ -417,12 +434,12 @@ draw(struct top *top)
 	else if (top->message[0])
 		printable_ascii(strcpy(text, top->message));
 	else
-		snprintf(text, sizeof(text),
-			 "q quit  s sort (%s)  r rolling restart  Up/Down PgUp/PgDn scroll  "
-			 "rows %zu-%zu of %zu",
-			 top_sort_name(top->sort), rows.count ? top->scroll + 1 : 0,
-			 top->scroll + page < rows.count ? top->scroll + page : rows.count,
-			 rows.count);
+		snprintf(
+		    text, sizeof(text),
+		    "q quit  s sort (%s)  r rolling restart  l logs  Up/Down PgUp/PgDn scroll  "
+		    "rows %zu-%zu of %zu",
+		    top_sort_name(top->sort), rows.count ? top->scroll + 1 : 0,
+		    top->scroll + page < rows.count ? top->scroll + page : rows.count, rows.count);
 	draw_line(height - 1, width, text, A_REVERSE);
 	top_lines_free(&header);
 	top_lines_free(&rows);
@@ -542,6 +559,7 @@ run_screen(struct top *top)
 	endwin();
 	delscreen(screen);
 	loop_timer_stop(top->loop, &top->tick);
+	top_logs_close(&top->logs, top->loop);
 	loop_free(top->loop);
 	if (r < 0)
 		fprintf(stderr, "aerie supervisor: top: %s\n", strerror(-r));
@@ -555,7 +573,10 @@ cmd_top(const char *socket, double interval, double timeout, uid_t owner)
 			  .owner = owner,
 			  .interval = interval,
 			  .link = TOP_LINK_INIT,
-			  .restart = TOP_LINK_INIT};
+			  .restart = TOP_LINK_INIT,
+			  .logs = {.link = TOP_LINK_INIT, .worker = -1}};
+	top.logs.changed = draw;
+	top.logs.top = &top;
 	char error[400];
 	double deadline = loop_now_seconds() + timeout;
 	/* The first connection must work: a wrong path or a socket not to be trusted is better

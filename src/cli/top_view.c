@@ -42,9 +42,8 @@ static const struct {
 
 /* Which columns stay as the terminal narrows: the first ones in this list. */
 static const enum column priority[COLUMN_COUNT] = {
-    COLUMN_PID, COLUMN_NAME, COLUMN_CPU,    COLUMN_STATE,      COLUMN_RSS,
-    COLUMN_USS, COLUMN_PSS,  COLUMN_UPTIME, COLUMN_GENERATION, COLUMN_RESTARTS,
-    COLUMN_REQUESTS,
+    COLUMN_PID, COLUMN_NAME,   COLUMN_CPU,	  COLUMN_STATE,	   COLUMN_RSS,	    COLUMN_USS,
+    COLUMN_PSS, COLUMN_UPTIME, COLUMN_GENERATION, COLUMN_RESTARTS, COLUMN_REQUESTS,
 };
 
 #define COMMAND_MIN_WIDTH 12
@@ -119,7 +118,7 @@ add_line(struct render *render, enum top_style style, const char *format, ...)
 		lines->lines = bigger;
 		lines->capacity = capacity;
 	}
-	lines->lines[lines->count++] = (struct top_line){text, style};
+	lines->lines[lines->count++] = (struct top_line){text, style, 0};
 }
 
 /* Whether a service of status has utilization = yes (its "utilization" sums). */
@@ -203,6 +202,14 @@ process_cells(const struct metrics_process *p, struct cells *cells)
 	format_duration(p->elapsed_time, cells->text[COLUMN_UPTIME], sizeof(cells->text[0]));
 }
 
+/* The row just added is the process pid's (top's log pane finds the worker by it). */
+static void
+mark_pid(struct render *render, int pid)
+{
+	if (!render->failed && render->lines->count > 0)
+		render->lines->lines[render->lines->count - 1].pid = pid;
+}
+
 /* A process row: cells from the process, the command indented under its parent as `ps f`
  * does. */
 static void
@@ -217,6 +224,7 @@ add_process(struct render *render, const struct metrics_process *p, unsigned dep
 	snprintf(command + length, sizeof(command) - length, "%s%s", depth ? " \\_ " : "",
 		 p->command);
 	add_row(render, TOP_STYLE_PLAIN, cells, command);
+	mark_pid(render, (int)p->pid);
 }
 
 /* The processes under tree->processes[i], which come right after it in depth-first order. */
@@ -401,6 +409,7 @@ add_service(struct render *render, const char *name, const json_t *service,
 		else
 			strcpy(cells.text[COLUMN_PID], "-");
 		add_row(render, TOP_STYLE_PLAIN, &cells, u->pid > 0 ? "" : note);
+		mark_pid(render, u->pid > 0 ? (int)u->pid : 0);
 	}
 	free(units);
 }

@@ -19,6 +19,7 @@ enum top_style {
 struct top_line {
 	char *text;
 	enum top_style style;
+	int pid; /* a process's row: its pid; else 0 */
 };
 
 struct top_lines {

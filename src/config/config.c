@@ -88,6 +88,9 @@ open_service(struct parser *p, const char *name)
 	    .start_limit_interval = CONFIG_DEFAULT_START_LIMIT_INTERVAL,
 	    .kill_mode = CONFIG_DEFAULT_KILL_MODE,
 	    .memory_leak_threshold = CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD,
+	    .log_max_size = CONFIG_DEFAULT_LOG_MAX_SIZE,
+	    .log_keep = CONFIG_DEFAULT_LOG_KEEP,
+	    .log_lines = CONFIG_DEFAULT_LOG_LINES,
 	};
 	if (!(service->name = strdup(service_name)))
 		return parser_fail_errno(p, -ENOMEM);
@@ -435,6 +438,7 @@ config_free(struct config *config)
 		config_free_argv(service->env);
 		free(service->directory);
 		exec_free(&service->exec);
+		free(service->log_file);
 	}
 	free(config->services);
 	free(config->path);

@@ -12,7 +12,7 @@
 enum config_restart { CONFIG_RESTART_ALWAYS, CONFIG_RESTART_ON_FAILURE, CONFIG_RESTART_NEVER };
 enum config_ready { CONFIG_READY_NONE, CONFIG_READY_NOTIFY };
 enum config_memory_metric { CONFIG_MEMORY_PSS, CONFIG_MEMORY_RSS };
-enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON };
+enum config_log_format { CONFIG_LOG_TEXT, CONFIG_LOG_JSON, CONFIG_LOG_JOURNAL };
 enum config_kill_mode { CONFIG_KILL_GROUP, CONFIG_KILL_MAIN };
 
 /* Defaults, in one place (SPEC.md documents them). */
@@ -72,6 +72,9 @@ struct config_exec {
 	unsigned cpu_weight;	       /* 1..10000 for cpu.weight; 0: not set */
 };
 #define CONFIG_DEFAULT_MEMORY_LEAK_THRESHOLD (10ULL * 1024 * 1024) /* Falcon's threshold_size */
+#define CONFIG_DEFAULT_LOG_MAX_SIZE (10ULL * 1024 * 1024)
+#define CONFIG_DEFAULT_LOG_KEEP 5
+#define CONFIG_DEFAULT_LOG_LINES 1000
 
 struct config_service {
 	char *name;	/* NAME of [service:NAME] */
@@ -103,7 +106,7 @@ struct config_service {
 	double start_limit_interval; /* seconds */
 	enum config_kill_mode kill_mode;
 	struct config_exec exec;
-	bool utilization;  /* each worker gets AERIE_UTILIZATION, a segment of counters */
+	bool utilization; /* each worker gets AERIE_UTILIZATION, a segment of counters */
 	/* Falcon's MemoryMonitor: the service's max(shared_clean) + sum(private) over it replaces
 	 * the worker with most private memory; 0: no budget. */
 	unsigned long long memory_total_limit;
@@ -111,6 +114,10 @@ struct config_service {
 	 * memory_leak_increases times is replaced; increases 0: no leak detection. */
 	unsigned long long memory_leak_threshold;
 	unsigned memory_leak_increases;
+	char *log_file; /* absolute; NULL: none. Its workers' output, rotated by the host */
+	unsigned long long log_max_size; /* bytes at which log_file becomes log_file.1; 0: never */
+	unsigned log_keep;		 /* rotated files kept, 0..CONFIG_MAX_LOG_KEEP */
+	unsigned log_lines; /* lines kept in memory for `logs`, 0..CONFIG_MAX_LOG_LINES */
 };
 
 struct config {

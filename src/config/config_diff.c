@@ -64,6 +64,14 @@ config_listen_differs(const struct config_service *old, const struct config_serv
 	return !vector_equal(old->listen, old->listen_count, new->listen, new->listen_count);
 }
 
+bool
+config_logs_differ(const struct config_service *old, const struct config_service *new)
+{
+	return !string_equal(old->log_file, new->log_file) ||
+	       old->log_max_size != new->log_max_size || old->log_keep != new->log_keep ||
+	       old->log_lines != new->log_lines;
+}
+
 enum config_change
 config_service_diff(const struct config_service *old, const struct config_service *new,
 		    const char **ret_key)
@@ -103,6 +111,7 @@ config_service_diff(const struct config_service *old, const struct config_servic
 	    {"memory_total_limit", old->memory_total_limit == new->memory_total_limit},
 	    {"memory_leak_threshold", old->memory_leak_threshold == new->memory_leak_threshold},
 	    {"memory_leak_increases", old->memory_leak_increases == new->memory_leak_increases},
+	    {"log_file, log_max_size, log_keep or log_lines", !config_logs_differ(old, new)},
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (!fields[i].equal) {

@@ -22,6 +22,9 @@ enum config_change config_service_diff(const struct config_service *old,
 
 /* Whether the listen lines differ: a reload can't rebind a running service's sockets. */
 bool config_listen_differs(const struct config_service *old, const struct config_service *new);
+/* Whether log_file, log_max_size, log_keep or log_lines differ: a service keeps the ring and
+ * file it started with (logs.c), so these wait for a host restart, as listen does. */
+bool config_logs_differ(const struct config_service *old, const struct config_service *new);
 
 /* The [host] keys whose values differ, into ret_keys (up to size names, in key order).
  * Returns how many differ. */

@@ -324,8 +324,10 @@ parse_log_format(struct parser *p, const struct key_info *key, const char *value
 		p->config.log_format = CONFIG_LOG_TEXT;
 	else if (strcmp(value, "json") == 0)
 		p->config.log_format = CONFIG_LOG_JSON;
+	else if (strcmp(value, "journal") == 0)
+		p->config.log_format = CONFIG_LOG_JOURNAL;
 	else
-		return parser_fail_invalid(p, key, value, "expected text or json");
+		return parser_fail_invalid(p, key, value, "expected text, json or journal");
 	return 0;
 }
 
@@ -413,6 +415,42 @@ parse_env(struct parser *p, const struct key_info *key, const char *value)
 	return 0;
 }
 
+static int
+parse_log_file(struct parser *p, const struct key_info *key, const char *value)
+{
+	return parse_path(p, key, value, &parser_service(p)->log_file);
+}
+
+/* "10M", "64K", "1G"; 0 never rotates. */
+static int
+parse_log_max_size(struct parser *p, const struct key_info *key, const char *value)
+{
+	if (value_size(value, &parser_service(p)->log_max_size) < 0)
+		return parser_fail_invalid(p, key, value, "expected a size such as 64K or 10M");
+	return 0;
+}
+
+static int
+parse_log_keep(struct parser *p, const struct key_info *key, const char *value)
+{
+	unsigned long keep;
+	if (value_unsigned(value, 10, CONFIG_MAX_LOG_KEEP, &keep) < 0)
+		return parser_fail_invalid(p, key, value, "expected a number of files, 0 to 100");
+	parser_service(p)->log_keep = (unsigned)keep;
+	return 0;
+}
+
+static int
+parse_log_lines(struct parser *p, const struct key_info *key, const char *value)
+{
+	unsigned long lines;
+	if (value_unsigned(value, 10, CONFIG_MAX_LOG_LINES, &lines) < 0)
+		return parser_fail_invalid(p, key, value,
+					   "expected a number of lines, 0 to 100000");
+	parser_service(p)->log_lines = (unsigned)lines;
+	return 0;
+}
+
 const struct key_info keys_table[KEY__MAX] = {
     [KEY_SUPERVISOR] = {"supervisor", SECTION_HOST, false, parse_supervisor},
     [KEY_SOCKET_MODE] = {"socket_mode", SECTION_HOST, false, parse_socket_mode},
@@ -474,6 +512,10 @@ const struct key_info keys_table[KEY__MAX] = {
 				 parse_memory_free_minimum},
     [KEY_METRICS_LOG_INTERVAL] = {"metrics_log_interval", SECTION_HOST, false,
 				  parse_metrics_log_interval},
+    [KEY_LOG_FILE] = {"log_file", SECTION_SERVICE, false, parse_log_file},
+    [KEY_LOG_MAX_SIZE] = {"log_max_size", SECTION_SERVICE, false, parse_log_max_size},
+    [KEY_LOG_KEEP] = {"log_keep", SECTION_SERVICE, false, parse_log_keep},
+    [KEY_LOG_LINES] = {"log_lines", SECTION_SERVICE, false, parse_log_lines},
 };
 
 const struct key_info *

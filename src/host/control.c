@@ -29,6 +29,7 @@
 
 #include "host/guard.h"
 #include "host/listen.h"
+#include "host/logs.h"
 #include "host/worker.h"
 #include "lib/channel.h"
 #include "lib/limits.h"
@@ -166,6 +167,21 @@ control_reply(struct control *control, struct control_ticket ticket, const char 
 	}
 }
 
+int
+control_send_logs(struct control *control, struct control_ticket ticket, const char *frames,
+		  size_t length)
+{
+	if (!control_ticket_live(control, ticket))
+		return -ESTALE;
+	return channel_post(control, CHANNEL_LOGS, ticket.id, frames, length);
+}
+
+bool
+control_ticket_live(const struct control *control, struct control_ticket ticket)
+{
+	return ticket.epoch == control->epoch && !control->stopping && control->channel_fd >= 0;
+}
+
 void
 control_reply_error(struct control *control, struct control_ticket ticket, enum protocol_code code,
 		    const char *message)
@@ -187,8 +203,19 @@ take_message(struct control *control, const char *buffer, size_t length)
 {
 	struct channel_message message;
 	if (channel_parse(buffer, length, &message) < 0 ||
-	    (message.header.type >= COMMAND_COUNT && message.header.type != CHANNEL_PONG)) {
+	    (message.header.type >= COMMAND_COUNT && message.header.type != CHANNEL_PONG &&
+	     message.header.type != CHANNEL_LOGS_ACK &&
+	     message.header.type != CHANNEL_LOGS_CANCEL)) {
 		log_warn("supervisor channel: malformed message ignored");
+		return;
+	}
+	uint32_t type = message.header.type;
+	if (type == CHANNEL_LOGS_ACK || type == CHANNEL_LOGS_CANCEL) {
+		struct control_ticket ticket = {message.header.id, control->epoch};
+		if (type == CHANNEL_LOGS_ACK)
+			logs_acked(ticket);
+		else
+			logs_cancelled(ticket);
 		return;
 	}
 	if (message.header.type == CHANNEL_PONG) {
@@ -200,9 +227,7 @@ take_message(struct control *control, const char *buffer, size_t length)
 	    .command = message.command,
 	    .ticket = {message.header.id, control->epoch},
 	    .service = message.service[0] ? message.service : NULL,
-	    .signal = message.arguments.signal,
-	    .worker = message.arguments.worker,
-	    .count = message.arguments.count,
+	    .arguments = message.arguments,
 	};
 	control->fn(control, &request, control->data);
 }
@@ -409,7 +434,7 @@ control_open(struct loop *loop, const struct config *config, control_fn fn, void
 	control->listen_fd = -1;
 	control->http_fd = -1;
 	control->channel_fd = -1;
-	control->process.output_fd = -1;
+	worker_output_init(&control->process);
 	snprintf(control->process.label, sizeof(control->process.label), "supervisor");
 	loop_timer_init(&control->restart_timer, on_restart_timer, control);
 	loop_timer_init(&control->ping_timer, on_ping_timer, control);

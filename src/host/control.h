@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "lib/channel.h"
 #include "lib/commands.h"
 #include "lib/protocol.h"
 
@@ -26,9 +27,7 @@ struct control_request {
 	enum command command; /* one that command_table says the host answers */
 	struct control_ticket ticket;
 	const char *service; /* restart: one service, or NULL for all; valid during the call */
-	int signal;	     /* signal: the signal for the workers */
-	int worker;	     /* signal: a worker's index, or -1 for every worker */
-	unsigned count;	     /* scale: the new count */
+	struct channel_arguments arguments; /* stop…signal, logs: what the request carries */
 };
 
 /* Called for each request; the host answers it with control_reply, at once or later. */
@@ -45,6 +44,13 @@ int control_open(struct loop *loop, const struct config *config, control_fn fn, 
  * CHANNEL_MAX_REPLY becomes a too_large error. */
 void control_reply(struct control *control, struct control_ticket ticket, const char *json,
 		   size_t length);
+/* Sends a batch of `logs -f` frames (each JSON text and its NUL, length bytes in all, at most
+ * CHANNEL_MAX_DATAGRAM) for the client of ticket, queued behind what went before. Returns 0, or
+ * -ESTALE when that client's supervisor process is gone, or -errno. */
+int control_send_logs(struct control *control, struct control_ticket ticket, const char *frames,
+		      size_t length);
+/* Whether ticket's supervisor process is the one running. */
+bool control_ticket_live(const struct control *control, struct control_ticket ticket);
 /* Answers ticket with {"error":{"code":code,"message":message}}. */
 void control_reply_error(struct control *control, struct control_ticket ticket,
 			 enum protocol_code code, const char *message);

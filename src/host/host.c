@@ -19,6 +19,7 @@
 #include "host/control.h"
 #include "host/guard.h"
 #include "host/host_private.h"
+#include "host/logs.h"
 #include "host/notify.h"
 #include "host/sdnotify.h"
 #include "host/service.h"
@@ -209,6 +210,20 @@ on_control_request(struct control *control, const struct control_request *reques
 	case COMMAND_SIGNAL:
 		host_operate(host, request);
 		return;
+	case COMMAND_LOGS: {
+		struct logs **logs = malloc((host->service_count + 1) * sizeof(*logs));
+		if (!logs) {
+			control_reply_error(control, request->ticket, PROTOCOL_CODE_INTERNAL,
+					    "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < host->service_count; i++)
+			logs[i] = host->services[i]->logs;
+		logs_request(control, request->ticket, logs, host->service_count, request->service,
+			     &request->arguments);
+		free(logs);
+		return;
+	}
 	case COMMAND_METRICS: /* the supervisor process answers it */
 	case COMMAND_COUNT:
 		break;
@@ -251,6 +266,22 @@ reopen_log(struct host *host)
 		log_info("received SIGUSR1: reopened %s", path);
 }
 
+/* The journal's socket: systemd's, or AERIE_JOURNAL_SOCKET's (for tests and debugging). With
+ * log_format = journal it must be there; under systemd with stderr going to the journal
+ * (JOURNAL_STREAM) it is used when it answers, else stderr goes on as it is. */
+static int
+setup_journal(const struct config *config)
+{
+	const char *path = getenv("AERIE_JOURNAL_SOCKET");
+	if (!path || !*path)
+		path = "/run/systemd/journal/socket";
+	if (config->log_format == CONFIG_LOG_JOURNAL)
+		return log_to_journal(path);
+	if (!config->log_path && log_stderr_is_journal())
+		(void)log_to_journal(path);
+	return 0;
+}
+
 static void
 on_signal(struct loop *loop, int signal, void *data)
 {
@@ -272,6 +303,8 @@ on_signal(struct loop *loop, int signal, void *data)
 		break;
 	case SIGUSR1:
 		reopen_log(host);
+		for (size_t i = 0; i < host->service_count; i++)
+			logs_reopen(host->services[i]->logs);
 		break;
 	}
 }
@@ -281,6 +314,9 @@ setup_signals(struct host *host)
 {
 	/* A worker's closed pipe must not kill the host; workers get SIGPIPE back at exec. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -errno;
+	/* Nor a log_file over RLIMIT_FSIZE: the write fails (EFBIG) and its lines are dropped. */
+	if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR)
 		return -errno;
 	static const int signals[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 	return loop_signals(host->loop, signals, sizeof(signals) / sizeof(signals[0]), on_signal,
@@ -504,7 +540,15 @@ host_main(const char *config_path, bool init)
 	}
 	host.configs[host.config_count++] = config;
 	log_set_json(config->log_format == CONFIG_LOG_JSON);
-	if (config->log_path) {
+	r = setup_journal(config);
+	if (r < 0) {
+		fprintf(stderr, "aerie: %s: log_format = journal: %s\n", config->path,
+			strerror(-r));
+		listen_inherited_release(&inherited);
+		host_free(&host);
+		return 1;
+	}
+	if (config->log_path && config->log_format != CONFIG_LOG_JOURNAL) {
 		r = log_to_file(config->log_path, error, sizeof(error));
 		if (r < 0) {
 			fprintf(stderr, "aerie: %s: log: %s\n", config->path, error);

@@ -167,10 +167,10 @@ signal_workers(struct host *host, const struct control_request *request, struct 
 	int failure = 0;
 	for (size_t i = 0; i < service->worker_count; i++) {
 		const struct worker *worker = service->workers[i];
-		if (worker->pid <= 0 ||
-		    (request->worker >= 0 && worker->index != (unsigned)request->worker))
+		if (worker->pid <= 0 || (request->arguments.worker >= 0 &&
+					 worker->index != (unsigned)request->arguments.worker))
 			continue;
-		if (kill(worker->pid, request->signal) < 0) {
+		if (kill(worker->pid, request->arguments.signal) < 0) {
 			failure = -errno;
 			continue;
 		}
@@ -185,9 +185,9 @@ signal_workers(struct host *host, const struct control_request *request, struct 
 		if (failure)
 			snprintf(message, sizeof(message), "%s: cannot signal its workers: %s",
 				 service->name, strerror(-failure));
-		else if (request->worker >= 0)
+		else if (request->arguments.worker >= 0)
 			snprintf(message, sizeof(message), "%s has no running worker %d",
-				 service->name, request->worker);
+				 service->name, request->arguments.worker);
 		else
 			snprintf(message, sizeof(message), "%s has no running worker",
 				 service->name);
@@ -199,7 +199,7 @@ signal_workers(struct host *host, const struct control_request *request, struct 
 				    "out of memory");
 	} else {
 		log_info("%s: SIG%s sent to %zu worker%s (asked for)", service->name,
-			 signame_name(request->signal), sent, sent == 1 ? "" : "s");
+			 signame_name(request->arguments.signal), sent, sent == 1 ? "" : "s");
 		control_reply(host->control, request->ticket, text, (size_t)length);
 	}
 	free(text);
@@ -266,8 +266,9 @@ host_operate(struct host *host, const struct control_request *request)
 			r = -ENOENT;
 			break;
 		}
-		from_index = config->count < request->count ? config->count : request->count;
-		config->count = request->count;
+		from_index = config->count < request->arguments.count ? config->count
+								      : request->arguments.count;
+		config->count = request->arguments.count;
 		r = service_scale(service, config);
 		break;
 	}
@@ -276,6 +277,7 @@ host_operate(struct host *host, const struct control_request *request)
 	case COMMAND_STATUS:
 	case COMMAND_RELOAD:
 	case COMMAND_SIGNAL:
+	case COMMAND_LOGS:
 	case COMMAND_COUNT:
 		r = -EINVAL;
 		break;

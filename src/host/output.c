@@ -1,4 +1,5 @@
-/* output: a worker's stdout and stderr, one pipe read by the loop and logged line by line. */
+/* output: a worker's stdout and stderr, a pipe each, read by the loop and handed to logs.c
+ * line by line. */
 #include "host/worker.h"
 
 #include <errno.h>
@@ -6,94 +7,121 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "host/logs.h"
+#include "host/service.h"
 #include "lib/limits.h"
 #include "lib/log.h"
 
 static void
-log_output_line(struct worker *worker, const char *line, size_t length)
+output_line(struct worker_output *output, const char *line, size_t length)
 {
-	log_worker_line(worker->label, (int)worker->output_pid, line, length);
+	struct worker *worker = output->worker;
+	logs_line(worker->service ? worker->service->logs : NULL, worker, output->stream, line,
+		  length);
 }
 
-/* Logs each complete line in the buffer and keeps the partial tail; a line that fills the
- * whole buffer is logged as it is. */
+/* Hands on each complete line in the buffer and keeps the partial tail; a line that fills the
+ * whole buffer is handed on as it is (in pieces of the buffer's size). */
 static void
-output_flush_lines(struct worker *worker, bool all)
+output_flush_lines(struct worker_output *output, bool all)
 {
-	char *start = worker->output;
-	char *end = worker->output + worker->output_length;
+	char *start = output->buffer;
+	char *end = output->buffer + output->length;
 	for (char *newline; (newline = memchr(start, '\n', (size_t)(end - start)));) {
-		log_output_line(worker, start, (size_t)(newline - start));
+		output_line(output, start, (size_t)(newline - start));
 		start = newline + 1;
 	}
 	size_t rest = (size_t)(end - start);
-	if (rest > 0 && (all || rest == sizeof(worker->output))) {
-		log_output_line(worker, start, rest);
+	if (rest > 0 && (all || rest == sizeof(output->buffer))) {
+		output_line(output, start, rest);
 		rest = 0;
 	}
-	memmove(worker->output, start, rest);
-	worker->output_length = rest;
+	memmove(output->buffer, start, rest);
+	output->length = rest;
+}
+
+/* Reads what the pipe holds, a bounded number of reads: a worker writing without pause (yes)
+ * would otherwise keep the host here forever; epoll is level-triggered and calls back. Returns
+ * false at EOF (every holder of the write end is gone) or on an error. */
+static bool
+output_read(struct worker_output *output)
+{
+	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
+		ssize_t n = read(output->fd, output->buffer + output->length,
+				 sizeof(output->buffer) - output->length);
+		if (n > 0) {
+			output->length += (size_t)n;
+			output_flush_lines(output, false);
+			/* Followers get each read's lines before the next read may overrun them in
+			 * the ring. */
+			logs_pump();
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && errno == EAGAIN;
+	}
+	return true;
+}
+
+static void
+output_close(struct worker_output *output, struct loop *loop)
+{
+	if (output->fd < 0)
+		return;
+	/* Take what is already written before closing (bounded: a grandchild may still write). */
+	(void)output_read(output);
+	output_flush_lines(output, true);
+	loop_remove(loop, output->fd);
+	close(output->fd);
+	output->fd = -1;
 }
 
 static void
 on_output(struct loop *loop, int fd, uint32_t events, void *data)
 {
-	struct worker *worker = data;
+	struct worker_output *output = data;
+	(void)fd;
 	(void)events;
-	/* A bounded number of reads per wake-up: a worker writing without pause (yes) would
-	 * otherwise keep the host here forever; epoll is level-triggered and calls back. */
-	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(fd, worker->output + worker->output_length,
-				 sizeof(worker->output) - worker->output_length);
-		if (n > 0) {
-			worker->output_length += (size_t)n;
-			output_flush_lines(worker, false);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		/* EOF: every holder of the write end is gone. */
-		worker_output_close(worker, loop);
-		return;
-	}
+	if (!output_read(output))
+		output_close(output, loop);
+	/* Once per wake-up, not per line or read: the file gets one write. */
+	logs_flush();
+}
+
+void
+worker_output_init(struct worker *worker)
+{
+	for (int i = 0; i < WORKER_STREAM_COUNT; i++)
+		worker->output[i] = (struct worker_output){
+		    .worker = worker, .stream = (enum worker_stream)i, .fd = -1};
 }
 
 void
 worker_output_close(struct worker *worker, struct loop *loop)
 {
-	if (worker->output_fd < 0)
-		return;
-	/* Take what is already written before closing (bounded: a grandchild may still write). */
-	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(worker->output_fd, worker->output + worker->output_length,
-				 sizeof(worker->output) - worker->output_length);
-		if (n <= 0 && !(n < 0 && errno == EINTR))
-			break;
-		if (n > 0) {
-			worker->output_length += (size_t)n;
-			output_flush_lines(worker, false);
-		}
-	}
-	output_flush_lines(worker, true);
-	loop_remove(loop, worker->output_fd);
-	close(worker->output_fd);
-	worker->output_fd = -1;
+	for (int i = 0; i < WORKER_STREAM_COUNT; i++)
+		output_close(&worker->output[i], loop);
+	logs_flush();
 }
 
 void
-worker_output_open(struct worker *worker, struct loop *loop, int fd, pid_t pid)
+worker_output_open(struct worker *worker, struct loop *loop, const int fds[2], pid_t pid)
 {
-	worker_output_close(worker, loop); /* a leftover pipe from the previous run */
-	worker->output_fd = fd;
+	worker_output_close(worker, loop); /* leftover pipes from the previous run */
 	worker->output_pid = pid;
-	worker->output_length = 0;
-	int r = loop_add(loop, worker->output_fd, EPOLLIN, on_output, worker);
-	if (r < 0) {
-		/* The worker runs; its output is lost but it is supervised all the same. */
-		log_errno(LOG_WARN, r, "%s[%d]: cannot watch output", worker->label, (int)pid);
-		close(worker->output_fd);
-		worker->output_fd = -1;
+	for (int i = 0; i < WORKER_STREAM_COUNT; i++) {
+		struct worker_output *output = &worker->output[i];
+		output->fd = fds[i];
+		output->length = 0;
+		int r = loop_add(loop, output->fd, EPOLLIN, on_output, output);
+		if (r < 0) {
+			/* The worker runs; this output is lost but it is supervised all the same.
+			 */
+			log_errno(LOG_WARN, r, "%s[%d]: cannot watch output", worker->label,
+				  (int)pid);
+			close(output->fd);
+			output->fd = -1;
+		}
 	}
 }

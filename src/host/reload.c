@@ -150,6 +150,14 @@ apply_services(struct host *host, const struct config *config)
 			report_add(host, HOST_RELOAD_NOT_APPLIED, "%s: %s", service->name,
 				   "listen");
 		}
+		if (change == CONFIG_CHANGE_OTHER && config_logs_differ(service->config, next)) {
+			log_warn(
+			    "reload: %s: log_file, log_max_size, log_keep or log_lines changed: "
+			    "its log stays as it is until the host restarts",
+			    service->name);
+			report_add(host, HOST_RELOAD_NOT_APPLIED, "%s: %s", service->name,
+				   "log_file");
+		}
 		int r = 0;
 		switch (change) {
 		case CONFIG_CHANGE_NONE:

@@ -3,6 +3,7 @@
  * which the host runs from the loop's before-wait hook. What an event does to a worker is in
  * worker_machine.c; generations in service_roll.c; the list of workers in service_list.c. */
 #include "host/service.h"
+#include "host/logs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,11 @@ service_new(const struct config_service *config, struct loop *loop, const char *
 		return -ENOMEM;
 	service->name = strdup(config->name);
 	if (!service->name) {
+		free(service);
+		return -ENOMEM;
+	}
+	if (logs_new(config, &service->logs) < 0) {
+		free(service->name);
 		free(service);
 		return -ENOMEM;
 	}
@@ -54,6 +60,7 @@ service_free(struct service *service)
 	free(service->workers);
 	free(service->removed);
 	free(service->queue);
+	logs_free(service->logs);
 	free(service->name);
 	free(service);
 }

@@ -128,6 +128,7 @@ struct service {
 	/* Odd while a memory check runs (its number), even between them: what workers measured
 	 * by that check hold is used again within it, never after. */
 	unsigned long memory_check;
+	struct logs *logs; /* its output: ring, log_file, followers (logs.c) */
 };
 
 int service_new(const struct config_service *config, struct loop *loop, const char *notify_socket,

@@ -114,7 +114,7 @@ service_worker_new(struct service *service, unsigned index, unsigned generation)
 	worker->generation = generation;
 	worker->state = WORKER_BACKOFF;
 	worker->exit_status = -1;
-	worker->output_fd = -1;
+	worker_output_init(worker);
 	worker->since = realtime_now();
 	service->workers[service->worker_count++] = worker;
 	return worker;

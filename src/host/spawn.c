@@ -302,7 +302,7 @@ child_fail(const char *what, const char *argument, int error)
 struct child {
 	const struct worker_exec *exec;
 	struct worker_environment *environment;
-	int output_fd;
+	int stdout_fd, stderr_fd;
 	const sigset_t *ignored;
 	pid_t parent; /* the host's pid */
 	/* Written by the child when its set-up fails (no fd left, say), read by the host once
@@ -328,7 +328,7 @@ child_exec(struct child *child)
 {
 	const struct worker_exec *exec = child->exec;
 	struct worker_environment *environment = child->environment;
-	int output_fd = child->output_fd;
+	int stdout_fd = child->stdout_fd, stderr_fd = child->stderr_fd;
 	const sigset_t *ignored = child->ignored;
 	/* The host blocks its signals for signalfd and ignores SIGPIPE; a worker starts clean.
 	 * exec resets handled signals itself; only ignored ones survive it. */
@@ -356,8 +356,8 @@ child_exec(struct child *child)
 		child_abort(child, "setpgid", errno);
 
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
-	    dup2(output_fd, STDERR_FILENO) < 0)
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(stdout_fd, STDOUT_FILENO) < 0 ||
+	    dup2(stderr_fd, STDERR_FILENO) < 0)
 		child_abort(child, "setting up stdin, stdout and stderr", errno);
 
 	/* Listening sockets go to 3…: first out of the way above the target range, so that
@@ -496,17 +496,26 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		worker->environment = environment;
 	}
 
-	int pipe_fds[2];
-	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
-		return -errno;
+	/* A pipe per stream, so that each line is known to be stdout or stderr. */
+	int pipe_fds[2][2] = {{-1, -1}, {-1, -1}};
 	int r = 0;
-	if (fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK) < 0) {
-		r = -errno;
-		goto fail;
+	for (int i = 0; i < 2; i++) {
+		if (pipe2(pipe_fds[i], O_CLOEXEC) < 0 ||
+		    fcntl(pipe_fds[i][0], F_SETFL, O_NONBLOCK) < 0) {
+			r = -errno;
+			goto fail;
+		}
 	}
 
-	struct child child = {
-	    exec, worker->environment, pipe_fds[1], ignored_signals(), getpid(), 0, NULL, false};
+	struct child child = {exec,
+			      worker->environment,
+			      pipe_fds[0][1],
+			      pipe_fds[1][1],
+			      ignored_signals(),
+			      getpid(),
+			      0,
+			      NULL,
+			      false};
 	pid_t pid = spawn_child(&child);
 	if (pid < 0) {
 		r = pid;
@@ -521,14 +530,17 @@ worker_spawn(struct worker *worker, struct loop *loop, const struct worker_exec 
 		worker->spawn_failed_step = child.step;
 		goto fail;
 	}
-	close(pipe_fds[1]);
-	worker_output_open(worker, loop, pipe_fds[0], pid);
+	close(pipe_fds[0][1]);
+	close(pipe_fds[1][1]);
+	worker_output_open(worker, loop, (const int[2]){pipe_fds[0][0], pipe_fds[1][0]}, pid);
 	worker->pid = pid;
 	return 0;
 
 fail:
-	close(pipe_fds[0]);
-	close(pipe_fds[1]);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < 2; k++)
+			if (pipe_fds[i][k] >= 0)
+				close(pipe_fds[i][k]);
 	return r;
 }
 

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <sys/wait.h>
 
+#include "host/logs.h"
 #include "lib/json_out.h"
 #include "lib/signame.h"
 
@@ -68,8 +69,8 @@ memory_status(struct json_out *out, const struct status_host *host, const struct
 	if (!config->memory_total_limit && !config->memory_leak_increases &&
 	    !host->memory_free_minimum && !service->memory_free_replacements)
 		return;
-	json_out_field(
-	    out, ",\"memory_replacements_by_cause\":{\"total_limit\":", service->memory_total_replacements);
+	json_out_field(out, ",\"memory_replacements_by_cause\":{\"total_limit\":",
+		       service->memory_total_replacements);
 	json_out_field(out, ",\"free_minimum\":", service->memory_free_replacements);
 	json_out_field(out, ",\"leak\":", service->memory_leak_replacements);
 	json_out_raw(out, "}");
@@ -117,6 +118,8 @@ service_status(struct json_out *out, const struct status_host *host, const struc
 	json_out_field(out, ",\"memory_replacements\":", service->memory_replacements);
 	if (service->held)
 		json_out_raw(out, ",\"stopped\":true");
+	if (service->config->log_file)
+		json_out_field(out, ",\"log_dropped\":", (long long)logs_dropped(service->logs));
 	json_out_raw(out, ",\"workers\":[");
 	/* The workers that serve (or are to) first, then the draining ones, each in the order
 	 * they were started: an old worker and its replacement share an index. */

@@ -33,6 +33,19 @@ struct worker_footprint {
 	uint64_t private_size; /* private clean + dirty, summed */
 };
 
+struct worker;
+
+enum worker_stream { WORKER_STDOUT, WORKER_STDERR, WORKER_STREAM_COUNT };
+
+/* One of a worker's output pipes and the line not ended yet. */
+struct worker_output {
+	struct worker *worker;
+	enum worker_stream stream;
+	int fd; /* -1: not open */
+	size_t length;
+	char buffer[WORKER_OUTPUT_LINE_MAX];
+};
+
 struct worker {
 	struct service *service;
 	char label[80]; /* "web.2", for log lines */
@@ -77,11 +90,9 @@ struct worker {
 	unsigned long footprint_check;
 	size_t utilization_segment; /* its slot + 1 in the service's utilization file; 0: none */
 	struct loop_timer timer;    /* the one deadline of the current state */
-	/* stdout and stderr share one pipe; the host logs it line by line. */
-	int output_fd;
+	/* stdout and stderr, a pipe each, read by the host line by line (output.c). */
+	struct worker_output output[WORKER_STREAM_COUNT];
 	pid_t output_pid;
-	size_t output_length;
-	char output[WORKER_OUTPUT_LINE_MAX];
 	/* Built at its first spawn and kept for the next ones, which allocate nothing unless
 	 * their inputs differ (spawn.c); freed by worker_release. */
 	struct worker_environment *environment;
@@ -110,7 +121,7 @@ struct worker_exec {
 	 * without clone3's CLONE_INTO_CGROUP, where the child joins it first). */
 	int cgroup_fd;
 	int cgroup_procs_fd;
-	const char *utilization;     /* PATH:OFFSET for AERIE_UTILIZATION; NULL: none */
+	const char *utilization; /* PATH:OFFSET for AERIE_UTILIZATION; NULL: none */
 };
 
 /* Forks and execs; the child is the leader of a new process group, with stdin /dev/null and
@@ -126,6 +137,8 @@ void worker_output_close(struct worker *worker, struct loop *loop);
 /* Frees what the worker holds across its runs (its output pipe, its environment): called where
  * a worker is freed, never in between two runs. */
 void worker_release(struct worker *worker, struct loop *loop);
-/* spawn.c's, once the child runs: closes what is left of the previous run's pipe and reads
- * fd, the new one's, from the loop. */
-void worker_output_open(struct worker *worker, struct loop *loop, int fd, pid_t pid);
+/* spawn.c's, once the child runs: closes what is left of the previous run's pipes and reads
+ * fds, the new one's stdout and stderr, from the loop. */
+void worker_output_open(struct worker *worker, struct loop *loop, const int fds[2], pid_t pid);
+/* A new worker's: no pipe open. */
+void worker_output_init(struct worker *worker);

@@ -70,8 +70,18 @@ channel_parse(const void *buffer, size_t length, struct channel_message *ret_mes
 		ret_message->reply_length = 0;
 		return 0;
 	}
+	if (header.type == CHANNEL_LOGS) {
+		/* Frames for the client, the last ending in its NUL. */
+		if (payload_length < 2 || payload_length > CHANNEL_MAX_DATAGRAM ||
+		    payload[payload_length - 1] != '\0')
+			return -EBADMSG;
+		*ret_message = (struct channel_message){
+		    .header = header, .reply = payload, .reply_length = payload_length};
+		return 0;
+	}
 	if (header.type == CHANNEL_PING || header.type == CHANNEL_PONG ||
-	    header.type == CHANNEL_FILE) {
+	    header.type == CHANNEL_FILE || header.type == CHANNEL_LOGS_ACK ||
+	    header.type == CHANNEL_LOGS_CANCEL) {
 		if (payload_length != 0)
 			return -EBADMSG;
 		*ret_message = (struct channel_message){.header = header};

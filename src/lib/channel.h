@@ -40,6 +40,13 @@ enum channel_type {
 	 * (SCM_RIGHTS), a memfd sealed against any change, which holds the whole CHANNEL_REPLY
 	 * message, header and payload, with the same id. */
 	CHANNEL_FILE,
+	/* `logs -f` (host/logs.c): a batch of line frames for the client of the request with
+	 * this id, each JSON text ending in its NUL, at most CHANNEL_MAX_DATAGRAM bytes; the
+	 * supervisor process answers each with a CHANNEL_LOGS_ACK (no payload) once it wrote the
+	 * batch to the client, and sends CHANNEL_LOGS_CANCEL (no payload) when the client left. */
+	CHANNEL_LOGS,
+	CHANNEL_LOGS_ACK,
+	CHANNEL_LOGS_CANCEL,
 };
 
 /* Native byte order and layout: both ends are the same executable on the same machine. */
@@ -49,12 +56,17 @@ struct channel_header {
 	uint64_t id;	 /* the supervisor process's number for the request; never 0 */
 };
 
-/* What a request carries besides its service: stop, start, scale and signal's arguments. */
+/* What a request carries besides its service, after the service and a NUL: stop, start, scale
+ * and signal's arguments, and logs' (which worker, how many lines, whether to follow). A
+ * request without them has them all zero but worker, which is -1. */
 struct channel_arguments {
 	int32_t signal; /* signal: the signal for the workers */
-	int32_t worker; /* signal: a worker's index, or -1 for every worker */
+	int32_t worker; /* signal, logs: a worker's index, or -1 for every worker */
 	uint32_t count; /* scale: the new count */
+	uint32_t lines; /* logs: how many of the last lines */
+	uint32_t flags; /* logs: CHANNEL_FOLLOW */
 };
+#define CHANNEL_FOLLOW 1u
 
 /* The largest payload: a request's is the service it names, "" for all, optionally followed by
  * a NUL and a struct channel_arguments; a reply's is the JSON text the client gets, with its
@@ -67,7 +79,7 @@ struct channel_message {
 	/* A request: its command and the service it names, NUL-terminated ("" for all). */
 	enum command command;
 	char service[PROTOCOL_MAX_SERVICE + 1];
-	struct channel_arguments arguments; /* {0, -1, 0} when the request carried none */
+	struct channel_arguments arguments; /* {0, -1, 0, 0, 0} when the request carried none */
 	/* A reply: its JSON text and the NUL after it, both inside the parsed buffer; length
 	 * counts the NUL, so that the supervisor passes it to the client as the frame it is. */
 	const char *reply;

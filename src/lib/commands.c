@@ -73,6 +73,14 @@ const struct command_entry command_table[COMMAND_COUNT] = {
 	    .arguments = "SIG SERVICE[.INDEX]",
 	    .help = "send any signal to a service's workers (or one worker), never to the host",
 	},
+    [COMMAND_LOGS] =
+	{
+	    .name = "logs",
+	    .command = COMMAND_LOGS,
+	    .answerer = COMMAND_BY_HOST,
+	    .arguments = "[SERVICE[.INDEX]] [-n LINES] [-f] [--json]",
+	    .help = "the workers' last output lines kept in memory; -f then follows them",
+	},
 };
 
 const struct command_entry *

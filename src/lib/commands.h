@@ -13,6 +13,7 @@ enum command {
 	COMMAND_START,
 	COMMAND_SCALE,
 	COMMAND_SIGNAL,
+	COMMAND_LOGS,
 	COMMAND_COUNT, /* not a command: the size of the tables indexed by enum command */
 };
 

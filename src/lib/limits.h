@@ -80,6 +80,23 @@
 #define GUARD_PIPE_SIZE (1024 * 1024)
 #define GUARD_MAX_PID (4 * 1024 * 1024)
 
+/* Worker output kept by the host (host/logs.c). A line kept in memory for `logs` is cut at
+ * LOGS_LINE_MAX and marked "cut". A service's ring has log_lines x LOGS_LINE_AVERAGE bytes for
+ * the lines' text (and 32 per line besides), allocated once: longer lines on average, fewer
+ * kept. */
+#define LOGS_LINE_MAX 1024
+#define LOGS_LINE_AVERAGE 256
+/* A `logs -f` client gets its lines in batches of at most CHANNEL_MAX_DATAGRAM / 2 bytes; the
+ * host has at most this many batches on their way to it (1 MiB) before the supervisor process
+ * says one was written to the client: more than a worker writing without pause puts in the
+ * ring in one turn of the loop (WORKER_OUTPUT_READS_PER_WAKEUP reads of a pipe), so a client
+ * that keeps up misses nothing. One that reads slower than the worker writes is skipped ahead
+ * in the ring and told how many lines it missed: the host never waits for it and holds nothing
+ * for it but a position in the ring and the window. */
+#define LOGS_FOLLOW_WINDOW 32
+/* `logs -f` clients at once, of all services: as many as the supervisor process has. */
+#define LOGS_MAX_FOLLOWERS PROTOCOL_MAX_CLIENTS
+
 /* Config files. */
 #define CONFIG_MAX_COUNT 10000	      /* workers in a service */
 #define CONFIG_MAX_LINE 4096	      /* characters on one line, without its newline */
@@ -96,12 +113,16 @@
 #define CONFIG_MAX_LISTEN 256	 /* listen lines in a service */
 /* start_limit_burst: each worker keeps the times of its last quick deaths, one slot each. */
 #define CONFIG_MAX_START_LIMIT_BURST 100
+/* log_keep: rotated files of a service; log_lines: lines of a service kept in memory. */
+#define CONFIG_MAX_LOG_KEEP 100
+#define CONFIG_MAX_LOG_LINES 100000
 
 /* `aerie supervisor` and `top`. */
 #define CLIENT_DEFAULT_TIMEOUT 60.0 /* a restart waits for ready_timeout at worst */
 #define TOP_DEFAULT_INTERVAL 1.0    /* seconds between refreshes */
 #define TOP_RETRY_MAX 1.0	    /* seconds between reconnection attempts, at most */
 #define TOP_EVENTS_KEPT 16	    /* events shown */
+#define TOP_LOG_LINES 9		    /* rows of the log pane (key l): its title and 8 lines */
 /* A CPU window shorter than this is not measured: with /proc's 10 ms ticks, 10 ms of CPU in a
  * 50 ms window would read as 20 %. A capture that comes sooner after the previous one (a second
  * client, a script in a loop) gets the percent of the last full window and keeps its sample. */

@@ -246,12 +246,52 @@ parse_signal_workers(json_t *root, struct protocol_request *request, json_t **re
 	return 0;
 }
 
+/* The keys of a logs request: "service", "worker" (with a service), "lines", "follow". */
+static int
+parse_logs(json_t *root, struct protocol_request *request, json_t **ret_error)
+{
+	json_t *service = json_object_get(root, "service");
+	json_t *worker = json_object_get(root, "worker");
+	json_t *lines = json_object_get(root, "lines");
+	json_t *follow = json_object_get(root, "follow");
+	request->worker = -1;
+	request->lines = PROTOCOL_LOGS_ALL;
+	if (service && !json_is_null(service)) {
+		if (!json_is_string(service) || json_string_length(service) == 0 ||
+		    json_string_length(service) > PROTOCOL_MAX_SERVICE)
+			return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+				    "\"service\" must be the name of a service");
+		snprintf(request->service, sizeof(request->service), "%s",
+			 json_string_value(service));
+	}
+	if (worker && !json_is_null(worker)) {
+		if (!json_is_integer(worker) || json_integer_value(worker) < 0 ||
+		    json_integer_value(worker) >= CONFIG_MAX_COUNT || !request->service[0])
+			return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+				    "\"worker\" must be a worker's index, with \"service\"");
+		request->worker = (int)json_integer_value(worker);
+	}
+	if (lines && !json_is_null(lines)) {
+		if (!json_is_integer(lines) || json_integer_value(lines) < 0)
+			return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+				    "\"lines\" must be a number of lines, 0 or more");
+		json_int_t n = json_integer_value(lines);
+		request->lines = n > CONFIG_MAX_LOG_LINES ? CONFIG_MAX_LOG_LINES : (unsigned)n;
+	}
+	if (follow && !json_is_boolean(follow))
+		return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
+			    "\"follow\" must be true or false");
+	request->follow = json_is_true(follow);
+	return 0;
+}
+
 /* Each command's own keys, read after "please"; a command without keys has none here. */
 static int (*const parsers[COMMAND_COUNT])(json_t *root, struct protocol_request *request,
 					   json_t **ret_error) = {
     [COMMAND_METRICS] = parse_metrics,	[COMMAND_RESTART] = parse_restart,
     [COMMAND_STOP] = parse_one_service, [COMMAND_START] = parse_one_service,
     [COMMAND_SCALE] = parse_scale,	[COMMAND_SIGNAL] = parse_signal_workers,
+    [COMMAND_LOGS] = parse_logs,
 };
 
 int

@@ -16,9 +16,14 @@ struct protocol_request {
 	int signal; /* restart: 0, or the signal to deliver to the host; signal: to the workers */
 	char signal_name[16];
 	unsigned count;	 /* scale: 0…CONFIG_MAX_COUNT */
-	int worker;	 /* signal: a worker's index, or -1 for every worker */
+	int worker;	 /* signal, logs: a worker's index, or -1 for every worker */
 	bool prometheus; /* metrics: "format":"prometheus" (a JSON string of exposition text) */
+	/* logs: "service" ("" for all), "worker", "lines" (the last ones kept;
+	 * PROTOCOL_LOGS_ALL: as many as are kept), "follow". */
+	unsigned lines;
+	bool follow;
 };
+#define PROTOCOL_LOGS_ALL 0xffffffffu
 
 /* The "code" of an error reply: clients and scripts match on its name, so a name never
  * changes once released. */

@@ -66,6 +66,8 @@ client_flush(struct client *client)
 	}
 	if (client->output_sent == client->output_length) {
 		client->output_sent = client->output_length = 0;
+		if (client->ops->drained)
+			client->ops->drained(client);
 		if (client->close_after && !client->eof) {
 			/* Closing with unread input would reset the connection and could lose
 			 * the error reply: shut our side and read to the end instead. */
@@ -251,6 +253,8 @@ client_close(struct client *client)
 			break;
 		}
 	supervisor->pool_count[client->ops->pool]--;
+	if (client->ops->closed)
+		client->ops->closed(client);
 	loop_timer_stop(supervisor->loop, &client->idle_timer);
 	loop_timer_stop(supervisor->loop, &client->request_timer);
 	loop_timer_stop(supervisor->loop, &client->resume_timer);

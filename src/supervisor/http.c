@@ -78,7 +78,7 @@ process(struct client *client)
 		http_respond(client, "404 Not Found", body, sizeof(body) - 1);
 		return;
 	}
-	if (requests_forward(client, COMMAND_STATUS, NULL, answer) < 0) {
+	if (requests_forward(client, COMMAND_STATUS, NULL, NULL, answer) < 0) {
 		static const char body[] = "the host does not answer\n";
 		http_respond(client, "503 Service Unavailable", body, sizeof(body) - 1);
 		return;

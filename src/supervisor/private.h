@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/channel.h"
 #include "lib/limits.h"
 #include "lib/loop.h"
 #include "lib/protocol.h"
@@ -53,6 +54,10 @@ struct client_ops {
 	double request_timeout;
 	/* The request's time runs from the connection (HTTP: the client speaks first, once). */
 	bool request_at_connect;
+	/* Optional: all output queued so far has been written (a `logs -f` batch is through). */
+	void (*drained)(struct client *client);
+	/* Optional: the client is being closed (its follow ends). */
+	void (*closed)(struct client *client);
 };
 
 /* The host's answer to a request passed on by requests_forward; status is its reply decoded
@@ -81,6 +86,9 @@ struct client {
 	/* The requests', kept by requests.c and http.c. */
 	uint64_t awaiting;	      /* id of the request the host is answering, or 0 */
 	requests_answer_fn on_answer; /* for the host's answer; NULL: passed on as it is */
+	bool follow_asked;	      /* the awaited request is a `logs -f` */
+	uint64_t following; /* that request's id once answered: the host's batches come to it */
+	unsigned acks_owed; /* batches queued here that the host has not been told are written */
 };
 
 struct supervisor {
@@ -146,10 +154,7 @@ bool requests_waiting(const struct client *client);
 /* Passes a request to the host; its reply goes to on_answer, or as it is to the client when
  * NULL. Returns 0 or -errno. */
 int requests_forward(struct client *client, enum command command, const char *service,
-		     requests_answer_fn on_answer);
-/* The same with the arguments of stop, start, scale and signal after the service. */
-int requests_forward_arguments(struct client *client, const struct protocol_request *request,
-			       requests_answer_fn on_answer);
+		     const struct channel_arguments *arguments, requests_answer_fn on_answer);
 /* The channel's fd is readable: the host's replies and pings. */
 void requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data);
 /* Before the loop runs, and after: what requests.c keeps of the channel. */

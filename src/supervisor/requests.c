@@ -112,7 +112,7 @@ request_metrics(struct client *client, const struct protocol_request *request)
 	if (!request->prometheus)
 		return reply_metrics(client);
 	/* Labels come from the host's status: ask for it first. */
-	if (requests_forward(client, COMMAND_STATUS, NULL, answer_prometheus) < 0)
+	if (requests_forward(client, COMMAND_STATUS, NULL, NULL, answer_prometheus) < 0)
 		return reply_unforwarded(client);
 	return true;
 }
@@ -121,17 +121,43 @@ request_metrics(struct client *client, const struct protocol_request *request)
 static bool
 request_host(struct client *client, const struct protocol_request *request)
 {
-	if (requests_forward(client, request->command, request->service, NULL) < 0)
+	if (requests_forward(client, request->command, request->service, NULL, NULL) < 0)
 		return reply_unforwarded(client);
 	return true;
 }
 
-/* The same, with what the request carries besides its service. */
+/* What a request carries besides its service, for the host. */
+static struct channel_arguments
+arguments_of(const struct protocol_request *request)
+{
+	return (struct channel_arguments){
+	    .signal = request->signal,
+	    .worker = request->worker,
+	    .count = request->count,
+	    .lines = request->lines,
+	    .flags = request->follow ? CHANNEL_FOLLOW : 0,
+	};
+}
+
+/* The same as request_host, with what the request carries besides its service. */
 static bool
 request_host_arguments(struct client *client, const struct protocol_request *request)
 {
-	if (requests_forward_arguments(client, request, NULL) < 0)
+	struct channel_arguments arguments = arguments_of(request);
+	if (requests_forward(client, request->command, request->service, &arguments, NULL) < 0)
 		return reply_unforwarded(client);
+	return true;
+}
+
+/* The host answers with the last lines; with follow, its batches come after the reply until
+ * this client leaves (see host/logs.c for the window that bounds them). */
+static bool
+request_logs(struct client *client, const struct protocol_request *request)
+{
+	struct channel_arguments arguments = arguments_of(request);
+	if (requests_forward(client, request->command, request->service, &arguments, NULL) < 0)
+		return reply_unforwarded(client);
+	client->follow_asked = request->follow;
 	return true;
 }
 
@@ -155,10 +181,15 @@ request_restart(struct client *client, const struct protocol_request *request)
 
 /* The supervisor process's half of command_table. */
 static const request_fn handlers[COMMAND_COUNT] = {
-    [COMMAND_METRICS] = request_metrics,      [COMMAND_RESTART] = request_restart,
-    [COMMAND_STATUS] = request_host,	      [COMMAND_RELOAD] = request_host,
-    [COMMAND_STOP] = request_host_arguments,  [COMMAND_START] = request_host_arguments,
-    [COMMAND_SCALE] = request_host_arguments, [COMMAND_SIGNAL] = request_host_arguments,
+    [COMMAND_METRICS] = request_metrics,
+    [COMMAND_RESTART] = request_restart,
+    [COMMAND_STATUS] = request_host,
+    [COMMAND_RELOAD] = request_host,
+    [COMMAND_STOP] = request_host_arguments,
+    [COMMAND_START] = request_host_arguments,
+    [COMMAND_SCALE] = request_host_arguments,
+    [COMMAND_SIGNAL] = request_host_arguments,
+    [COMMAND_LOGS] = request_logs,
 };
 
 /* A parsed request, to its handler. */
@@ -179,7 +210,9 @@ dispatch(struct client *client, const struct protocol_request *request)
 static void
 process(struct client *client)
 {
-	for (unsigned answered = 0; !client->awaiting && !client->close_after; answered++) {
+	/* A following client asks nothing more: what it sends is left unread. */
+	for (unsigned answered = 0; !client->awaiting && !client->following && !client->close_after;
+	     answered++) {
 		if (answered == SUPERVISOR_REQUESTS_PER_TURN) {
 			/* Fairness: a client that pipelined thousands of requests gets the rest
 			 * on the next turns of the loop, after the other clients' events. */
@@ -208,7 +241,7 @@ process(struct client *client)
 		if (r < 0 ? !reply_json(client, error) : !dispatch(client, &request))
 			return;
 	}
-	if (!client->awaiting && client->eof && client->output_length == 0) {
+	if (!client->awaiting && !client->following && client->eof && client->output_length == 0) {
 		client_close(client);
 		return;
 	}
@@ -218,14 +251,73 @@ process(struct client *client)
 bool
 requests_waiting(const struct client *client)
 {
-	return client->awaiting != 0;
+	return client->awaiting != 0 || client->following != 0;
 }
 
-/* A request still in the input, or one the host answers, keeps a client open at EOF. */
+/* A request still in the input, or one the host answers, keeps a client open at EOF, and so
+ * does a follow (a client may shut its side once it asked). */
 static bool
 pending(const struct client *client)
 {
-	return client->awaiting || protocol_frame(client->input, client->input_length) >= 0;
+	return client->awaiting || client->following ||
+	       protocol_frame(client->input, client->input_length) >= 0;
+}
+
+/* Tells the host the batches this client had are written, so that it sends more; while the
+ * channel cannot take it the ack stays owed, sent when the channel is writable. */
+static void
+send_acks(struct client *client)
+{
+	while (client->acks_owed > 0 && client->output_length == client->output_sent) {
+		int r = channel_send(CHANNEL_FD_HOST, CHANNEL_LOGS_ACK, client->following, NULL, 0);
+		if (r == -EAGAIN) {
+			(void)loop_modify(client->supervisor->loop, CHANNEL_FD_HOST,
+					  EPOLLIN | EPOLLOUT);
+			return;
+		}
+		client->acks_owed--;
+	}
+}
+
+static void
+on_drained(struct client *client)
+{
+	if (client->following)
+		send_acks(client);
+}
+
+static void
+on_closed(struct client *client)
+{
+	/* Best effort: a cancel the channel cannot take is made up for by the host's bound on
+	 * followers. */
+	if (client->following)
+		(void)channel_send(CHANNEL_FD_HOST, CHANNEL_LOGS_CANCEL, client->following, NULL,
+				   0);
+}
+
+static struct client *
+find_following(struct supervisor *supervisor, uint64_t id)
+{
+	for (struct client *client = supervisor->clients; client; client = client->next)
+		if (client->following == id)
+			return client;
+	return NULL;
+}
+
+/* A batch of the host's for a following client: queued, and acked once written. */
+static void
+deliver_logs(struct supervisor *supervisor, const struct channel_message *message)
+{
+	struct client *client = find_following(supervisor, message->header.id);
+	if (!client) {
+		(void)channel_send(CHANNEL_FD_HOST, CHANNEL_LOGS_CANCEL, message->header.id, NULL,
+				   0);
+		return;
+	}
+	client->acks_owed++;
+	/* client_queue writes at once what the socket takes, and on_drained acks then. */
+	(void)client_queue(client, message->reply, message->reply_length);
 }
 
 int
@@ -238,44 +330,33 @@ requests_client_new(struct supervisor *supervisor, int fd, uid_t uid)
 	    .pool = CLIENT_POOL_CONTROL,
 	    .idle_timeout = SUPERVISOR_IDLE_TIMEOUT,
 	    .request_timeout = SUPERVISOR_REQUEST_TIMEOUT,
+	    .drained = on_drained,
+	    .closed = on_closed,
 	};
 	return client_new(supervisor, fd, uid, &ops);
 }
 
 int
 requests_forward(struct client *client, enum command command, const char *service,
-		 requests_answer_fn on_answer)
+		 const struct channel_arguments *arguments, requests_answer_fn on_answer)
 {
 	struct supervisor *supervisor = client->supervisor;
 	uint64_t id = ++supervisor->next_id;
+	/* The service, then (when there are arguments) a NUL and the arguments. */
+	char payload[CHANNEL_MAX_REQUEST];
 	size_t length = service ? strlen(service) : 0;
-	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, service, length);
+	if (length > PROTOCOL_MAX_SERVICE)
+		return -EINVAL;
+	if (length)
+		memcpy(payload, service, length);
+	if (arguments) {
+		payload[length++] = '\0';
+		memcpy(payload + length, arguments, sizeof(*arguments));
+		length += sizeof(*arguments);
+	}
+	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)command, id, payload, length);
 	if (r < 0) {
 		/* The client's error reply says it; a flood of them is no news for the log. */
-		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
-		return r;
-	}
-	client->awaiting = id;
-	client->on_answer = on_answer;
-	return 0;
-}
-
-int
-requests_forward_arguments(struct client *client, const struct protocol_request *request,
-			   requests_answer_fn on_answer)
-{
-	struct supervisor *supervisor = client->supervisor;
-	uint64_t id = ++supervisor->next_id;
-	struct channel_arguments arguments = {
-	    .signal = request->signal, .worker = request->worker, .count = request->count};
-	char payload[CHANNEL_MAX_REQUEST];
-	size_t length = strlen(request->service);
-	memcpy(payload, request->service, length);
-	payload[length] = '\0';
-	memcpy(payload + length + 1, &arguments, sizeof(arguments));
-	length += 1 + sizeof(arguments);
-	int r = channel_send(CHANNEL_FD_HOST, (uint32_t)request->command, id, payload, length);
-	if (r < 0) {
 		log_errno(LOG_DEBUG, r, "channel: request not passed to the host");
 		return r;
 	}
@@ -317,6 +398,12 @@ answer(struct supervisor *supervisor, const struct channel_message *message)
 	client->awaiting = 0;
 	requests_answer_fn on_answer = client->on_answer;
 	client->on_answer = NULL;
+	if (client->follow_asked) {
+		client->follow_asked = false;
+		/* An error reply ends it; else the host's batches follow with this id. */
+		if (strncmp(message->reply, "{\"error\"", 8) != 0)
+			client->following = message->header.id;
+	}
 	if (!on_answer) {
 		/* Passed on as the host wrote it, with the frame's NUL. */
 		if (client_queue(client, message->reply, message->reply_length))
@@ -368,8 +455,8 @@ read_channel(struct supervisor *supervisor)
 			continue;
 		}
 		uint32_t type = received.message.header.type;
-		struct requests_inbox *entry =
-		    type == CHANNEL_REPLY ? malloc(sizeof(*entry)) : NULL;
+		bool kept = type == CHANNEL_REPLY || type == CHANNEL_LOGS;
+		struct requests_inbox *entry = kept ? malloc(sizeof(*entry)) : NULL;
 		if (entry) {
 			*entry = (struct requests_inbox){.received = received};
 			*supervisor->inbox_tail = entry;
@@ -378,7 +465,7 @@ read_channel(struct supervisor *supervisor)
 		}
 		if (type == CHANNEL_PING)
 			(void)answer_ping(supervisor, received.message.header.id);
-		else if (type == CHANNEL_REPLY)
+		else if (kept)
 			log_error("channel: no memory for a reply of the host");
 		else
 			log_warn("channel: a message of type %u from the host ignored",
@@ -397,7 +484,10 @@ run_channel(struct supervisor *supervisor)
 		supervisor->inbox = entry->next;
 		if (!supervisor->inbox)
 			supervisor->inbox_tail = &supervisor->inbox;
-		answer(supervisor, &entry->received.message);
+		if (entry->received.message.header.type == CHANNEL_LOGS)
+			deliver_logs(supervisor, &entry->received.message);
+		else
+			answer(supervisor, &entry->received.message);
 		channel_received_free(&entry->received);
 		free(entry);
 	}
@@ -449,9 +539,14 @@ void
 requests_on_channel(struct loop *loop, int fd, uint32_t events, void *data)
 {
 	struct supervisor *supervisor = data;
-	if ((events & EPOLLOUT) && supervisor->pong_owed &&
-	    answer_ping(supervisor, supervisor->pong_owed))
-		(void)loop_modify(loop, fd, EPOLLIN);
+	if (events & EPOLLOUT) {
+		(void)loop_modify(loop, fd, EPOLLIN); /* set again below by what is still owed */
+		if (supervisor->pong_owed)
+			(void)answer_ping(supervisor, supervisor->pong_owed);
+		for (struct client *client = supervisor->clients; client; client = client->next)
+			if (client->acks_owed)
+				send_acks(client);
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		run_channel(supervisor);
 }

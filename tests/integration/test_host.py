@@ -562,13 +562,14 @@ command = sh -c {shlex.quote(script)}
 ready = notify
 """)
     pid, = host.wait_ready("web", 1)
-    host.wait_log(f"web.0[{pid}] stderr line 3")
+    host.wait_log(f"web.0[{pid}] stderr: stderr line 3")
     for n in (1, 2, 3):
-        pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} info  web\.0\[{pid}\] stderr line {n}$"
+        # stderr: logged at warn and marked.
+        pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} warn  web\.0\[{pid}\] stderr: stderr line {n}$"
         assert [l for l in host.log() if re.match(pattern, l)], host.log_text()
     assert "partial" not in host.log_text()  # no newline yet: held back
     assert host.stop() == 0
-    pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} info  web\.0\[{pid}\] stderr partial line$"
+    pattern = rf"^\d\d:\d\d:\d\d\.\d{{3}} warn  web\.0\[{pid}\] stderr: stderr partial line$"
     assert len([l for l in host.log() if re.match(pattern, l)]) == 1, host.log_text()
 
 
@@ -579,9 +580,9 @@ command = {worker_command(examples_dir, "--stderr-lines", "200")}
 ready = notify
 """)
     pid, = host.wait_ready("web", 1)
-    host.wait_log(f"web.0[{pid}] stderr line 200")
+    host.wait_log(f"web.0[{pid}] stderr: stderr line 200")
     numbers = [int(m.rsplit(" ", 1)[1]) for m in messages(host)
-               if m.startswith(f"web.0[{pid}] stderr line ")]
+               if m.startswith(f"web.0[{pid}] stderr: stderr line ")]
     assert numbers == list(range(1, 201))
     assert host.stop() == 0
 
@@ -711,7 +712,7 @@ restart_delay_max = 0.4
 """)
     host.wait_log("web.0: restarting in", count=3)
     text = host.log_text()
-    assert re.search(rf"web\.0\[\d+\] aerie: exec {re.escape(program)}: {error}$", text,
+    assert re.search(rf"web\.0\[\d+\] stderr: aerie: exec {re.escape(program)}: {error}$", text,
                      re.M), text
     assert re.search(rf"web\.0\[\d+\] exited with status {code} after", text), text
     assert_backoff(restarts_logged(host, "web.0"), 0.1, 0.4)

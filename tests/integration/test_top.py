@@ -309,3 +309,31 @@ def test_processor_utilization_recent(start_host, examples_dir):
     assert abs(busy_process["processor_utilization_recent"] - measured) < 20, \
         (busy_process, measured)
     assert busy_process["processor_utilization_recent"] > 0, busy_process
+
+
+def test_key_l_shows_the_selected_workers_last_lines(start_host, aerie_bin, tmux):
+    """l: a pane of the last lines of the worker in the first row shown, control characters
+    shown as '?', stderr marked; scrolling selects another row."""
+    host = start_host(config(service(
+        "talk", "/bin/sh -c 'echo said hello; echo oops >&2; printf \"esc\\033[2Jx\\n\"; "
+        "exec sleep 1000'", ready="none")))
+    [pid] = host.wait_ready("talk", 1)
+    wait_for(lambda: len(host.request({"please": "logs"})["lines"]) == 3)
+    tmux.start(f"{shlex.quote(aerie_bin)} supervisor -s {shlex.quote(str(host.socket))} top "
+               f"--interval {INTERVAL}")
+    tmux.wait(lambda s: re.search(rf"^\s*{pid} talk\.0 ", s, re.M), message="the worker's row")
+    tmux.keys("l")
+    tmux.wait(lambda s: "logs (l to hide)" in s or "logs of " in s, message="the pane")
+    for _ in range(10):  # down to the worker's row
+        if f"logs of talk.0[{pid}]" in tmux.screen():
+            break
+        tmux.keys("j")
+        time.sleep(INTERVAL)
+    screen = tmux.wait(lambda s: "said hello" in s and "stderr: oops" in s and "esc?[2Jx" in s
+                       and s, message="the worker's lines in the pane")
+    assert f"logs of talk.0[{pid}]" in screen
+    assert "\x1b" not in screen
+    tmux.keys("l")
+    tmux.wait(lambda s: "said hello" not in s, message="the pane hidden")
+    tmux.keys("q")
+    assert_restored(tmux)

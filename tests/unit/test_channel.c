@@ -100,6 +100,16 @@ test_requests(void **state)
 	assert_int_equal(message.arguments.signal, 10);
 	assert_int_equal(message.arguments.worker, 2);
 	assert_int_equal(message.arguments.count, 7);
+
+	/* The service, a NUL, then logs' arguments. */
+	char logs[4 + sizeof(struct channel_arguments)] = "web";
+	arguments = (struct channel_arguments){.worker = 2, .lines = 100, .flags = CHANNEL_FOLLOW};
+	memcpy(logs + 4, &arguments, sizeof(arguments));
+	assert_int_equal(round_trip(pair, COMMAND_LOGS, 9, logs, sizeof(logs), &message), 0);
+	assert_string_equal(message.service, "web");
+	assert_int_equal(message.arguments.worker, 2);
+	assert_int_equal(message.arguments.lines, 100);
+	assert_int_equal(message.arguments.flags, CHANNEL_FOLLOW);
 }
 
 static void
@@ -186,7 +196,7 @@ test_malformed(void **state)
 
 	/* Types: unknown, and a command the host does not answer. */
 	const uint32_t types[] = {COMMAND_COUNT, COMMAND_METRICS, CHANNEL_REPLY - 1,
-				  CHANNEL_FILE + 1, UINT32_MAX};
+				  CHANNEL_LOGS_CANCEL + 1, UINT32_MAX};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		n = build(buffer, types[i], 0, 1, NULL, 0);
 		assert_refused(buffer, n);
@@ -207,6 +217,18 @@ test_malformed(void **state)
 	n = build(buffer, COMMAND_SCALE, sizeof(short_arguments), 1, short_arguments,
 		  sizeof(short_arguments));
 	assert_refused(buffer, n);
+	n = build(buffer, COMMAND_LOGS, 6, 1, "web\0ab", 6);
+	assert_refused(buffer, n);
+
+	/* Log lines: frames ending in a NUL; acks and cancels without payload. */
+	n = build(buffer, CHANNEL_LOGS, 3, 1, "{}\0", 3);
+	assert_int_equal(channel_parse(buffer, n, &(struct channel_message){0}), 0);
+	n = build(buffer, CHANNEL_LOGS, 2, 1, "{}", 2);
+	assert_refused(buffer, n);
+	n = build(buffer, CHANNEL_LOGS_ACK, 2, 1, "{}", 2);
+	assert_refused(buffer, n);
+	n = build(buffer, CHANNEL_LOGS_CANCEL, 0, 1, NULL, 0);
+	assert_int_equal(channel_parse(buffer, n, &(struct channel_message){0}), 0);
 
 	/* A reply: JSON text and one NUL, at its end. */
 	n = build(buffer, CHANNEL_REPLY, 0, 1, NULL, 0);

@@ -117,6 +117,8 @@ test_other_changes(void **state)
 	    {"count = 2\n", "count = 2\nstart_limit_interval = 3\n", "start_limit_interval"},
 	    {"count = 2\n", "count = 2\nkill_mode = main\n", "kill_mode"},
 	    {"count = 2\n", "count = 2\nutilization = yes\n", "utilization"},
+	    {"count = 2\n", "count = 2\nlog_lines = 5\n",
+	     "log_file, log_max_size, log_keep or log_lines"},
 	    {"count = 2\n", "count = 2\nmemory_total_limit = 1G\n", "memory_total_limit"},
 	    {"count = 2\n", "count = 2\nmemory_leak_increases = 3\n", "memory_leak_increases"},
 	    {"count = 2\n", "count = 2\nuser = nobody\n", "user"},
@@ -162,7 +164,7 @@ static void
 test_every_field_compared(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct config_service), 472);
+	assert_int_equal(sizeof(struct config_service), 496);
 	assert_int_equal(sizeof(struct config), 96);
 }
 

@@ -249,17 +249,18 @@ test_table(void **state)
 
 	char list[256];
 	const char expected[] = "\"metrics\", \"restart\", \"status\", \"reload\", \"stop\", "
-				"\"start\", \"scale\" or \"signal\"";
+				"\"start\", \"scale\", \"signal\" or \"logs\"";
 	assert_int_equal(command_list(list, sizeof(list)), strlen(expected));
 	assert_string_equal(list, expected);
 	assert_int_equal(command_list(list, 5), strlen(expected)); /* cut, as snprintf cuts */
 	assert_string_equal(list, "\"met");
-	assert_message("{\"please\":\"explode\"}", "unknown_command",
-		       "unknown command \"explode\": expected \"metrics\", \"restart\", "
-		       "\"status\", \"reload\", \"stop\", \"start\", \"scale\" or \"signal\"");
+	assert_message(
+	    "{\"please\":\"explode\"}", "unknown_command",
+	    "unknown command \"explode\": expected \"metrics\", \"restart\", "
+	    "\"status\", \"reload\", \"stop\", \"start\", \"scale\", \"signal\" or \"logs\"");
 	assert_message("{}", "invalid_request",
 		       "missing \"please\": expected \"metrics\", \"restart\", \"status\", "
-		       "\"reload\", \"stop\", \"start\", \"scale\" or \"signal\"");
+		       "\"reload\", \"stop\", \"start\", \"scale\", \"signal\" or \"logs\"");
 }
 
 /* stop, start, scale and signal: their keys, bounds and codes. */
@@ -313,6 +314,42 @@ test_service_commands(void **state)
 
 /* Each code has its own name, and one out of range is still a code clients know. */
 static void
+test_logs(void **state)
+{
+	(void)state;
+	struct protocol_request request;
+	assert_null(PARSE("{\"please\":\"logs\"}", &request));
+	assert_int_equal(request.command, COMMAND_LOGS);
+	assert_string_equal(request.service, "");
+	assert_int_equal(request.worker, -1);
+	assert_int_equal(request.lines, PROTOCOL_LOGS_ALL);
+	assert_false(request.follow);
+	assert_null(PARSE("{\"please\":\"logs\",\"service\":\"web\",\"worker\":0,\"lines\":100,"
+			  "\"follow\":true}",
+			  &request));
+	assert_string_equal(request.service, "web");
+	assert_int_equal(request.worker, 0);
+	assert_int_equal(request.lines, 100);
+	assert_true(request.follow);
+	/* More lines than any ring keeps: as many as are kept. */
+	assert_null(PARSE("{\"please\":\"logs\",\"lines\":99999999999}", &request));
+	assert_int_equal(request.lines, CONFIG_MAX_LOG_LINES);
+	const char *invalid[] = {
+	    "{\"please\":\"logs\",\"worker\":0}", /* a worker needs its service */
+	    "{\"please\":\"logs\",\"service\":\"web\",\"worker\":-1}",
+	    "{\"please\":\"logs\",\"service\":\"web\",\"worker\":\"0\"}",
+	    "{\"please\":\"logs\",\"service\":\"web\",\"worker\":10000}",
+	    "{\"please\":\"logs\",\"service\":\"\"}",
+	    "{\"please\":\"logs\",\"service\":7}",
+	    "{\"please\":\"logs\",\"lines\":-1}",
+	    "{\"please\":\"logs\",\"lines\":1.5}",
+	    "{\"please\":\"logs\",\"follow\":1}",
+	};
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+		assert_string_equal(PARSE(invalid[i], &request), "invalid_request");
+}
+
+static void
 test_codes(void **state)
 {
 	(void)state;
@@ -347,6 +384,7 @@ main(void)
 	    cmocka_unit_test(test_size_limit), cmocka_unit_test(test_encode),
 	    cmocka_unit_test(test_frame),      cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_codes),      cmocka_unit_test(test_service_commands),
+	    cmocka_unit_test(test_logs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,8 +184,9 @@ test_respawn(void **state)
 
 	static struct fixture fixture;
 	assert_int_equal(loop_new(&fixture.loop), 0);
-	fixture.worker = (struct worker){
-	    .label = "test.3", .index = 3, .generation = 7, .exit_status = -1, .output_fd = -1};
+	fixture.worker =
+	    (struct worker){.label = "test.3", .index = 3, .generation = 7, .exit_status = -1};
+	worker_output_init(&fixture.worker);
 	snprintf(fixture.path, sizeof(fixture.path), "/tmp/aerie-test-spawn-%d", (int)getpid());
 	/* /proc/$$/environ is what execve gave the shell, before it changes anything. */
 	fixture.argv[0] = "/bin/sh";
