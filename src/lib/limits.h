@@ -107,3 +107,14 @@
 /* connect() to a socket whose backlog is full sleeps in the kernel at most this long at a time
  * (SO_SNDTIMEO), then again until --timeout is over: no timeval overflows. */
 #define UNIXSOCK_MAX_WAIT 86400.0
+
+/* metrics captures (metrics/metrics_pool.c, metrics_cache.c). A capture's threads: one per CPU
+ * available, the caller's included, up to this; each with a small stack (it holds a few paths;
+ * what it reads is on the heap). The supervisor process keeps its tree's /proc fds open between
+ * requests, at most 1/METRICS_CACHE_FD_SHARE of its RLIMIT_NOFILE (two per process: 1024 fds
+ * keep 128 processes, the rest read as without a cache), and ends the threads and closes the
+ * fds once no capture has been asked for this long. */
+#define METRICS_MAX_THREADS 8
+#define METRICS_THREAD_STACK (256 * 1024)
+#define METRICS_CACHE_FD_SHARE 4
+#define METRICS_IDLE_SECONDS 30.0

@@ -101,6 +101,10 @@ struct supervisor {
 	struct loop_timer accept_timer;
 	bool accept_paused;
 	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
+	/* capture.c: the reader of metrics requests, its fd budget, and when it goes idle. */
+	struct metrics_reader *metrics;
+	size_t metrics_max_fds;
+	struct loop_timer metrics_idle;
 	/* Refused peers counted since their last log line, kept by peer.c. */
 	struct {
 		struct loop_timer timer; /* the next summary */
@@ -112,6 +116,12 @@ struct supervisor {
 		unsigned long others; /* refusals of uids that found the table full */
 	} refused;
 };
+
+/* capture.c: the host's tree for a metrics request, with threads and kept fds that go once
+ * requests stop. Init before the sandbox (it reads RLIMIT_NOFILE). */
+void capture_init(struct supervisor *supervisor);
+int capture_tree(struct supervisor *supervisor, struct metrics_tree *ret_tree);
+void capture_close(struct supervisor *supervisor);
 
 /* sandbox.c: gives up, once started, what serving does not need: capabilities but
  * CAP_SYS_PTRACE, new privileges, files outside /proc, syscalls outside an allow-list (which

@@ -49,7 +49,7 @@ reply_metrics(struct client *client)
 {
 	struct metrics_tree tree;
 	poll_host(client->supervisor);
-	int r = metrics_capture(client->supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	int r = capture_tree(client->supervisor, &tree);
 	if (r < 0) {
 		char message[128];
 		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
@@ -255,7 +255,7 @@ requests_exposition(struct supervisor *supervisor, const json_t *status, char **
 {
 	struct metrics_tree tree;
 	poll_host(supervisor);
-	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	int r = capture_tree(supervisor, &tree);
 	if (r < 0)
 		return r;
 	ssize_t length =
