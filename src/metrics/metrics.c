@@ -168,14 +168,48 @@ push_scanned_children(const struct metrics_walk_context *context, pid_t pid,
 	return r;
 }
 
+/* The main task's children file through the entry's kept fd (read to its end: the list comes a
+ * page at a time), which a capture reads after the entry's stat, so that it is this process's;
+ * an empty list is a list like another (a leaf), not a failure. */
+static int
+push_kept_children(struct metrics_buffer *buffer, struct metrics_cache *cache,
+		   struct metrics_cache_entry *entry, pid_t pid, struct metrics_pids *pids)
+{
+	if (entry->children_fd < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return errno == ENOENT || errno == ESRCH ? 0 : -errno;
+		if (!metrics_cache_keep(cache, &entry->children_fd, fd)) {
+			close(fd);
+			char tid[16];
+			snprintf(tid, sizeof(tid), "%d", (int)pid);
+			return push_task_children(buffer, pid, tid, pids);
+		}
+	}
+	ssize_t n = read_fd(buffer, entry->children_fd, false);
+	if (n < 0) {
+		metrics_cache_close(cache, &entry->children_fd);
+		return n == -ESRCH ? 0 : (int)n;
+	}
+	int r = metrics_parse_children(buffer->data, push_child, pids);
+	return r < 0 ? r : 0;
+}
+
 int
 metrics_read_children(const struct metrics_walk_context *context, struct metrics_buffer *buffer,
-		      pid_t pid, uint64_t num_threads, struct metrics_pids *pids)
+		      struct metrics_cache *cache, struct metrics_cache_entry *entry, pid_t pid,
+		      uint64_t num_threads, struct metrics_pids *pids)
 {
 	if (context->walk == METRICS_WALK_SCAN)
 		return push_scanned_children(context, pid, pids);
 	/* Children hang off the thread that forked them; a single-threaded process needs only
 	 * its main task's file, which saves listing the task directory. */
+	if (num_threads <= 1 && entry)
+		return push_kept_children(buffer, cache, entry, pid, pids);
+	if (entry) /* threads now: their files are listed afresh */
+		metrics_cache_close(cache, &entry->children_fd);
 	if (num_threads <= 1) {
 		char tid[16];
 		snprintf(tid, sizeof(tid), "%d", (int)pid);

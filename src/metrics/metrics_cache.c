@@ -1,6 +1,7 @@
 /* metrics_cache: the /proc files of a tree kept open between captures, and each process's
  * command, so that a capture of a tree it has seen before opens nothing: a pread at offset 0 of
- * a kept stat or smaps_rollup regenerates it (seq files), and cmdline is read once per process.
+ * a kept stat, smaps_rollup or children list regenerates it (seq files), and cmdline is read
+ * once per process.
  *
  * Entries are keyed by pid and checked against the start time (a reused pid) and the program's
  * text and stack addresses and name (an exec) at every read of stat: a kept fd refers to the
@@ -108,7 +109,7 @@ metrics_cache_claim(struct metrics_cache *cache, pid_t pid, uint64_t capture)
 	if (!entry)
 		return NULL;
 	entry->pid = pid;
-	entry->stat_fd = entry->smaps_fd = -1;
+	entry->stat_fd = entry->smaps_fd = entry->children_fd = -1;
 	entry->seen = capture;
 	insert(cache, entry);
 	cache->entry_count++;
@@ -141,6 +142,7 @@ metrics_cache_forget(struct metrics_cache *cache, struct metrics_cache_entry *en
 {
 	metrics_cache_close(cache, &entry->stat_fd);
 	metrics_cache_close(cache, &entry->smaps_fd);
+	metrics_cache_close(cache, &entry->children_fd);
 	free(entry->cmdline);
 	entry->cmdline = NULL;
 	entry->cmdline_length = 0;

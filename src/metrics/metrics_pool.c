@@ -106,8 +106,8 @@ read_node(struct job *job, struct worker *worker, struct metrics_cache *cache,
 	if (r < 0)
 		return r;
 	node->status = 0;
-	return metrics_read_children(job->context, &worker->buffer, node->pid, stat.num_threads,
-				     &worker->pids);
+	return metrics_read_children(job->context, &worker->buffer, cache, entry, node->pid,
+				     stat.num_threads, &worker->pids);
 }
 
 /* Under the lock: queues the children worker found for node. */

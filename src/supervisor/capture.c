@@ -4,7 +4,12 @@
  * last one a timer ends the threads and closes the fds, and with them the timer is gone too,
  * so an idle supervisor process has no thread, no /proc fd and no deadline (0 wake-ups). The
  * threads start at a capture, always after sandbox_apply: they inherit its filter, its
- * capabilities and its file system ids, which Linux keeps per thread (see metrics_pool.c). */
+ * capabilities and its file system ids, which Linux keeps per thread (see metrics_pool.c).
+ *
+ * Requests served in the same turn of the loop share one capture: all of them had reached the
+ * socket when the turn's wait returned, before the capture began, so its tree is as fresh for
+ * each as one of its own (those that asked together get the same answer), and clients asking
+ * at once cost one capture, not one each. The tree is dropped before the loop waits again. */
 #include <errno.h>
 #include <sys/resource.h>
 
@@ -24,10 +29,23 @@ on_idle(struct loop *loop, void *data)
 		  METRICS_IDLE_SECONDS);
 }
 
+/* Before the loop waits: the turn's tree is no one's any more. */
+static void
+on_before_wait(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct supervisor *supervisor = data;
+	if (supervisor->metrics_shared) {
+		metrics_tree_free(&supervisor->metrics_turn);
+		supervisor->metrics_shared = false;
+	}
+}
+
 void
 capture_init(struct supervisor *supervisor)
 {
 	loop_timer_init(&supervisor->metrics_idle, on_idle, supervisor);
+	loop_before_wait(supervisor->loop, on_before_wait, supervisor);
 	/* Before the sandbox: getrlimit is not on its list. RLIM_INFINITY and a limit beyond
 	 * an int's fds (no fd number is larger) come to the same. */
 	struct rlimit limit;
@@ -38,26 +56,36 @@ capture_init(struct supervisor *supervisor)
 }
 
 int
-capture_tree(struct supervisor *supervisor, struct metrics_tree *ret_tree)
+capture_tree(struct supervisor *supervisor, const struct metrics_tree **ret_tree,
+	     bool *ret_fresh)
 {
-	if (!supervisor->metrics) {
-		int r = metrics_reader_new(supervisor->metrics_max_fds, &supervisor->metrics);
-		if (r < 0)
-			return metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN,
-					       ret_tree);
-	}
-	int r = metrics_reader_capture(supervisor->metrics, supervisor->host_pid,
-				       METRICS_WALK_CHILDREN, ret_tree);
+	*ret_tree = &supervisor->metrics_turn;
+	*ret_fresh = !supervisor->metrics_shared;
+	if (supervisor->metrics_shared)
+		return 0;
+	int r;
+	if (!supervisor->metrics &&
+	    metrics_reader_new(supervisor->metrics_max_fds, &supervisor->metrics) < 0)
+		r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN,
+				    &supervisor->metrics_turn);
+	else
+		r = metrics_reader_capture(supervisor->metrics, supervisor->host_pid,
+					   METRICS_WALK_CHILDREN, &supervisor->metrics_turn);
 	/* Restarted at each request: it fires once they stop. */
-	if (loop_timer_start(supervisor->loop, &supervisor->metrics_idle, METRICS_IDLE_SECONDS) < 0)
+	if (supervisor->metrics &&
+	    loop_timer_start(supervisor->loop, &supervisor->metrics_idle, METRICS_IDLE_SECONDS) < 0)
 		metrics_reader_idle(supervisor->metrics); /* no timer: keep nothing */
-	return r;
+	if (r < 0)
+		return r;
+	supervisor->metrics_shared = true;
+	return 0;
 }
 
 void
 capture_close(struct supervisor *supervisor)
 {
 	loop_timer_stop(supervisor->loop, &supervisor->metrics_idle);
+	on_before_wait(supervisor->loop, supervisor);
 	metrics_reader_free(supervisor->metrics);
 	supervisor->metrics = NULL;
 }

@@ -105,6 +105,8 @@ struct supervisor {
 	struct metrics_reader *metrics;
 	size_t metrics_max_fds;
 	struct loop_timer metrics_idle;
+	struct metrics_tree metrics_turn; /* this turn's capture, if metrics_shared */
+	bool metrics_shared;
 	/* Refused peers counted since their last log line, kept by peer.c. */
 	struct {
 		struct loop_timer timer; /* the next summary */
@@ -118,9 +120,12 @@ struct supervisor {
 };
 
 /* capture.c: the host's tree for a metrics request, with threads and kept fds that go once
- * requests stop. Init before the sandbox (it reads RLIMIT_NOFILE). */
+ * requests stop. Init before the sandbox (it reads RLIMIT_NOFILE). The tree is the capture's
+ * until the loop waits again: every metrics request served in one turn shares it, and fresh
+ * says whether this request took it. */
 void capture_init(struct supervisor *supervisor);
-int capture_tree(struct supervisor *supervisor, struct metrics_tree *ret_tree);
+int capture_tree(struct supervisor *supervisor, const struct metrics_tree **ret_tree,
+		 bool *ret_fresh);
 void capture_close(struct supervisor *supervisor);
 
 /* sandbox.c: gives up, once started, what serving does not need: capabilities but

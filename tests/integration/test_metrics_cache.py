@@ -80,11 +80,13 @@ def test_warm_requests_keep_fds_of_the_tree_only_and_idle_lets_go(start_host, ex
     tree = {host.pid, *descendants(host.pid)}
     assert {int(pid) for pid in first} == tree
     assert threads(supervisor) == expected_threads(supervisor)
-    # stat and smaps_rollup of every process of the tree, nothing else.
+    # stat and smaps_rollup of every process of the tree, and the children list of its
+    # single-threaded ones; nothing else.
     assert kept_pids(supervisor) == tree
-    assert len(proc_fds(supervisor)) == 2 * len(tree)
-    assert all(re.fullmatch(r"/proc/\d+/(stat|smaps_rollup)", t)
-               for t in proc_fds(supervisor).values())
+    kept = sorted(proc_fds(supervisor).values())
+    expected = [f"/proc/{pid}/{name}" for pid in tree for name in ("stat", "smaps_rollup")]
+    expected += [f"/proc/{pid}/task/{pid}/children" for pid in tree if threads(pid) == 1]
+    assert kept == sorted(expected)
 
     # Warm: the same fds, the same tree, the values of ps.
     fds = proc_fds(supervisor)
