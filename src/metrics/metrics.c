@@ -60,8 +60,8 @@ read_fd(struct metrics_buffer *buffer, int fd, bool one_record)
 			buffer->data = data_new;
 			buffer->size = size_new;
 		}
-		ssize_t n = pread(fd, buffer->data + length, buffer->size - length - 1,
-				  (off_t)length);
+		ssize_t n =
+		    pread(fd, buffer->data + length, buffer->size - length - 1, (off_t)length);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -98,8 +98,7 @@ read_path(struct metrics_buffer *buffer, const char *path, bool one_record, int 
 /* Reads the file behind *slot (the entry's kept fd) or, without one or once it fails, path;
  * a fresh fd is kept in *slot if the cache has room. */
 static ssize_t
-read_kept(struct metrics_buffer *buffer, struct metrics_cache *cache, int *slot,
-	  const char *path)
+read_kept(struct metrics_buffer *buffer, struct metrics_cache *cache, int *slot, const char *path)
 {
 	if (slot && *slot >= 0) {
 		ssize_t n = read_fd(buffer, *slot, true);
@@ -389,8 +388,8 @@ metrics_read_process(const struct metrics_walk_context *context, struct metrics_
 	if (r < 0)
 		return r;
 
-	double processor_time = (double)(stat.utime_ticks + stat.stime_ticks) /
-				context->ticks_per_second;
+	double processor_time =
+	    (double)(stat.utime_ticks + stat.stime_ticks) / context->ticks_per_second;
 	/* The clock is read after stat, per process, so that a busy process never shows more
 	 * CPU time than elapsed time (a vDSO call: nothing next to the reads). */
 	double elapsed = boot_seconds() - (double)stat.start_ticks / context->ticks_per_second;

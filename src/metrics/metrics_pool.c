@@ -57,7 +57,8 @@ struct worker {
 struct metrics_reader {
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* the queue, the job or quit */
-	struct job *job;	/* NULL between captures */
+	struct job *job;	/* &capture while one runs, else NULL */
+	struct job capture;
 	bool quit;
 	pthread_t *threads;
 	size_t thread_count;
@@ -284,37 +285,39 @@ metrics_reader_capture(struct metrics_reader *reader, pid_t root, enum metrics_w
 		metrics_walk_context_finish(&context);
 		return r;
 	}
-	struct job job = {.context = &context, .capture = ++reader->captures};
+	struct job *job = &reader->capture;
+	*job = (struct job){.context = &context, .capture = ++reader->captures};
 	size_t root_index;
-	r = add_node(&job, root, 0, &root_index);
+	r = add_node(job, root, 0, &root_index);
 	if (r == 0) {
 		if (!reader->threads)
 			start_threads(reader);
 		pthread_mutex_lock(&reader->lock);
-		reader->job = &job;
+		reader->job = job;
 		pthread_cond_broadcast(&reader->changed);
 		for (;;) {
-			drain(reader, &job, &reader->self);
-			if (job.active == 0)
+			drain(reader, job, &reader->self);
+			if (job->active == 0)
 				break;
 			pthread_cond_wait(&reader->changed, &reader->lock);
 		}
 		reader->job = NULL; /* no thread touches it from here: all are waiting */
 		pthread_mutex_unlock(&reader->lock);
-		r = job.error;
+		r = job->error;
 	}
 	struct metrics_tree tree = {0};
-	if (r == 0 && job.nodes[0]->status != 0)
+	if (r == 0 && job->nodes[0]->status != 0)
 		r = -ESRCH;
 	if (r == 0) {
-		tree.processes = calloc(job.node_count, sizeof(*tree.processes));
-		tree.capacity = job.node_count;
-		r = tree.processes ? assemble(&job, &tree) : -ENOMEM;
+		tree.processes = calloc(job->node_count, sizeof(*tree.processes));
+		tree.capacity = job->node_count;
+		r = tree.processes ? assemble(job, &tree) : -ENOMEM;
 	}
-	job_free(&job);
+	job_free(job);
 	metrics_walk_context_finish(&context);
 	if (reader->cache)
-		metrics_cache_sweep(reader->cache, job.capture);
+		metrics_cache_sweep(reader->cache, job->capture);
+	*job = (struct job){0}; /* its context was this call's */
 	if (r < 0) {
 		metrics_tree_free(&tree);
 		return r;

@@ -45,7 +45,7 @@ struct metrics_cache_entry {
 	uint64_t start_ticks, start_code, start_stack;
 	char comm[64];
 	int stat_fd, smaps_fd, children_fd; /* -1 when not kept; children: the main task's */
-	char *cmdline;	       /* the raw NUL-separated argv; NULL when not kept */
+	char *cmdline;			    /* the raw NUL-separated argv; NULL when not kept */
 	size_t cmdline_length;
 	uint64_t seen; /* the capture that last claimed it: at most one thread per capture */
 };
@@ -77,10 +77,9 @@ int metrics_read_process(const struct metrics_walk_context *context, struct metr
 			 unsigned depth, struct metrics_process *ret_process,
 			 struct metrics_stat *ret_stat);
 /* Appends the children of pid to pids, in the order the kernel lists them (or pid order). */
-int metrics_read_children(const struct metrics_walk_context *context,
-			  struct metrics_buffer *buffer, struct metrics_cache *cache,
-			  struct metrics_cache_entry *entry, pid_t pid, uint64_t num_threads,
-			  struct metrics_pids *pids);
+int metrics_read_children(const struct metrics_walk_context *context, struct metrics_buffer *buffer,
+			  struct metrics_cache *cache, struct metrics_cache_entry *entry, pid_t pid,
+			  uint64_t num_threads, struct metrics_pids *pids);
 /* Sets up context: the clock, the page size, and for the scan walk the edges. */
 int metrics_walk_context_init(struct metrics_walk_context *context, struct metrics_buffer *buffer,
 			      enum metrics_walk walk);

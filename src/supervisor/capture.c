@@ -56,8 +56,7 @@ capture_init(struct supervisor *supervisor)
 }
 
 int
-capture_tree(struct supervisor *supervisor, const struct metrics_tree **ret_tree,
-	     bool *ret_fresh)
+capture_tree(struct supervisor *supervisor, const struct metrics_tree **ret_tree, bool *ret_fresh)
 {
 	*ret_tree = &supervisor->metrics_turn;
 	*ret_fresh = !supervisor->metrics_shared;

@@ -36,8 +36,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
-#include <stdint.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

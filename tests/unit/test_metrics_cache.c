@@ -1,6 +1,7 @@
 /* test_metrics_cache: the metrics reader (metrics_pool.c, metrics_cache.c) on live children of
  * this process: the same tree as a one-off capture, the fds it keeps counted in /proc/self/fd,
  * a gone child's closed, a reused pid read afresh, nothing kept once idle. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
