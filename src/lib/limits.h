@@ -146,3 +146,14 @@
 #define SERVICE_BUDGET_BACKOFF_MAX 64
 /* [host] memory_free_minimum: seconds between reads of the available memory (Falcon: 10). */
 #define HOST_MEMORY_FREE_INTERVAL 10.0
+/* metrics captures (metrics/metrics_pool.c, metrics_cache.c). A capture's threads: one per CPU
+ * available, the caller's included, up to this; each with a small stack (it holds a few paths;
+ * what it reads is on the heap). The supervisor process keeps its tree's /proc fds open between
+ * requests, at most 1/METRICS_CACHE_FD_SHARE of its RLIMIT_NOFILE (three per process: stat,
+ * smaps_rollup, children; 1024 fds keep 85 processes, the rest are read as without a cache;
+ * the host raises its soft limit to the hard one, which the supervisor process inherits), and
+ * ends the threads and closes the fds once no capture has been asked for this long. */
+#define METRICS_MAX_THREADS 8
+#define METRICS_THREAD_STACK (256 * 1024)
+#define METRICS_CACHE_FD_SHARE 4
+#define METRICS_IDLE_SECONDS 30.0

@@ -66,6 +66,23 @@ metrics_total_size(const struct metrics_process *process)
 }
 
 /* Captures root and every descendant. Processes that exit during the capture are left out.
- * Returns 0, -ESRCH if root does not exist, or another -errno. */
+ * Returns 0, -ESRCH if root does not exist, or another -errno. With a pool of threads for
+ * the capture only, and no cache. */
 int metrics_capture(pid_t root, enum metrics_walk walk, struct metrics_tree *ret_tree);
+
+/* A reader that captures again and again (metrics_pool.c): the reads of different processes
+ * spread over a few threads, one per CPU the process may run on (the caller's being one),
+ * started at its first capture; and, with max_cached_fds > 0, a cache of the tree's /proc
+ * files kept open and of its commands (metrics_cache.c). The same tree as metrics_capture, in
+ * the same order, with the same values. */
+struct metrics_reader;
+int metrics_reader_new(size_t max_cached_fds, struct metrics_reader **ret_reader);
+int metrics_reader_capture(struct metrics_reader *reader, pid_t root, enum metrics_walk walk,
+			   struct metrics_tree *ret_tree);
+/* Ends the threads and closes every kept fd: the reader costs nothing until its next capture. */
+void metrics_reader_idle(struct metrics_reader *reader);
+/* Threads running and fds kept (for tests and the log). */
+size_t metrics_reader_threads(const struct metrics_reader *reader);
+size_t metrics_reader_cached_fds(const struct metrics_reader *reader);
+void metrics_reader_free(struct metrics_reader *reader);
 void metrics_tree_free(struct metrics_tree *tree);

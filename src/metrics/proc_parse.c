@@ -116,6 +116,13 @@ metrics_parse_stat(const char *text, struct metrics_stat *ret_stat)
 	    next_u64(&p, &stat.start_ticks) < 0 || next_u64(&p, &stat.vsize_bytes) < 0 ||
 	    next_u64(&p, &stat.rss_pages) < 0)
 		return -EINVAL;
+	/* Fields 25..28, where the kernel shows them (a fixture may stop at rss): they change
+	 * with an exec, which keeps the pid and the start time (metrics_cache.c). Zero for a
+	 * reader that may not trace the process. */
+	if (skip_field(&p) < 0 ||					/* rsslim */
+	    next_u64(&p, &stat.start_code) < 0 || skip_field(&p) < 0 || /* endcode */
+	    next_u64(&p, &stat.start_stack) < 0)
+		stat.start_code = stat.start_stack = 0;
 
 	*ret_stat = stat;
 	return 0;

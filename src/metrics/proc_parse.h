@@ -22,6 +22,8 @@ struct metrics_stat {
 	uint64_t start_ticks; /* since boot */
 	uint64_t vsize_bytes;
 	uint64_t rss_pages;
+	uint64_t start_code;  /* of the program's text; with start_stack, new at each exec */
+	uint64_t start_stack; /* 0 for both where the reader may not trace the process */
 };
 
 /* Each returns 0 or -EINVAL and leaves its ret_* untouched on failure. */

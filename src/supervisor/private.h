@@ -109,6 +109,12 @@ struct supervisor {
 	struct loop_timer accept_timer;
 	bool accept_paused;
 	struct cpu_interval cpu; /* the last metrics capture, for processor_utilization_recent */
+	/* capture.c: the reader of metrics requests, its fd budget, and when it goes idle. */
+	struct metrics_reader *metrics;
+	size_t metrics_max_fds;
+	struct loop_timer metrics_idle;
+	struct metrics_tree metrics_turn; /* this turn's capture, if metrics_shared */
+	bool metrics_shared;
 	/* Refused peers counted since their last log line, kept by peer.c. */
 	struct {
 		struct loop_timer timer; /* the next summary */
@@ -120,6 +126,15 @@ struct supervisor {
 		unsigned long others; /* refusals of uids that found the table full */
 	} refused;
 };
+
+/* capture.c: the host's tree for a metrics request, with threads and kept fds that go once
+ * requests stop. Init before the sandbox (it reads RLIMIT_NOFILE). The tree is the capture's
+ * until the loop waits again: every metrics request served in one turn shares it, and fresh
+ * says whether this request took it. */
+void capture_init(struct supervisor *supervisor);
+int capture_tree(struct supervisor *supervisor, const struct metrics_tree **ret_tree,
+		 bool *ret_fresh);
+void capture_close(struct supervisor *supervisor);
 
 /* sandbox.c: gives up, once started, what serving does not need: capabilities but
  * CAP_SYS_PTRACE, new privileges, files outside /proc, syscalls outside an allow-list (which

@@ -47,9 +47,10 @@ reply_json(struct client *client, json_t *reply)
 static bool
 reply_metrics(struct client *client)
 {
-	struct metrics_tree tree;
+	const struct metrics_tree *tree;
+	bool fresh;
 	poll_host(client->supervisor);
-	int r = metrics_capture(client->supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	int r = capture_tree(client->supervisor, &tree, &fresh);
 	if (r < 0) {
 		char message[128];
 		snprintf(message, sizeof(message), "cannot read /proc for the host: %s",
@@ -57,12 +58,13 @@ reply_metrics(struct client *client)
 		return reply_json(client, protocol_error(PROTOCOL_CODE_METRICS_FAILED, message));
 	}
 	/* Over the time since the last capture by any client: one baseline for all, whose
-	 * windows cpu_interval.c keeps at least CPU_INTERVAL_MIN_SECONDS long. Out of memory
-	 * leaves the lifetime values, which the encoder then gives. */
-	(void)cpu_interval_update(&client->supervisor->cpu, &tree);
+	 * windows cpu_interval.c keeps at least CPU_INTERVAL_MIN_SECONDS long; a tree shared
+	 * within a turn has had it. Out of memory leaves the lifetime values, which the encoder
+	 * then gives. */
+	if (fresh)
+		(void)cpu_interval_update(&client->supervisor->cpu, (struct metrics_tree *)tree);
 	char *text;
-	ssize_t length = metrics_json_encode(&tree, &text);
-	metrics_tree_free(&tree);
+	ssize_t length = metrics_json_encode(tree, &text);
 	if (length < 0)
 		return reply_json(client, NULL);
 	bool alive = client_queue(client, text, (size_t)length + 1); /* with its NUL */
@@ -368,15 +370,13 @@ requests_forward(struct client *client, enum command command, const char *servic
 ssize_t
 requests_exposition(struct supervisor *supervisor, const json_t *status, char **ret_text)
 {
-	struct metrics_tree tree;
+	const struct metrics_tree *tree;
+	bool fresh;
 	poll_host(supervisor);
-	int r = metrics_capture(supervisor->host_pid, METRICS_WALK_CHILDREN, &tree);
+	int r = capture_tree(supervisor, &tree, &fresh);
 	if (r < 0)
 		return r;
-	ssize_t length =
-	    metrics_prometheus_format(&tree, status, supervisor->host_pid, getpid(), ret_text);
-	metrics_tree_free(&tree);
-	return length;
+	return metrics_prometheus_format(tree, status, supervisor->host_pid, getpid(), ret_text);
 }
 
 static struct client *

@@ -8,8 +8,9 @@
  *   2. capabilities: all but CAP_SYS_PTRACE, from every set, the bounding set too, and the
  *      securebits locked so that uid 0 gets none back (CAP_SETPCAP); no new privileges;
  *   3. a seccomp allow-list (libseccomp): the syscalls this process makes, some only with the
- *      arguments it uses (read-only opens; kill of the host with its four signals); anything
- *      else kills the process, which the host then restarts.
+ *      arguments it uses (read-only opens; kill of the host with its four signals; clone of a
+ *      thread, never of a process); anything else kills the process, which the host then
+ *      restarts.
  *
  * Why CAP_SYS_PTRACE: metrics reads smaps_rollup of every process of the host's tree, which the
  * kernel allows (ptrace_may_access in PTRACE_MODE_READ_FSCREDS, then cap_ptrace_access_check)
@@ -32,9 +33,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +121,10 @@ static const char *const allowed[] = {
     /* libc and the runtime: qsort's memory check, locks, signals on a fault, the end */
     "getrandom", "sysinfo", "futex", "sched_yield", "rt_sigreturn", "rt_sigprocmask",
     "rt_sigaction", "sigaltstack", "uname", "exit", "exit_group",
+    /* metrics' capture threads (metrics/metrics_pool.c; clone and clone3 in add_rules): the
+     * CPUs it may use, a new thread's registrations with the kernel, and its stack's guard page
+     * and release (mprotect, madvise above) */
+    "sched_getaffinity", "set_robust_list", "rseq",
     /* valgrind's own, when it runs the process: it answers an open of the process's own
      * /proc/PID/cmdline with a dup of its copy, and polls for signals (its gdbserver's FIFOs,
      * removed at exit, would need unlink: run it with --vgdb=no) */
@@ -189,6 +196,17 @@ add_rules(scmp_filter_ctx ctx, pid_t host_pid)
 						    INT_ARG(1, host_signals[i])};
 		r = allow(ctx, "kill", 2, args);
 	}
+	/* Threads, not processes: a clone that shares the memory, the files and the signal
+	 * handlers and makes a thread of this process, which fork (a new process) does not.
+	 * clone3 passes its flags in memory the filter cannot read: it fails with ENOSYS, and the
+	 * C library then makes the same thread with clone. */
+	const uint64_t thread = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+	const struct scmp_arg_cmp thread_flags = SCMP_CMP64(0, SCMP_CMP_MASKED_EQ, thread, thread);
+	if (r == 0)
+		r = allow(ctx, "clone", 1, &thread_flags);
+	int clone3 = seccomp_syscall_resolve_name("clone3");
+	if (r == 0 && clone3 != __NR_SCMP_ERROR && clone3 >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3, 0);
 	/* A fault's own signal (abort, a sanitizer's report), to itself only. */
 	const struct scmp_arg_cmp self = INT_ARG(0, getpid());
 	if (r == 0)
@@ -274,6 +292,17 @@ probe_fork(const char *path)
 	return pid;
 }
 
+/* A process that shares this one's memory, as spawn.c makes workers: not a thread. */
+static long
+probe_vfork(const char *path)
+{
+	(void)path;
+	pid_t pid = vfork();
+	if (pid == 0)
+		_exit(0);
+	return pid;
+}
+
 static long
 probe_execve(const char *path)
 {
@@ -343,6 +372,7 @@ static const struct probe {
 	long (*fn)(const char *path);
 } probes[] = {
     {"fork", probe_fork},
+    {"vfork", probe_vfork},
     {"execve", probe_execve},
     {"socket", probe_socket},
     {"open-write", probe_open_write},
@@ -354,20 +384,42 @@ static const struct probe {
     {"read", probe_read},
 };
 
-/* The lines of /proc/self/status that show the sandbox, to stdout: what "none" checks. */
+/* The lines of a status file that show the sandbox, to stdout, each after prefix: what "none"
+ * checks. */
 static int
-print_status(void)
+print_status(const char *path, const char *prefix)
 {
-	FILE *file = fopen("/proc/self/status", "re");
+	FILE *file = fopen(path, "re");
 	if (!file)
 		return -errno;
 	char line[256];
 	while (fgets(line, sizeof(line), file))
 		if (strncmp(line, "Cap", 3) == 0 || strncmp(line, "NoNewPrivs:", 11) == 0 ||
 		    strncmp(line, "Seccomp", 7) == 0 || strncmp(line, "Uid:", 4) == 0)
-			fputs(line, stdout);
+			printf("%s%s", prefix, line);
 	fclose(file);
 	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+/* A thread as metrics' capture starts them (metrics_pool.c), after the sandbox: what it holds
+ * is its own (Linux keeps credentials and filters per thread), so it shows its own status. */
+static void *
+thread_status(void *data)
+{
+	(void)data;
+	return (void *)(intptr_t)print_status("/proc/thread-self/status", "thread ");
+}
+
+static int
+print_statuses(void)
+{
+	int r = print_status("/proc/self/status", "");
+	pthread_t thread;
+	void *result;
+	if (r == 0 && (r = -pthread_create(&thread, NULL, thread_status, NULL)) == 0 &&
+	    (r = -pthread_join(thread, &result)) == 0)
+		r = (int)(intptr_t)result;
+	return r;
 }
 
 int
@@ -385,7 +437,7 @@ sandbox_check(const char *probe, const char *path)
 	if (sandbox_apply(getppid()) < 0)
 		return 1;
 	if (!found)
-		return print_status() < 0 ? 1 : 0;
+		return print_statuses() < 0 ? 1 : 0;
 	long result = found->fn(path);
 	if (result < 0) {
 		fprintf(stderr, "aerie supervisor-process: %s refused: %s\n", probe,

@@ -184,6 +184,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	loop_timer_init(&supervisor.accept_timer, on_accept_timer, &supervisor);
 	peer_log_init(&supervisor);
 	requests_init(&supervisor);
+	capture_init(&supervisor);
 	static const int signals[] = {SIGTERM, SIGINT};
 	if (loop_signals(supervisor.loop, signals, 2, on_signal, NULL) < 0 ||
 	    loop_add(supervisor.loop, CHANNEL_FD_CONTROL, EPOLLIN, on_accept, &supervisor) < 0 ||
@@ -205,6 +206,7 @@ supervisor_main(pid_t host_pid, gid_t socket_gid, bool http)
 	loop_timer_stop(supervisor.loop, &supervisor.accept_timer);
 	peer_log_finish(&supervisor);
 	requests_close(&supervisor);
+	capture_close(&supervisor);
 	loop_free(supervisor.loop);
 	cpu_interval_free(&supervisor.cpu);
 	return r < 0 ? 1 : 0;

@@ -18,7 +18,7 @@ CAP_SYS_PTRACE = 19
 KEPT = 1 << CAP_SYS_PTRACE  # the capabilities the supervisor process keeps
 
 # What --check-sandbox tries after the sandbox is in place; each must be refused.
-PROBES = ["execve", "fork", "socket", "open-write", "kill-other", "kill-signal", "ptrace",
+PROBES = ["execve", "fork", "vfork", "socket", "open-write", "kill-other", "kill-signal", "ptrace",
           "setuid", "mount"]
 
 
@@ -99,6 +99,13 @@ def test_the_check_runs_the_syscalls_the_process_needs(aerie_bin):
     assert lines.get("Seccomp") == "2" and lines.get("NoNewPrivs") == "1", result.stdout
     assert int(lines["CapEff"], 16) == KEPT, result.stdout
     assert lines["Uid"].split() == ["0", "0", "0", "65534"], result.stdout
+    # A thread started under the sandbox, as metrics' capture threads are, holds the same:
+    # the filter, the one capability and nobody's file system ids are per thread in Linux.
+    thread = dict(line[len("thread "):].split(":\t", 1) for line in result.stdout.splitlines()
+                  if line.startswith("thread ") and ":\t" in line)
+    assert thread.get("Seccomp") == "2" and thread.get("NoNewPrivs") == "1", result.stdout
+    assert int(thread["CapEff"], 16) == KEPT and int(thread["CapBnd"], 16) == KEPT, result.stdout
+    assert thread["Uid"].split() == ["0", "0", "0", "65534"], result.stdout
 
 
 def test_files_only_their_owner_may_read_are_refused(aerie_bin, world_dir):
