@@ -95,11 +95,10 @@ service_settled(const struct service *service, unsigned from_index, char *messag
 			ready++;
 			continue;
 		}
-		/* Not restarted by its policy (restart = never, on-failure after a clean exit):
-		 * settled as it is, if it ran before, or if it exited cleanly (a job that is done). */
-		if (worker->state == WORKER_EXITED &&
-		    (worker->index < from_index ||
-		     (WIFEXITED(worker->exit_status) && WEXITSTATUS(worker->exit_status) == 0))) {
+		/* Not restarted by its policy: settled as it is if it exited cleanly (done: a job
+		 * that finished), or if it ran before this change. */
+		if (worker->state == WORKER_DONE ||
+		    (worker->state == WORKER_EXITED && worker->index < from_index)) {
 			ready++;
 			continue;
 		}

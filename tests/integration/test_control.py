@@ -164,7 +164,8 @@ def test_stop_start_scale(start_host, examples_dir, aerie):
     assert all(not exists(pid) for pid in pids)  # gone when the reply came
     assert host.workers("web") == []
     assert host.status()["services"]["web"]["stopped"] is True
-    assert "web: 0/2 ready, 0 restarts, stopped\n" in aerie(*cli, "status").stdout
+    assert "web: 0/2 ready, 0 restarts, 0 health kills, 0 memory replacements, stopped\n" in \
+        aerie(*cli, "status").stdout
     # It stays stopped: a rolling restart of everything leaves it so.
     assert host.request({"please": "restart"})["ok"] is True
     assert host.workers("web") == []
@@ -334,10 +335,10 @@ def test_a_path_that_is_not_a_socket(aerie, tmp_path):
 def test_scale_and_start_of_a_finished_job_end(start_host):
     host = start_host(config(service("job", "true", count=1, restart="never")))
     host.wait_log("job.0: not restarted")
-    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["exited"],
+    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["done"],
              message="the job done")
     assert host.request({"please": "scale", "service": "job", "count": 2}) == {
         "ok": True, "count": 2}
     assert host.request({"please": "start", "service": "job"}) == {"ok": True}
-    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["exited", "exited"],
+    wait_for(lambda: [w["state"] for w in host.workers("job")] == ["done", "done"],
              message="both jobs done")

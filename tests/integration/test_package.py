@@ -262,7 +262,7 @@ def test_bash_completion_knows_commands_options_and_signals(package):
     assert {"HUP", "TERM", "USR1", "USR2", "KILL", "WINCH"} <= set(signals)
     assert bash_complete(package, binary, "supervisor", "signal", "US") == ["USR1", "USR2"]
     assert bash_complete(package, binary, "supervisor", "status", "--") == \
-        ["--json", "--check", "--names", "--socket", "--timeout", "--owner", "--help"]
+        ["--json", "--check", "--names", "--socket", "--config", "--timeout", "--owner", "--help"]
     # Every option of the command line's source is offered somewhere.
     script = (package["root"] / "usr/share/bash-completion/completions/aerie").read_text()
     options = set()

@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 
-from hostlib import (fd_count, proc_stat, process_alive, service, supervisor_pid, wait_for,
+from hostlib import (fd_count_but_proc, proc_stat, process_alive, service, supervisor_pid, wait_for,
                      wait_gone, worker_command)
 
 MIB = 1024 * 1024
@@ -54,7 +54,7 @@ def test_every_concurrent_request_is_answered(start_host, examples_dir):
     # meanwhile, so that the host answers faster than it reads.
     host = status_text_host(start_host, examples_dir, 1000, 450)
     supervisor = supervisor_pid(host.pid)
-    baseline = fd_count(supervisor)
+    baseline = fd_count_but_proc(supervisor)
     replies = {}
 
     def one(index):
@@ -75,7 +75,7 @@ def test_every_concurrent_request_is_answered(start_host, examples_dir):
             assert str(host.pid) in reply, raw[:200]
     assert not [line for line in host.log() if "reply dropped" in line or "reply lost" in line]
     # Every client's connection closed, nothing held for them.
-    wait_for(lambda: fd_count(supervisor) == baseline, message="the supervisor's fds back to "
+    wait_for(lambda: fd_count_but_proc(supervisor) == baseline, message="the supervisor's fds back to "
              f"{baseline}")
     assert supervisor_pid(host.pid) == supervisor  # never taken for hung
 
@@ -85,14 +85,14 @@ def test_status_of_many_megabytes(start_host, examples_dir):
     # datagram can carry.
     host = status_text_host(start_host, examples_dir, 1100, 4000)
     supervisor = supervisor_pid(host.pid)
-    baseline = fd_count(supervisor)
+    baseline = fd_count_but_proc(supervisor)
     raw = ask(host.socket, "status", timeout=20)
     assert isinstance(raw, bytes), f"no status reply: {raw!r}"
     assert len(raw) > 4 * MIB
     workers = json.loads(raw)["services"]["web"]["workers"]
     assert len(workers) == 1100 and all(len(w["status"]) == 4000 for w in workers)
     # The memfd it came in is closed again on both sides.
-    wait_for(lambda: fd_count(supervisor) == baseline, message="the supervisor's fds back")
+    wait_for(lambda: fd_count_but_proc(supervisor) == baseline, message="the supervisor's fds back")
     assert not [name for name in os.listdir(f"/proc/{host.pid}/fd")
                 if "memfd" in os.readlink(f"/proc/{host.pid}/fd/{name}")]
 
