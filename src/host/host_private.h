@@ -159,6 +159,10 @@ char *host_reload_reply(struct host *host, const char *error);
 /* operate.c */
 /* stop, start, scale and signal requests: answered now or once done. */
 void host_operate(struct host *host, const struct control_request *request);
+
+/* host_requests.c: a request the supervisor process passed on (control_open's callback). */
+void host_on_control_request(struct control *control, const struct control_request *request,
+			     void *data);
 /* Whether an operation or a rolling restart is changing service. */
 bool host_service_busy(const struct host *host, const struct service *service);
 /* Starts an operation that a reload made (its end counts off restart_services_pending). */
