@@ -29,7 +29,6 @@
 
 #include "host/guard.h"
 #include "host/listen.h"
-#include "host/logs.h"
 #include "host/worker.h"
 #include "lib/channel.h"
 #include "lib/limits.h"
@@ -41,6 +40,7 @@
 struct control {
 	struct loop *loop;
 	control_fn fn;
+	control_follow_fn follow; /* NULL: acks and cancels are dropped */
 	void *data;
 	char *socket_path;
 	struct unixsock_file socket_file; /* what control_close removes */
@@ -212,10 +212,8 @@ take_message(struct control *control, const char *buffer, size_t length)
 	uint32_t type = message.header.type;
 	if (type == CHANNEL_LOGS_ACK || type == CHANNEL_LOGS_CANCEL) {
 		struct control_ticket ticket = {message.header.id, control->epoch};
-		if (type == CHANNEL_LOGS_ACK)
-			logs_acked(ticket);
-		else
-			logs_cancelled(ticket);
+		if (control->follow)
+			control->follow(ticket, type == CHANNEL_LOGS_ACK);
 		return;
 	}
 	if (message.header.type == CHANNEL_PONG) {
@@ -417,6 +415,12 @@ on_restart_timer(struct loop *loop, void *data)
 	(void)loop;
 	if (!control->stopping && control->process.pid == 0)
 		spawn_supervisor(control);
+}
+
+void
+control_on_follow(struct control *control, control_follow_fn fn)
+{
+	control->follow = fn;
 }
 
 int

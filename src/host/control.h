@@ -36,6 +36,11 @@ typedef void (*control_fn)(struct control *control, const struct control_request
 
 /* Binds config's control socket (a stale one is replaced; one that answers is an error, written
  * into error). Nothing is spawned yet. Requests go to fn. */
+/* A following client's batch was written to it (acked), or it left (not acked): the
+ * followers' business (logs.c), which the host connects here, so that this room does not
+ * reach up to it. */
+typedef void (*control_follow_fn)(struct control_ticket ticket, bool acked);
+void control_on_follow(struct control *control, control_follow_fn fn);
 int control_open(struct loop *loop, const struct config *config, control_fn fn, void *data,
 		 struct control **ret_control, char *error, size_t error_size);
 /* Answers ticket with a reply's JSON text: length bytes and the NUL after them (json[length]),

@@ -388,7 +388,11 @@ seed_jitter(void)
 int
 host_main(const char *config_path, bool init)
 {
-	struct host host = {.config_path = config_path, .on_service_event = on_service_event};
+	struct host host = {.config_path = config_path,
+			    .on_service_event = on_service_event,
+			    .reload_run = host_reload_run,
+			    .reload_reply = host_reload_reply};
+	worker_output_sink(&logs_sink); /* workers' lines, the supervisor process's too */
 	raise_nofile(&host);
 	const struct spawner processes = {
 	    .spawn = spawn_worker,
@@ -506,6 +510,7 @@ host_main(const char *config_path, bool init)
 		log_error("%s", error);
 		goto out;
 	}
+	control_on_follow(host.control, host_on_follow);
 	host.services = calloc(config->service_count, sizeof(*host.services));
 	if (!host.services) {
 		r = -ENOMEM;

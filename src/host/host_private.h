@@ -106,6 +106,10 @@ struct host {
 	size_t restart_services_pending;
 	char restart_error[512];
 	struct restart_request *restart_queue;
+	/* reload.c's host_reload_run and host_reload_reply, which the queue calls for a reload:
+	 * given by host_main, so that the queue below does not reach up to the reload. */
+	void (*reload_run)(struct host *host);
+	char *(*reload_reply)(struct host *host, const char *error);
 	/* The running reload's report (restart_running->reload), NULL otherwise. */
 	struct host_reload_report *reload_report;
 	struct host_operation *operations;
@@ -144,11 +148,14 @@ void host_restart_finish(struct host *host);
 /* Answers every queued restart "the host is stopping" and forgets it. */
 void host_restart_cancel_queued(struct host *host);
 struct service *host_find_service(struct host *host, const char *name);
+/* Whether an operation (operate.c) or a rolling restart is changing service. */
+bool host_service_busy(const struct host *host, const struct service *service);
 /* systemd's notify-reload: RELOADING=1 with the time, and status as STATUS=; READY=1 follows
  * from the hook once the restart or reload ends. */
 void host_notify_reloading(struct host *host, const char *status);
 
-/* reload.c */
+/* reload.c (above restart.c and operate.c: the queue reaches it through host->reload_run and
+ * host->reload_reply) */
 /* The running restart is a reload: reads the config again and applies the difference. Its end
  * comes through host_restart_finish like a rolling restart's. */
 void host_reload_run(struct host *host);
@@ -163,8 +170,8 @@ void host_operate(struct host *host, const struct control_request *request);
 /* host_requests.c: a request the supervisor process passed on (control_open's callback). */
 void host_on_control_request(struct control *control, const struct control_request *request,
 			     void *data);
-/* Whether an operation or a rolling restart is changing service. */
-bool host_service_busy(const struct host *host, const struct service *service);
+/* A logs -f client's batch written, or the client gone (control_on_follow's callback). */
+void host_on_follow(struct control_ticket ticket, bool acked);
 /* Starts an operation that a reload made (its end counts off restart_services_pending). */
 int host_operation_add(struct host *host, struct service *service, enum host_operation_kind kind,
 		       unsigned from_index, bool reload, struct control_ticket ticket);

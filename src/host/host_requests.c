@@ -125,3 +125,12 @@ host_on_control_request(struct control *control, const struct control_request *r
 	control_reply_error(control, request->ticket, PROTOCOL_CODE_UNKNOWN_COMMAND,
 			    "unknown command");
 }
+
+void
+host_on_follow(struct control_ticket ticket, bool acked)
+{
+	if (acked)
+		logs_acked(ticket);
+	else
+		logs_cancelled(ticket);
+}

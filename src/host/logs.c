@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "host/logs_file.h"
+#include "host/service.h"
 #include "lib/channel.h"
 #include "lib/json_out.h"
 #include "lib/limits.h"
@@ -230,6 +231,15 @@ realtime_now(void)
 	(void)clock_gettime(CLOCK_REALTIME, &now);
 	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
+
+/* output.c's sink: a worker's line to its service's logs (none for the supervisor process). */
+static void
+sink_line(const struct worker *worker, enum worker_stream stream, const char *text, size_t length)
+{
+	logs_line(worker->service ? worker->service->logs : NULL, worker, stream, text, length);
+}
+
+const struct worker_output_sink logs_sink = {sink_line, logs_pump, logs_flush};
 
 void
 logs_line(struct logs *logs, const struct worker *worker, enum worker_stream stream,

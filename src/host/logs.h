@@ -29,6 +29,8 @@ void logs_line(struct logs *logs, const struct worker *worker, enum worker_strea
 /* Lines have come: the files get this turn's lines, each following client that may take more
  * gets them. */
 void logs_flush(void);
+/* logs_line (to the worker's service), logs_pump and logs_flush as output.c's sink. */
+extern const struct worker_output_sink logs_sink;
 /* Only the followers' part of it: called after each read of a pipe. */
 void logs_pump(void);
 /* SIGUSR1: log_file opened again under its name (after an external logrotate). */

@@ -23,17 +23,6 @@ host_clear_failed(struct host *host, struct service *service)
 			 reset, reset == 1 ? "" : "s");
 }
 
-bool
-host_service_busy(const struct host *host, const struct service *service)
-{
-	if (service->roll_generation)
-		return true;
-	for (const struct host_operation *op = host->operations; op; op = op->next)
-		if (op->service == service)
-			return true;
-	return false;
-}
-
 int
 host_operation_add(struct host *host, struct service *service, enum host_operation_kind kind,
 		   unsigned from_index, bool reload, struct control_ticket ticket)

@@ -1,5 +1,5 @@
-/* output: a worker's stdout and stderr, a pipe each, read by the loop and handed to logs.c
- * line by line. */
+/* output: a worker's stdout and stderr, a pipe each, read by the loop and handed line by line
+ * to the sink the host connected (logs.c's). */
 #include "host/worker.h"
 
 #include <errno.h>
@@ -7,17 +7,36 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "host/logs.h"
-#include "host/service.h"
 #include "lib/limits.h"
 #include "lib/log.h"
+
+static const struct worker_output_sink *sink;
+
+void
+worker_output_sink(const struct worker_output_sink *new_sink)
+{
+	sink = new_sink;
+}
 
 static void
 output_line(struct worker_output *output, const char *line, size_t length)
 {
-	struct worker *worker = output->worker;
-	logs_line(worker->service ? worker->service->logs : NULL, worker, output->stream, line,
-		  length);
+	if (sink)
+		sink->line(output->worker, output->stream, line, length);
+}
+
+static void
+output_pump(void)
+{
+	if (sink)
+		sink->pump();
+}
+
+static void
+output_sink_flush(void)
+{
+	if (sink)
+		sink->flush();
 }
 
 /* Hands on each complete line in the buffer and keeps the partial tail; a line that fills the
@@ -54,7 +73,7 @@ output_read(struct worker_output *output)
 			output_flush_lines(output, false);
 			/* Followers get each read's lines before the next read may overrun them in
 			 * the ring. */
-			logs_pump();
+			output_pump();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -86,7 +105,7 @@ on_output(struct loop *loop, int fd, uint32_t events, void *data)
 	if (!output_read(output))
 		output_close(output, loop);
 	/* Once per wake-up, not per line or read: the file gets one write. */
-	logs_flush();
+	output_sink_flush();
 }
 
 void
@@ -102,7 +121,7 @@ worker_output_close(struct worker *worker, struct loop *loop)
 {
 	for (int i = 0; i < WORKER_STREAM_COUNT; i++)
 		output_close(&worker->output[i], loop);
-	logs_flush();
+	output_sink_flush();
 }
 
 void

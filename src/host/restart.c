@@ -44,7 +44,7 @@ host_restart_finish(struct host *host)
 	const char *error = host->restart_error[0] ? host->restart_error : NULL;
 	if (request->reload) {
 		/* The reply's text is the log's: what SIGHUP did is seen there. */
-		char *reply = host_reload_reply(host, error);
+		char *reply = host->reload_reply(host, error);
 		log_message(error ? LOG_WARN : LOG_INFO, "reload %s: %s", error ? "failed" : "done",
 			    reply   ? reply
 			    : error ? error
@@ -83,6 +83,17 @@ host_find_service(struct host *host, const char *name)
 	return NULL;
 }
 
+bool
+host_service_busy(const struct host *host, const struct service *service)
+{
+	if (service->roll_generation)
+		return true;
+	for (const struct host_operation *op = host->operations; op; op = op->next)
+		if (op->service == service)
+			return true;
+	return false;
+}
+
 void
 host_notify_reloading(struct host *host, const char *status)
 {
@@ -108,7 +119,7 @@ host_restart_next(struct host *host)
 	host->restart_services_pending = 0;
 
 	if (request->reload) {
-		host_reload_run(host);
+		host->reload_run(host);
 		return true;
 	}
 	struct service *only = NULL;

@@ -111,8 +111,8 @@ utilization_read(const struct utilization *utilization, size_t slot,
 		 struct utilization_counters *ret_counters)
 {
 	uint64_t words[4] = {0};
-	ssize_t n = pread(utilization->fd, words, sizeof(words),
-			  (off_t)(slot * UTILIZATION_SEGMENT_SIZE));
+	ssize_t n =
+	    pread(utilization->fd, words, sizeof(words), (off_t)(slot * UTILIZATION_SEGMENT_SIZE));
 	if (n != (ssize_t)sizeof(words))
 		memset(words, 0, sizeof(words));
 	*ret_counters = (struct utilization_counters){words[0], words[1], words[2], words[3]};

@@ -142,3 +142,13 @@ void worker_release(struct worker *worker, struct loop *loop);
 void worker_output_open(struct worker *worker, struct loop *loop, const int fds[2], pid_t pid);
 /* A new worker's: no pipe open. */
 void worker_output_init(struct worker *worker);
+/* Where output.c hands what it reads (logs.c's logs_sink, connected by the host at start, so
+ * that output.c does not reach up to the services' logs): each line; pump after each read of a
+ * pipe; flush once a wake-up's reading is over. Without a sink, lines are dropped. */
+struct worker_output_sink {
+	void (*line)(const struct worker *worker, enum worker_stream stream, const char *text,
+		     size_t length);
+	void (*pump)(void);
+	void (*flush)(void);
+};
+void worker_output_sink(const struct worker_output_sink *sink);
