@@ -30,6 +30,7 @@
 #include "lib/json_out.h"
 #include "lib/limits.h"
 #include "lib/log.h"
+#include "lib/loop.h"
 
 struct logs_entry {
 	double time; /* CLOCK_REALTIME */
@@ -224,14 +225,6 @@ ring_add(struct logs *logs, const struct worker *worker, enum worker_stream stre
 	logs->head = start + room;
 }
 
-static double
-realtime_now(void)
-{
-	struct timespec now;
-	(void)clock_gettime(CLOCK_REALTIME, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 /* output.c's sink: a worker's line to its service's logs (none for the supervisor process). */
 static void
 sink_line(const struct worker *worker, enum worker_stream stream, const char *text, size_t length)
@@ -251,7 +244,7 @@ logs_line(struct logs *logs, const struct worker *worker, enum worker_stream str
 	log_worker_line(error ? LOG_WARN : LOG_INFO, &who, text, length);
 	if (!logs)
 		return;
-	double now = realtime_now();
+	double now = loop_realtime_seconds();
 	if (logs->capacity)
 		ring_add(logs, worker, stream, now, text, length);
 	else

@@ -11,14 +11,7 @@
 #include "host/service_private.h"
 #include "lib/limits.h"
 #include "lib/log.h"
-
-static double
-realtime_now(void)
-{
-	struct timespec now;
-	(void)clock_gettime(CLOCK_REALTIME, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
+#include "lib/loop.h"
 
 const char *
 service_state_name(enum worker_state state)
@@ -51,7 +44,7 @@ service_set_state(struct service *service, struct worker *worker, enum worker_st
 		log_debug("%s[%d] %s → %s", worker->label, (int)worker->pid,
 			  service_state_name(worker->state), service_state_name(state));
 	worker->state = state;
-	worker->since = realtime_now();
+	worker->since = loop_realtime_seconds();
 	service->changed = true;
 }
 
@@ -115,7 +108,7 @@ service_worker_new(struct service *service, unsigned index, unsigned generation)
 	worker->state = WORKER_BACKOFF;
 	worker->exit_status = -1;
 	worker_output_init(worker);
-	worker->since = realtime_now();
+	worker->since = loop_realtime_seconds();
 	service->workers[service->worker_count++] = worker;
 	return worker;
 }

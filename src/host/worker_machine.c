@@ -18,6 +18,7 @@
 
 #include "host/service_private.h"
 #include "lib/log.h"
+#include "lib/loop.h"
 #include "lib/signame.h"
 
 typedef void worker_action(struct service *service, struct worker *worker, int status);
@@ -72,14 +73,6 @@ send_stop_signal(struct service *service, const struct worker *worker)
 		service->spawner.kill_main(service->spawner.data, worker, worker->stop_signal);
 	else
 		send_signal(service, worker, worker->stop_signal);
-}
-
-static double
-realtime_now(void)
-{
-	struct timespec now;
-	(void)clock_gettime(CLOCK_REALTIME, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 static void
@@ -178,7 +171,7 @@ start(struct service *service, struct worker *worker, int status)
 		double delay = backoff_delay(service, config, worker, 0);
 		if (delay < service->spawn_retry_delay)
 			delay = service->spawn_retry_delay;
-		worker->retry_at = realtime_now() + delay;
+		worker->retry_at = loop_realtime_seconds() + delay;
 		if (worker->spawn_failed_step)
 			log_errno(LOG_ERROR, r,
 				  "%s: cannot start a worker: %s failed before exec; trying "
@@ -390,7 +383,7 @@ restart_or_rest(struct service *service, struct worker *worker, bool failed, boo
 	}
 	log_info("%s: restarting in %.3f s (failure %u in a row)", worker->label, delay,
 		 worker->failures);
-	worker->retry_at = realtime_now() + delay;
+	worker->retry_at = loop_realtime_seconds() + delay;
 	if (loop_timer_start(service->loop, &worker->timer, delay) < 0)
 		service_raise(service, worker, WORKER_EVENT_START);
 }

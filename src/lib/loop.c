@@ -51,6 +51,14 @@ loop_now_seconds(void)
 	return (double)loop_now() / 1e9;
 }
 
+double
+loop_realtime_seconds(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 int
 loop_new(struct loop **ret_loop)
 {

@@ -54,3 +54,5 @@ void loop_quit(struct loop *loop);
 /* CLOCK_MONOTONIC in nanoseconds, and in seconds. */
 uint64_t loop_now(void);
 double loop_now_seconds(void);
+/* CLOCK_REALTIME in seconds: the Unix time that status and logs show. */
+double loop_realtime_seconds(void);
