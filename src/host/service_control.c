@@ -102,6 +102,14 @@ service_settled(const struct service *service, unsigned from_index, char *messag
 			ready++;
 			continue;
 		}
+		/* The start limit ended its retries (start resets it first): it will not be
+		 * ready, whichever index it has. */
+		if (worker->state == WORKER_FAILED) {
+			snprintf(message, size,
+				 "%s failed: it died before min_uptime start_limit_burst times",
+				 worker->label);
+			return SERVICE_SETTLE_FAILED;
+		}
 		/* A new worker that has exited once already never became ready. */
 		if (worker->index >= from_index && worker->exit_status >= 0 &&
 		    worker->state != WORKER_STOPPING) {

@@ -342,3 +342,16 @@ def test_scale_and_start_of_a_finished_job_end(start_host):
     assert host.request({"please": "start", "service": "job"}) == {"ok": True}
     wait_for(lambda: [w["state"] for w in host.workers("job")] == ["done", "done"],
              message="both jobs done")
+
+
+def test_start_of_a_service_that_keeps_failing_reports_the_start_limit(start_host):
+    """start resets the start limit; a service that dies again each time reaches it again, and
+    start says so then, instead of waiting for readiness that will not come."""
+    host = start_host(config(service("bad", "sh -c 'exit 3'", restart_delay=0.05,
+                                     start_limit_burst=3)))
+    host.wait_log("bad.0: failed:")
+    reply = host.request({"please": "start", "service": "bad"}, timeout=30)
+    assert reply["error"]["code"] == "start_failed", reply
+    assert "bad.0 failed" in reply["error"]["message"], reply
+    assert [w["state"] for w in host.workers("bad")] == ["failed"]
+    assert host.log_text().count("bad.0: failed:") == 2  # once before start, once after
