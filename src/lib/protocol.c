@@ -256,14 +256,9 @@ parse_logs(json_t *root, struct protocol_request *request, json_t **ret_error)
 	json_t *follow = json_object_get(root, "follow");
 	request->worker = -1;
 	request->lines = PROTOCOL_LOGS_ALL;
-	if (service && !json_is_null(service)) {
-		if (!json_is_string(service) || json_string_length(service) == 0 ||
-		    json_string_length(service) > PROTOCOL_MAX_SERVICE)
-			return fail(ret_error, PROTOCOL_CODE_INVALID_REQUEST,
-				    "\"service\" must be the name of a service");
-		snprintf(request->service, sizeof(request->service), "%s",
-			 json_string_value(service));
-	}
+	/* Optional here: without it, every service's lines. */
+	if (service && !json_is_null(service) && parse_one_service(root, request, ret_error) < 0)
+		return -EINVAL;
 	if (worker && !json_is_null(worker)) {
 		if (!json_is_integer(worker) || json_integer_value(worker) < 0 ||
 		    json_integer_value(worker) >= CONFIG_MAX_COUNT || !request->service[0])
