@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "lib/escape.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_json.h"
 #include "metrics/metrics_table.h"
@@ -95,8 +94,9 @@ cmd_metrics(int argc, char **argv)
 	if (json) {
 		char *text;
 		ssize_t length = metrics_json_encode(&tree, &text);
-		/* Commands are what any process made of its argv: no C1 control goes out raw. */
-		if (length < 0 || escape_print_json(stdout, text) < 0 || putchar('\n') == EOF)
+		/* Commands are what any process made of its argv: json_out_string escaped every
+		 * control character in them, C1 ones included, so the text goes out as it is. */
+		if (length < 0 || fputs(text, stdout) == EOF || putchar('\n') == EOF)
 			status = EXIT_FAILED;
 		if (length >= 0)
 			free(text);

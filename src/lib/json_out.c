@@ -66,6 +66,78 @@ json_out_raw(struct json_out *out, const char *json)
 }
 
 void
+json_out_reserve(struct json_out *out, size_t more)
+{
+	reserve(out, more);
+}
+
+char *
+json_out_begin(struct json_out *out, size_t most)
+{
+	reserve(out, most + 1);
+	return out->failed ? NULL : out->data + out->length;
+}
+
+void
+json_out_end(struct json_out *out, char *end)
+{
+	*end = '\0'; /* as after every call: the text is whole at any point */
+	out->length = (size_t)(end - out->data);
+}
+
+char *
+json_put_uint(char *cursor, uint64_t value)
+{
+	char digits[20];
+	char *p = digits + sizeof(digits);
+	do
+		*--p = (char)('0' + value % 10);
+	while ((value /= 10) > 0);
+	size_t length = (size_t)(digits + sizeof(digits) - p);
+	memcpy(cursor, p, length);
+	return cursor + length;
+}
+
+char *
+json_put_int(char *cursor, long long value)
+{
+	if (value < 0)
+		*cursor++ = '-';
+	return json_put_uint(cursor,
+			     value < 0 ? 0 - (unsigned long long)value : (unsigned long long)value);
+}
+
+char *
+json_put_fixed(char *cursor, double value, int decimals)
+{
+	static const double scales[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+	if (!isfinite(value))
+		value = 0.0;
+	if (decimals < 0)
+		decimals = 0;
+	if (decimals > 6)
+		decimals = 6;
+	/* printf rounds the exact binary value; value * scale is off from the exact product by
+	 * half an ulp, under 2^-13 below 2^40, so rounding it gives printf's digits unless it
+	 * lies that close to a half, where printf itself decides. */
+	double scaled = value * scales[decimals];
+	double whole = floor(scaled);
+	double fraction = scaled - whole;
+	if (!(scaled >= 0 && !signbit(value) && scaled < 0x1p40) || fabs(fraction - 0.5) < 1e-3)
+		return cursor + snprintf(cursor, JSON_PUT_FIXED_MAX, "%.*f", decimals, value);
+	uint64_t units = (uint64_t)whole + (fraction > 0.5);
+	uint64_t scale = (uint64_t)scales[decimals];
+	cursor = json_put_uint(cursor, units / scale);
+	if (decimals == 0)
+		return cursor;
+	*cursor++ = '.';
+	uint64_t rest = units % scale;
+	for (int i = decimals - 1; i >= 0; i--, rest /= 10)
+		cursor[i] = (char)('0' + rest % 10);
+	return cursor + decimals;
+}
+
+void
 json_out_int(struct json_out *out, long long value)
 {
 	char digits[24];
@@ -132,6 +204,11 @@ json_out_string(struct json_out *out, const char *text)
 			if (n == 0) {
 				*p++ = '?';
 				i++;
+			} else if (n == 2 && c == 0xc2 && s[i + 1] < 0xa0) {
+				/* U+0080 to U+009F, the C1 controls: escaped like C0, so that no
+				 * terminal that prints the text raw obeys one (CSI is U+009B). */
+				p += sprintf(p, "\\u%04x", s[i + 1]);
+				i += 2;
 			} else {
 				memcpy(p, s + i, n);
 				p += n;

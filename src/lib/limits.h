@@ -157,3 +157,8 @@
 #define METRICS_THREAD_STACK (256 * 1024)
 #define METRICS_CACHE_FD_SHARE 4
 #define METRICS_IDLE_SECONDS 30.0
+/* A kept command is read again once it is this old: a process may rewrite its argv at any time
+ * (setproctitle: Ruby, nginx, Falcon's own workers) and nothing in stat tells it did, so a
+ * command is at most this stale, while clients asking several times a second (top, a
+ * dashboard) cost no cmdline read per process each time. */
+#define METRICS_CMDLINE_MAX_AGE 1.0

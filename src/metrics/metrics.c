@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/limits.h"
+
 int
 metrics_grow(void **array, size_t *capacity, size_t needed, size_t element_size)
 {
@@ -270,6 +272,14 @@ scan_all_parents(struct metrics_walk_context *context, struct metrics_buffer *bu
 	return 0;
 }
 
+static double
+boot_seconds(void)
+{
+	struct timespec now;
+	(void)clock_gettime(CLOCK_BOOTTIME, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 static bool
 children_files_exist(void)
 {
@@ -286,6 +296,7 @@ metrics_walk_context_init(struct metrics_walk_context *context, struct metrics_b
 	    .walk = walk,
 	    .ticks_per_second = ticks > 0 ? (double)ticks : 100.0,
 	    .page_size = page_size > 0 ? (uint64_t)page_size : 4096,
+	    .started = boot_seconds(),
 	};
 	if (walk == METRICS_WALK_CHILDREN && !children_files_exist())
 		context->walk = METRICS_WALK_SCAN;
@@ -297,14 +308,6 @@ metrics_walk_context_finish(struct metrics_walk_context *context)
 {
 	free(context->edges);
 	context->edges = NULL;
-}
-
-static double
-boot_seconds(void)
-{
-	struct timespec now;
-	(void)clock_gettime(CLOCK_BOOTTIME, &now);
-	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 /* Matches entry to the process whose stat was just read: a different start time is a reused
@@ -329,11 +332,13 @@ entry_identify(struct metrics_cache *cache, struct metrics_cache_entry *entry,
 
 /* The process's command, from the entry's copy of its cmdline or from the file (then kept). */
 static int
-read_command(struct metrics_buffer *buffer, struct metrics_cache_entry *entry, pid_t pid,
-	     const struct metrics_stat *stat, char **ret_command)
+read_command(const struct metrics_walk_context *context, struct metrics_buffer *buffer,
+	     struct metrics_cache_entry *entry, pid_t pid, const struct metrics_stat *stat,
+	     char **ret_command)
 {
 	/* A zombie's cmdline is empty, and ps shows it as [comm] <defunct>. */
-	bool cached = entry && entry->cmdline && stat->state != 'Z';
+	bool cached = entry && entry->cmdline && stat->state != 'Z' &&
+		      context->started - entry->cmdline_read < METRICS_CMDLINE_MAX_AGE;
 	const char *cmdline = cached ? entry->cmdline : NULL;
 	size_t length = cached ? entry->cmdline_length : 0;
 	if (!cached) {
@@ -345,10 +350,12 @@ read_command(struct metrics_buffer *buffer, struct metrics_cache_entry *entry, p
 		length = n < 0 ? 0 : (size_t)n; /* unreadable: show [comm] as ps does */
 		cmdline = buffer->data;
 		if (entry && length > 0 && stat->state != 'Z') {
+			free(entry->cmdline);
 			entry->cmdline = malloc(length + 1);
 			if (entry->cmdline) { /* else read again next time */
 				memcpy(entry->cmdline, cmdline, length + 1);
 				entry->cmdline_length = length;
+				entry->cmdline_read = context->started;
 			}
 		}
 	}
@@ -384,7 +391,7 @@ metrics_read_process(const struct metrics_walk_context *context, struct metrics_
 		entry_identify(cache, entry, &stat);
 
 	char *command;
-	int r = read_command(buffer, entry, pid, &stat, &command);
+	int r = read_command(context, buffer, entry, pid, &stat, &command);
 	if (r < 0)
 		return r;
 

@@ -1,7 +1,7 @@
 /* metrics_cache: the /proc files of a tree kept open between captures, and each process's
  * command, so that a capture of a tree it has seen before opens nothing: a pread at offset 0 of
  * a kept stat, smaps_rollup or children list regenerates it (seq files), and cmdline is read
- * once per process.
+ * at most once a METRICS_CMDLINE_MAX_AGE per process (argv may be rewritten: lib/limits.h).
  *
  * Entries are keyed by pid and checked against the start time (a reused pid) and the program's
  * text and stack addresses and name (an exec) at every read of stat: a kept fd refers to the

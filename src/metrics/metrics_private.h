@@ -28,6 +28,7 @@ struct metrics_walk_context {
 	enum metrics_walk walk;
 	double ticks_per_second;
 	uint64_t page_size;
+	double started; /* CLOCK_BOOTTIME seconds when the capture began */
 	/* Only for METRICS_WALK_SCAN: every (ppid, pid) on the system, sorted by ppid. */
 	struct metrics_edge {
 		pid_t ppid;
@@ -47,7 +48,8 @@ struct metrics_cache_entry {
 	int stat_fd, smaps_fd, children_fd; /* -1 when not kept; children: the main task's */
 	char *cmdline;			    /* the raw NUL-separated argv; NULL when not kept */
 	size_t cmdline_length;
-	uint64_t seen; /* the capture that last claimed it: at most one thread per capture */
+	double cmdline_read; /* the started of the capture that read it */
+	uint64_t seen;	     /* the capture that last claimed it: at most one thread per capture */
 };
 
 struct metrics_cache;

@@ -43,14 +43,14 @@ client_update_events(struct client *client)
 	}
 }
 
-/* Writes what it can; false if the client is gone (and freed). */
-static bool
-client_flush(struct client *client)
+/* Sends what the socket takes of data now; -1 if the client is gone (and freed). */
+static ssize_t
+send_some(struct client *client, const char *data, size_t length)
 {
-	while (client->output_sent < client->output_length) {
+	size_t sent = 0;
+	while (sent < length) {
 		ssize_t n =
-		    send(client->fd, client->output + client->output_sent,
-			 client->output_length - client->output_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		    send(client->fd, data + sent, length - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -60,10 +60,22 @@ client_flush(struct client *client)
 			 * does exactly that). */
 			log_debug("client: %s", strerror(errno));
 			client_close(client);
-			return false;
+			return -1;
 		}
-		client->output_sent += (size_t)n;
+		sent += (size_t)n;
 	}
+	return (ssize_t)sent;
+}
+
+/* Writes what it can; false if the client is gone (and freed). */
+static bool
+client_flush(struct client *client)
+{
+	ssize_t sent = send_some(client, client->output + client->output_sent,
+				 client->output_length - client->output_sent);
+	if (sent < 0)
+		return false;
+	client->output_sent += (size_t)sent;
 	if (client->output_sent == client->output_length) {
 		client->output_sent = client->output_length = 0;
 		if (client->ops->drained)
@@ -89,6 +101,18 @@ bool
 client_queue(struct client *client, const char *text, size_t length)
 {
 	size_t pending = client->output_length - client->output_sent;
+	/* Nothing queued before it: the reply goes to the socket from where it was written, and
+	 * only what the socket does not take now is copied (a metrics reply of 200 processes,
+	 * 130 KB, usually fits whole). */
+	if (pending == 0) {
+		ssize_t sent = send_some(client, text, length);
+		if (sent < 0)
+			return false;
+		text += sent;
+		length -= (size_t)sent;
+		if (length == 0)
+			return client_flush(client); /* what follows a reply sent whole */
+	}
 	/* The bound is on what the client leaves unread, not on one reply: a reply on its own is
 	 * queued however large (a metrics tree of huge command lines), and a client that lets
 	 * replies pile up unread is dropped. */

@@ -141,6 +141,39 @@ def test_an_exec_under_a_kept_pid_shows_the_new_program(start_host, tmp_path):
     assert process["memory"]["resident_size"] > before["memory"]["resident_size"]
 
 
+RETITLE = r"""
+import pathlib, sys, time
+trigger = pathlib.Path(sys.argv[1])
+while not trigger.exists():
+    time.sleep(0.02)
+# What setproctitle does on Linux: the argv area rewritten in place (here through
+# /proc/self/mem), which changes neither the pid, the start time, the program nor comm.
+fields = pathlib.Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
+with open("/proc/self/mem", "r+b", buffering=0) as mem:
+    mem.seek(start)
+    mem.write(b"retitled worker".ljust(end - start, b"\0"))
+time.sleep(300)
+"""
+
+
+def test_a_rewritten_argv_shows_within_the_cmdline_max_age(start_host, tmp_path):
+    """A command kept between captures is read again once METRICS_CMDLINE_MAX_AGE (1 s) old:
+    a worker that retitles itself after the first request shows its new title, as ps does."""
+    script = tmp_path / "retitle.py"
+    script.write_text(RETITLE)
+    trigger = tmp_path / "retitle-now"
+    host = start_host(config(service("titled", f"{PYTHON} {script} {trigger}", count=1)))
+    worker = host.wait_ready("titled", 1)[0]
+    before = host.request({"please": "metrics"})[str(worker)]
+    assert before["command"] == f"{PYTHON} {script} {trigger}"
+    trigger.touch()
+    wait_for(lambda: read_cmdline(worker).startswith(b"retitled"), message="the new title")
+    wait_for(lambda: host.request({"please": "metrics"})[str(worker)]["command"].startswith(
+        "retitled worker"), timeout=5, message="the new title in metrics")
+    assert matches_ps(host.request({"please": "metrics"}))
+
+
 CHURN = r"""
 import os, pathlib, random, subprocess, sys, time
 children = []
