@@ -3,6 +3,7 @@
 #include "host/worker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -39,23 +40,34 @@ output_sink_flush(void)
 		sink->flush();
 }
 
-/* Hands on each complete line in the buffer and keeps the partial tail; a line that fills the
- * whole buffer is handed on as it is (in pieces of the buffer's size). */
+/* Every pipe is read through this one buffer (the loop is one thread): a worker's own
+ * struct keeps only the line a read left unfinished, and only once one did. */
+static char chunk[WORKER_OUTPUT_LINE_MAX];
+
+/* Hands on each complete line of data and keeps the partial tail in output->partial; a tail
+ * that fills a whole line's room, or any tail when all (the pipe is closing), is handed on as
+ * it is. data may be output->partial itself. */
 static void
-output_flush_lines(struct worker_output *output, bool all)
+output_lines(struct worker_output *output, char *data, size_t length, bool all)
 {
-	char *start = output->buffer;
-	char *end = output->buffer + output->length;
+	output->length = 0;
+	if (length == 0)
+		return; /* data may be a partial never allocated */
+	char *start = data;
+	char *end = data + length;
 	for (char *newline; (newline = memchr(start, '\n', (size_t)(end - start)));) {
 		output_line(output, start, (size_t)(newline - start));
 		start = newline + 1;
 	}
 	size_t rest = (size_t)(end - start);
-	if (rest > 0 && (all || rest == sizeof(output->buffer))) {
-		output_line(output, start, rest);
+	if (rest > 0 && !all && rest < WORKER_OUTPUT_LINE_MAX && !output->partial)
+		output->partial = malloc(WORKER_OUTPUT_LINE_MAX);
+	if (rest > 0 && (all || rest == WORKER_OUTPUT_LINE_MAX || !output->partial)) {
+		output_line(output, start, rest); /* out of memory too: cut, not lost */
 		rest = 0;
 	}
-	memmove(output->buffer, start, rest);
+	if (rest > 0)
+		memmove(output->partial, start, rest);
 	output->length = rest;
 }
 
@@ -66,11 +78,12 @@ static bool
 output_read(struct worker_output *output)
 {
 	for (int reads = 0; reads < WORKER_OUTPUT_READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(output->fd, output->buffer + output->length,
-				 sizeof(output->buffer) - output->length);
+		size_t kept = output->length;
+		if (kept > 0)
+			memcpy(chunk, output->partial, kept);
+		ssize_t n = read(output->fd, chunk + kept, sizeof(chunk) - kept);
 		if (n > 0) {
-			output->length += (size_t)n;
-			output_flush_lines(output, false);
+			output_lines(output, chunk, kept + (size_t)n, false);
 			/* Followers get each read's lines before the next read may overrun them in
 			 * the ring. */
 			output_pump();
@@ -90,7 +103,9 @@ output_close(struct worker_output *output, struct loop *loop)
 		return;
 	/* Take what is already written before closing (bounded: a grandchild may still write). */
 	(void)output_read(output);
-	output_flush_lines(output, true);
+	output_lines(output, output->partial, output->length, true);
+	free(output->partial);
+	output->partial = NULL;
 	loop_remove(loop, output->fd);
 	close(output->fd);
 	output->fd = -1;

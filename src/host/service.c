@@ -138,8 +138,9 @@ service_reset_failed(struct service *service)
 		struct worker *worker = service->workers[i];
 		if (worker->state != WORKER_FAILED)
 			continue;
-		memset(worker->quick_deaths, 0, sizeof(worker->quick_deaths));
-		worker->quick_death_next = 0;
+		free(worker->quick_deaths);
+		worker->quick_deaths = NULL;
+		worker->quick_death_slots = worker->quick_death_next = 0;
 		worker->failures = 0;
 		log_info("%s: failed state cleared: starting it again", worker->label);
 		service_raise(service, worker, WORKER_EVENT_START);

@@ -121,6 +121,7 @@ service_worker_free(struct service *service, struct worker *worker)
 		utilization_release(&service->utilization, worker->utilization_segment - 1);
 	worker_release(worker, service->loop);
 	free(worker->status_text);
+	free(worker->quick_deaths);
 	free(worker);
 }
 

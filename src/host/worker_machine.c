@@ -340,6 +340,15 @@ start_limit_reached(const struct config_service *config, struct worker *worker)
 		return false;
 	if (burst > CONFIG_MAX_START_LIMIT_BURST)
 		burst = CONFIG_MAX_START_LIMIT_BURST;
+	if (worker->quick_death_slots != burst) {
+		double *slots = calloc(burst, sizeof(*slots));
+		if (!slots)
+			return false; /* out of memory: the backoff still slows the loop down */
+		free(worker->quick_deaths);
+		worker->quick_deaths = slots;
+		worker->quick_death_slots = burst;
+		worker->quick_death_next = 0;
+	}
 	double now = loop_now_seconds();
 	worker->quick_deaths[worker->quick_death_next++ % burst] = now;
 	unsigned recent = 0;

@@ -1,4 +1,4 @@
-"""How workers run (issue 17): user and group, umask, limit_NAME, nice, oom_score_adj,
+"""How workers run: user and group, umask, limit_NAME, nice, oom_score_adj,
 no_new_privileges and cgroup, read back from /proc of real workers."""
 import grp
 import os
