@@ -9,7 +9,10 @@
  * wait in a queue, never dropped and never blocking the host. If it crashes, the host restarts
  * it (with a backoff while it fails at once); if it hangs, it stops answering the host's pings
  * and is killed and restarted. The listening socket stays open in the host, so the kernel
- * queues new connections meanwhile. */
+ * queues new connections meanwhile. The pings come with clients, not with the clock: the host
+ * watches its listening sockets (one-shot) and a connection starts a round, a ping and a check
+ * CONTROL_PING_INTERVAL later, after which it watches again; nobody connecting, nobody is
+ * kept waiting by a hang, and an idle host and supervisor process wake for nothing. */
 #include "host/control.h"
 
 #include <errno.h>
@@ -52,8 +55,9 @@ struct control {
 	struct channel_queue queue; /* what the supervisor has not taken yet, in order */
 	uint64_t ping_id;	    /* the last ping sent, or 0 */
 	bool ping_answered;
-	struct loop_timer ping_timer;
-	double restart_delay; /* before the next start after a quick failure; 0: at once */
+	struct loop_timer ping_timer; /* armed while a round runs */
+	bool clients_watched;	      /* listen_fd and http_fd are in the loop (one-shot) */
+	double restart_delay;	      /* before the next start after a quick failure; 0: at once */
 	char executable[4096];
 	char host_pid_text[16];
 	char socket_gid_text[16];
@@ -321,22 +325,59 @@ next_restart_delay(struct control *control, bool stable)
 	return delay;
 }
 
-/* Each tick checks that the previous ping was answered and sends the next: one timer, and no
- * wake-up between. A supervisor whose loop does not turn (stopped, or stuck in a loop) is
+static void on_client_waiting(struct loop *loop, int fd, uint32_t events, void *data);
+
+/* (Re)arms the one-shot watch of the listening sockets: the next connection starts a round. */
+static void
+watch_clients(struct control *control)
+{
+	const uint32_t events = EPOLLIN | EPOLLONESHOT;
+	int fds[] = {control->listen_fd, control->http_fd};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++) {
+		if (fds[i] < 0)
+			continue;
+		int r = control->clients_watched
+			    ? loop_modify(control->loop, fds[i], events)
+			    : loop_add(control->loop, fds[i], events, on_client_waiting, control);
+		if (r < 0)
+			log_errno(LOG_WARN, r,
+				  "supervisor: cannot watch for clients (a hang of it "
+				  "goes unnoticed)");
+	}
+	control->clients_watched = true;
+}
+
+/* The end of a round: a supervisor whose loop did not turn (stopped, or stuck in a loop) is
  * killed, process group and all, and its exit brings the normal respawn, as a worker that
- * misses its health_timeout is (systemd's WatchdogSec= does the same with its services). */
+ * misses its health_timeout is (systemd's WatchdogSec= does the same with its services);
+ * one that answered is watched again. */
 static void
 on_ping_timer(struct loop *loop, void *data)
 {
+	(void)loop;
 	struct control *control = data;
 	if (control->process.pid == 0 || control->channel_fd < 0)
-		return;
-	if (control->ping_id != 0 && !control->ping_answered) {
+		return; /* its restart starts the watch again */
+	if (!control->ping_answered) {
 		log_warn("supervisor[%d] has not answered for %.0f s; killing it",
 			 (int)control->process.pid, CONTROL_PING_INTERVAL);
 		worker_kill(&control->process, SIGKILL);
 		return;
 	}
+	watch_clients(control);
+}
+
+/* A client is at a listening socket (or was: the supervisor may have taken it already):
+ * a round starts unless one runs. */
+static void
+on_client_waiting(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	(void)fd;
+	(void)events;
+	struct control *control = data;
+	if (loop_timer_armed(&control->ping_timer) || control->process.pid == 0 ||
+	    control->channel_fd < 0)
+		return;
 	control->ping_id++;
 	control->ping_answered = false;
 	int r = channel_post(control, CHANNEL_PING, control->ping_id, NULL, 0);
@@ -403,7 +444,7 @@ spawn_supervisor(struct control *control)
 	if (r < 0)
 		log_errno(LOG_ERROR, r, "supervisor channel: cannot watch it");
 	control->ping_id = 0;
-	(void)loop_timer_start(control->loop, &control->ping_timer, CONTROL_PING_INTERVAL);
+	watch_clients(control);
 	log_info("supervisor[%d] started: listening on %s", (int)control->process.pid,
 		 control->socket_path);
 }
@@ -535,6 +576,12 @@ control_close(struct control *control)
 	loop_timer_stop(control->loop, &control->restart_timer);
 	worker_release(&control->process, control->loop);
 	close_channel(control);
+	if (control->clients_watched) {
+		if (control->listen_fd >= 0)
+			loop_remove(control->loop, control->listen_fd);
+		if (control->http_fd >= 0)
+			loop_remove(control->loop, control->http_fd);
+	}
 	if (control->listen_fd >= 0) {
 		close(control->listen_fd);
 		unixsock_remove(control->socket_path, &control->socket_file);

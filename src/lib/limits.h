@@ -40,8 +40,10 @@
 #define SUPERVISOR_REFUSED_LOG_INTERVAL 10.0
 #define SUPERVISOR_REFUSED_LOG_UIDS 16
 #define CONTROL_RESTART_DELAY_MAX 30.0
-/* The host pings the supervisor process this often; one that has not answered by the next
- * ping is hung (stopped, or its loop stuck) and is killed: a hang costs 5 to 10 s. */
+/* A client connecting makes the host ping the supervisor process (at most once this often);
+ * one that has not answered this long after is hung (stopped, or its loop stuck) and is
+ * killed: a hang keeps a client waiting this long and the restart. Nobody connecting, there is
+ * no ping: an idle host wakes for nothing. */
 #define CONTROL_PING_INTERVAL 5.0
 /* The channel between them (lib/channel.h). A message larger than a datagram's bound goes in a
  * memfd; a reply larger than CHANNEL_REPLY_MAX is refused with too_large. While the host has

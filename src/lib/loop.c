@@ -120,8 +120,9 @@ loop_modify(struct loop *loop, int fd, uint32_t events)
 {
 	if (fd < 0 || (size_t)fd >= loop->watch_capacity || !loop->watches[fd].events)
 		return -EBADF;
-	/* Callers say what they want after each event; most times it is what they have. */
-	if (loop->watches[fd].events == (events ? events : EPOLLHUP))
+	/* Callers say what they want after each event; most times it is what they have. A
+	 * one-shot watch is the exception: the MOD is what arms it again. */
+	if (loop->watches[fd].events == (events ? events : EPOLLHUP) && !(events & EPOLLONESHOT))
 		return 0;
 	struct epoll_event event = {.events = events, .data.fd = fd};
 	if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, fd, &event) < 0)

@@ -41,12 +41,14 @@ def wait_gone(pids, timeout=5.0, reaped=True, what=None):
              message=f"{what or f'pids {pids}'} to be gone")
 
 
-def idle_syscalls(pid, trace, seconds=3.0):
-    """The system calls pid's main thread makes in seconds, as strace -tt writes them to the
-    file trace: an idle host makes none but the epoll_wait it is in."""
+def idle_syscalls(pid, trace, seconds=3.0, also=()):
+    """The system calls pid's main thread (and those of the pids in also) make in seconds, as
+    strace -tt writes them to the file trace: an idle host makes none but the epoll_wait it
+    is in."""
     strace = shutil.which("strace")
     assert strace, "strace is not installed: the set-up script installs it (apt-get install strace)"
-    tracer = subprocess.Popen([strace, "-tt", "-p", str(pid), "-o", str(trace)],
+    traced = [arg for p in (pid, *also) for arg in ("-p", str(p))]
+    tracer = subprocess.Popen([strace, "-tt", *traced, "-o", str(trace)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(lambda: pathlib.Path(trace).exists(), 5, message="strace to attach")

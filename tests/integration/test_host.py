@@ -15,7 +15,8 @@ import time
 import pytest
 
 from hostlib import (all_pids, cpu_seconds, descendants, exists, find_process, idle_syscalls,
-                     ignored_signals, parent, proc_stat, process_alive, read_cmdline, wait_for,
+                     ignored_signals, parent, proc_stat, process_alive, read_cmdline,
+                     supervisor_pid, wait_for,
                      wait_gone, worker_command, zombies_of)
 
 # 12:34:56.789 info  web.0[123] text
@@ -825,11 +826,16 @@ ready_timeout = 60
     host.wait_log("done.0: not restarted")
     host.wait_log("worker slow.0 not ready")
     host.wait_log("] worker web.0 ready")
-    # Only the host's own thread: the workers and the supervisor process are separate.
-    calls = idle_syscalls(host.pid, tmp_path / "strace.txt")
-    # At most the epoll_wait it was in when strace attached, and it still is (with the
-    # ready_timeout of slow.0 as its timeout).
-    assert len(calls) <= 5, "idle host made syscalls:\n" + "\n".join(calls)
+    # wait_ready's status requests were connections: the host checks the supervisor process
+    # once, CONTROL_PING_INTERVAL (5 s) after the first. Then neither has anything to do, for
+    # longer than that interval.
+    time.sleep(5.5)
+    supervisor = supervisor_pid(host.pid)
+    calls = idle_syscalls(host.pid, tmp_path / "strace.txt", seconds=6.0, also=(supervisor,))
+    # At most the epoll_wait each was in when strace attached, and still is (the host's with
+    # the ready_timeout of slow.0 as its timeout), and strace's lines about attaching.
+    waits = [c for c in calls if "epoll_wait" in c]
+    assert len(calls) <= 6 and len(waits) <= 2, "idle host made syscalls:\n" + "\n".join(calls)
     assert host.stop() == 0
 
 
