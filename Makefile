@@ -53,6 +53,7 @@ bench: build
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 
 man: build
 
@@ -60,6 +61,10 @@ install: build
 	install -D -m 755 $(BUILD)/aerie $(DESTDIR)$(BINDIR)/aerie
 	install -D -m 644 $(BUILD)/docs/aerie.1 $(DESTDIR)$(MANDIR)/man1/aerie.1
 	install -D -m 644 $(BUILD)/docs/aerie.ini.5 $(DESTDIR)$(MANDIR)/man5/aerie.ini.5
+	install -D -m 644 $(BUILD)/completions/aerie \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions/aerie
+	install -D -m 644 $(BUILD)/completions/_aerie \
+		$(DESTDIR)$(DATADIR)/zsh/vendor-completions/_aerie
 
 # The Debian package (debian/), built from a copy of the tree as a clean checkout would be, then
 # checked by lintian: build/deb/aerie_VERSION_ARCH.deb.

@@ -1,5 +1,5 @@
-"""`make install PREFIX=/usr DESTDIR=...`: the binary and both man pages land where a package
-expects them, the installed binary runs, and man(1) renders each page without a warning. The
+"""`make install PREFIX=/usr DESTDIR=...`: the binary, both man pages and the bash and zsh
+completions land where a package expects them (where meson install puts them), the installed binary runs, and man(1) renders each page without a warning. The
 pages must also name every command-line option and every config key the code accepts, so that
 the documentation cannot fall behind the code unnoticed."""
 import os
@@ -32,6 +32,22 @@ def installed(tmp_path_factory):
                             capture_output=True, text=True, timeout=600, env=make_env())
     assert result.returncode == 0, result.stdout + result.stderr
     return root
+
+
+def test_completions_are_installed_where_the_shells_look(installed):
+    bash = installed / "usr/share/bash-completion/completions/aerie"
+    zsh = installed / "usr/share/zsh/vendor-completions/_aerie"
+    for path in (bash, zsh):
+        assert path.is_file(), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        text = path.read_text()
+        # The word lists of completions/meson.build were put in: no @NAME@ is left.
+        assert not re.search(r"@[A-Z_]+@", text), re.findall(r"@[A-Z_]+@", text)
+        assert "status metrics restart reload stop start scale signal logs top" in text
+    result = subprocess.run(["bash", "-n", str(bash)], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert "complete -F" in bash.read_text()
+    assert zsh.read_text().startswith("#compdef aerie")
 
 
 def render(page, width=80):
