@@ -183,10 +183,16 @@ def test_template_unit_is_the_unit_for_other_configs(package):
     system = package["root"] / "lib/systemd/system"
     unit = directives((system / "aerie.service").read_text())
     template = directives((system / "aerie@.service").read_text())
-    differ = {"Description=", "ExecStart=", "RuntimeDirectory=", "RuntimeDirectoryPreserve="}
+    differ = {"Description=", "ExecStart=", "RuntimeDirectory=", "RuntimeDirectoryPreserve=",
+              "ExecReload=/usr/bin/aerie check "}
     same = [d for d in unit if not d.startswith(tuple(differ))]
     assert [d for d in template if not d.startswith(tuple(differ))] == same
     assert "ExecStart=/usr/bin/aerie host /etc/aerie/%i.ini" in template
+    # systemctl reload checks the file first: a broken one fails the reload, no SIGHUP.
+    assert template[template.index("ExecReload=/usr/bin/aerie check /etc/aerie/%i.ini") + 1] \
+        == "ExecReload=/bin/kill -HUP $MAINPID"
+    assert unit[unit.index("ExecReload=/usr/bin/aerie check /etc/aerie/aerie.ini") + 1] \
+        == "ExecReload=/bin/kill -HUP $MAINPID"
     assert "RuntimeDirectory=aerie/%i" in template
     assert "ExecStart=/usr/bin/aerie host /etc/aerie/aerie.ini" in unit
     assert "Type=notify" in unit and "RuntimeDirectory=aerie" in unit
