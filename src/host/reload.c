@@ -207,24 +207,8 @@ host_reload_run(struct host *host)
 	host->reload_report = report;
 	/* Whatever comes of it: systemd (Type=notify-reload) waits for RELOADING=1 after SIGHUP. */
 	host_notify_reloading(host, "reloading the config");
-	const char *busy = busy_service(host);
-	if (busy) {
-		report->busy = true;
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "%s: a change is under way (stop, start or scale); try again once it is "
-			 "done",
-			 busy);
-		free(config);
-		host_restart_finish(host);
-		return;
-	}
-	if (host->config_count == HOST_MAX_CONFIGS) {
-		snprintf(host->restart_error, sizeof(host->restart_error),
-			 "too many generations still stopping; try again later");
-		free(config);
-		host_restart_finish(host);
-		return;
-	}
+	/* The file first: a broken one is the answer whatever else is going on, as an operator
+	 * who just edited it wants to hear at once. */
 	char error[400];
 	int r = config_load(host->config_path, config, error, sizeof(error));
 	if (r == 0 &&
@@ -234,6 +218,22 @@ host_reload_run(struct host *host)
 		free(config);
 		report->config_error = true;
 		snprintf(host->restart_error, sizeof(host->restart_error), "%s", error);
+		host_restart_finish(host);
+		return;
+	}
+	const char *busy = busy_service(host);
+	if (busy || host->config_count == HOST_MAX_CONFIGS) {
+		report->busy = busy != NULL;
+		if (busy)
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "%s: a change is under way (stop, start or scale); try again once "
+				 "it is done",
+				 busy);
+		else
+			snprintf(host->restart_error, sizeof(host->restart_error),
+				 "too many generations still stopping; try again later");
+		config_free(config);
+		free(config);
 		host_restart_finish(host);
 		return;
 	}

@@ -225,6 +225,13 @@ def test_busy_while_another_change_is_under_way(start_host, examples_dir):
     assert reply["error"]["code"] == "busy"
     reply = host.request({"please": "reload"})
     assert reply["error"]["code"] == "busy"
+    # A broken file is the answer even then: it is read before the busy check.
+    good = host.config.read_text()
+    host.config.write_text(good + "[service:other]\ncommand = /bin/true\ncount = two\n")
+    reply = host.request({"please": "reload"})
+    assert reply["error"]["code"] == "config", reply
+    assert str(host.config) in reply["error"]["message"] and "count" in reply["error"]["message"]
+    host.config.write_text(good)
     data = b""
     while not data.endswith(b"\0"):
         data += first.recv(4096)
