@@ -1,6 +1,7 @@
 /* cgroup: the services' cgroup v2 directories under the host's own (see cgroup.h). */
 #include "host/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -355,4 +357,68 @@ cgroup_done(void)
 	if (state.base_made && rmdir(state.base) < 0 && errno != ENOENT)
 		log_errno(LOG_WARN, -errno, "cannot remove the cgroup %s", state.base);
 	state.ready = false;
+}
+
+/* Calls fn on every service's cgroup under the base (by name), round after round until fn
+ * has returned true for all of them, at most rounds rounds CGROUP_SWEEP_PAUSE_NS apart.
+ * Returns how many were left. */
+static size_t
+each_service_cgroup(int base_fd, bool (*fn)(int base_fd, const char *name), unsigned rounds)
+{
+	size_t left = 0;
+	for (unsigned round = 0; round < rounds; round++) {
+		if (round > 0)
+			(void)nanosleep(&(struct timespec){0, CGROUP_SWEEP_PAUSE_NS}, NULL);
+		int fd = dup(base_fd);
+		DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!dir) {
+			if (fd >= 0)
+				close(fd);
+			return left;
+		}
+		rewinddir(dir); /* the dup shares the offset of the last round's listing */
+		left = 0;
+		for (struct dirent *entry; (entry = readdir(dir));)
+			if (strncmp(entry->d_name, "service.", 8) == 0 &&
+			    !fn(base_fd, entry->d_name))
+				left++;
+		closedir(dir);
+		if (left == 0)
+			break;
+	}
+	return left;
+}
+
+static bool
+kill_cgroup(int base_fd, const char *name)
+{
+	int fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)write_at(fd, "cgroup.kill", "1"); /* no cgroup.kill: nothing to do better */
+		close(fd);
+	}
+	return true;
+}
+
+static bool
+remove_cgroup(int base_fd, const char *name)
+{
+	return unlinkat(base_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
+}
+
+size_t
+cgroup_sweep_orphaned(void)
+{
+	if (!state.ready)
+		return 0;
+	int base_fd = open(state.base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (base_fd < 0)
+		return 0;
+	(void)each_service_cgroup(base_fd, kill_cgroup, 1);
+	/* The killed take a moment to exit; a cgroup with a process in it can't be removed. */
+	size_t left = each_service_cgroup(base_fd, remove_cgroup, CGROUP_SWEEP_ROUNDS);
+	close(base_fd);
+	if (left == 0 && state.base_made)
+		(void)rmdir(state.base);
+	return left;
 }

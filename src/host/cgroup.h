@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config_exec;
@@ -29,3 +30,8 @@ void cgroup_service_kill(const char *service);
 bool cgroup_service_memory(const char *service, uint64_t *ret_bytes);
 /* Removes the cgroups made (those still holding a process stay). */
 void cgroup_done(void);
+/* For the guard, once the host died without stopping (it has the host's cgroup state, from the
+ * fork): cgroup.kill in every service's cgroup under the host's, which reaches what left the
+ * workers' process groups too, then each removed once empty, and the host's own directory if
+ * it made one. Returns how many could not be removed (still busy after the wait). */
+size_t cgroup_sweep_orphaned(void);

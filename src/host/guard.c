@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "host/cgroup.h"
 #include "lib/limits.h"
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -133,6 +134,11 @@ guard_main(int fd, pid_t host)
 	log_warn("the host %d died without stopping its workers: killed %zu process group%s they "
 		 "left",
 		 (int)host, killed, killed == 1 ? "" : "s");
+	/* And what left those groups (setsid) in the services' cgroups; the cgroups go. */
+	size_t busy = cgroup_sweep_orphaned();
+	if (busy > 0)
+		log_warn("%zu cgroup%s of the host %d still hold processes; left in place", busy,
+			 busy == 1 ? "" : "s", (int)host);
 	_exit(0);
 }
 

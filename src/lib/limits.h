@@ -81,6 +81,10 @@
  * it lists are one bit per possible pid, up to Linux's PID_MAX_LIMIT on 64-bit (512 KiB). */
 #define GUARD_PIPE_SIZE (1024 * 1024)
 #define GUARD_MAX_PID (4 * 1024 * 1024)
+/* After the host's death the guard removes the services' cgroups once the processes it killed
+ * in them have exited: it tries this many times, this far apart (2 s in all). */
+#define CGROUP_SWEEP_ROUNDS 100
+#define CGROUP_SWEEP_PAUSE_NS (20 * 1000 * 1000)
 
 /* Worker output kept by the host (host/logs.c). A line kept in memory for `logs` is cut at
  * LOGS_LINE_MAX and marked "cut". A service's ring has log_lines x LOGS_LINE_AVERAGE bytes for

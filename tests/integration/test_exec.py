@@ -347,6 +347,28 @@ def test_a_setsid_grandchild_is_killed_by_stop_through_cgroup_kill(start_host):
     assert not directory.exists()  # removed once empty
 
 
+def test_a_killed_hosts_guard_empties_and_removes_the_service_cgroups(start_host):
+    """kill -9 of the host: its guard kills the workers' process groups, then what escaped them
+    through cgroup.kill, and removes the services' cgroups once empty."""
+    host = start_host(config(service("web", ESCAPER, stop_timeout=30),
+                             service("other", "/bin/sleep 1000")))
+    web = service_cgroup_or_skip(host, "web")
+    other = service_cgroup_or_skip(host, "other")
+    if not (web / "cgroup.kill").exists():
+        pytest.skip(f"this kernel has no cgroup.kill (Linux 5.14+) in {web}")
+    [pid] = host.wait_ready("web", 1)
+    pid_file = host.directory / "escaped.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10,
+             message="the escaped grandchild's pid")
+    escaped = int(pid_file.read_text())
+    assert os.getsid(escaped) != os.getsid(pid)
+    host.process.kill()
+    host.process.wait()
+    wait_gone([pid, escaped], reaped=False, what="the worker and its escaped grandchild")
+    wait_for(lambda: not web.exists() and not other.exists(), timeout=10,
+             message="the services' cgroups removed")
+
+
 def test_cgroup_no_keeps_the_worker_in_the_hosts_cgroup(start_host):
     host = start_host(config(service("web", "/bin/sleep 1000", cgroup="no")))
     [pid] = host.wait_ready("web", 1)
