@@ -326,16 +326,22 @@ ESCAPER = ("/bin/sh -c 'setsid /bin/sh -c \"trap \\\"\\\" TERM; echo \\$\\$ > es
            "exec sleep 1000\" & exec sleep 1000'")
 
 
-def test_a_setsid_grandchild_is_killed_by_stop_through_cgroup_kill(start_host):
-    host = start_host(config(service("web", ESCAPER, stop_timeout=30)))
-    directory = service_cgroup_or_skip(host, "web")
+def escaper_started(host, directory):
+    """(worker, escaped grandchild) of the ESCAPER service web whose cgroup is directory; a
+    skip where the kernel has no cgroup.kill."""
     if not (directory / "cgroup.kill").exists():
         pytest.skip(f"this kernel has no cgroup.kill (Linux 5.14+) in {directory}")
     [pid] = host.wait_ready("web", 1)
     pid_file = host.directory / "escaped.pid"
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10,
              message="the escaped grandchild's pid")
-    escaped = int(pid_file.read_text())
+    return pid, int(pid_file.read_text())
+
+
+def test_a_setsid_grandchild_is_killed_by_stop_through_cgroup_kill(start_host):
+    host = start_host(config(service("web", ESCAPER, stop_timeout=30)))
+    directory = service_cgroup_or_skip(host, "web")
+    pid, escaped = escaper_started(host, directory)
     # In a session of its own, ignoring SIGTERM: no signal to the worker's group reaches it.
     assert os.getsid(escaped) == escaped != os.getsid(pid)
     assert "SigIgn" in proc_status(escaped) and int(proc_status(escaped)["SigIgn"], 16) & 1 << 14
@@ -354,13 +360,7 @@ def test_a_killed_hosts_guard_empties_and_removes_the_service_cgroups(start_host
                              service("other", "/bin/sleep 1000")))
     web = service_cgroup_or_skip(host, "web")
     other = service_cgroup_or_skip(host, "other")
-    if not (web / "cgroup.kill").exists():
-        pytest.skip(f"this kernel has no cgroup.kill (Linux 5.14+) in {web}")
-    [pid] = host.wait_ready("web", 1)
-    pid_file = host.directory / "escaped.pid"
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10,
-             message="the escaped grandchild's pid")
-    escaped = int(pid_file.read_text())
+    pid, escaped = escaper_started(host, web)
     assert os.getsid(escaped) != os.getsid(pid)
     host.process.kill()
     host.process.wait()
