@@ -359,30 +359,22 @@ cgroup_done(void)
 	state.ready = false;
 }
 
-/* Calls fn on every service's cgroup under the base (by name), round after round until fn
+/* Calls fn on every service's cgroup in dir, the base (by name), round after round until fn
  * has returned true for all of them, at most rounds rounds CGROUP_SWEEP_PAUSE_NS apart.
  * Returns how many were left. */
 static size_t
-each_service_cgroup(int base_fd, bool (*fn)(int base_fd, const char *name), unsigned rounds)
+each_service_cgroup(DIR *dir, bool (*fn)(int base_fd, const char *name), unsigned rounds)
 {
 	size_t left = 0;
 	for (unsigned round = 0; round < rounds; round++) {
 		if (round > 0)
 			(void)nanosleep(&(struct timespec){0, CGROUP_SWEEP_PAUSE_NS}, NULL);
-		int fd = dup(base_fd);
-		DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-		if (!dir) {
-			if (fd >= 0)
-				close(fd);
-			return left;
-		}
-		rewinddir(dir); /* the dup shares the offset of the last round's listing */
+		rewinddir(dir);
 		left = 0;
 		for (struct dirent *entry; (entry = readdir(dir));)
 			if (strncmp(entry->d_name, "service.", 8) == 0 &&
-			    !fn(base_fd, entry->d_name))
+			    !fn(dirfd(dir), entry->d_name))
 				left++;
-		closedir(dir);
 		if (left == 0)
 			break;
 	}
@@ -412,12 +404,16 @@ cgroup_sweep_orphaned(void)
 	if (!state.ready)
 		return 0;
 	int base_fd = open(state.base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (base_fd < 0)
+	DIR *dir = base_fd >= 0 ? fdopendir(base_fd) : NULL;
+	if (!dir) {
+		if (base_fd >= 0)
+			close(base_fd);
 		return 0;
-	(void)each_service_cgroup(base_fd, kill_cgroup, 1);
+	}
+	(void)each_service_cgroup(dir, kill_cgroup, 1);
 	/* The killed take a moment to exit; a cgroup with a process in it can't be removed. */
-	size_t left = each_service_cgroup(base_fd, remove_cgroup, CGROUP_SWEEP_ROUNDS);
-	close(base_fd);
+	size_t left = each_service_cgroup(dir, remove_cgroup, CGROUP_SWEEP_ROUNDS);
+	closedir(dir);
 	if (left == 0 && state.base_made)
 		(void)rmdir(state.base);
 	return left;
